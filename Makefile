@@ -1,0 +1,40 @@
+# serverless-cases: `make run` sets up and starts the service; `make test` sets up and runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMPS := .make
+
+.PHONY: setup toolchain test lint typecheck unit run bench clean
+
+$(STAMPS)/venv: pyproject.toml requirements.lock
+	@mkdir -p $(STAMPS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $@
+
+# Cheap when the pinned CLI is cached; builds it from Go modules the first time.
+toolchain: $(STAMPS)/venv
+	@toolchain/ensure-pulumi.sh > $(STAMPS)/toolchain-bin
+
+setup: $(STAMPS)/venv toolchain
+
+lint: setup
+	$(PY) -m ruff check .
+
+typecheck: setup
+	$(PY) -m mypy
+
+unit: setup
+	SERVERLESS_CASES_TOOLCHAIN_BIN=$$(cat $(STAMPS)/toolchain-bin) $(PY) -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+run: setup
+	@$(PY) -m service
+
+bench: setup
+	SERVERLESS_CASES_TOOLCHAIN_BIN=$$(cat $(STAMPS)/toolchain-bin) $(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(STAMPS) $(VENV) .pytest_cache .mypy_cache .ruff_cache

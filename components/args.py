@@ -1,0 +1,88 @@
+"""Typed component arguments: parsing from plain data, validation that reports every
+problem at once, and the JSON Schema the catalog publishes.
+
+Every ``<ClassName>Args`` is a frozen, keyword-only dataclass. Field types are checked by
+pydantic (all type errors collected); each class adds its own rules in ``problems()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Protocol, TypeVar
+
+import pydantic
+
+
+class ComponentArgsError(ValueError):
+    """Invalid component arguments; ``problems`` lists every one of them."""
+
+    def __init__(self, component: str, problems: list[str]) -> None:
+        self.component = component
+        self.problems = list(problems)
+        listing = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid arguments for {component}:\n{listing}")
+
+
+class ValidatedArgs(Protocol):
+    def problems(self) -> list[str]: ...
+
+
+A = TypeVar("A")
+
+
+def component_args(cls: type[A]) -> type[A]:
+    """Make ``cls`` a frozen, keyword-only dataclass whose parsing refuses unknown fields."""
+    cls.__pydantic_config__ = pydantic.ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+    return dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+
+
+def _adapter(cls: type[A]) -> pydantic.TypeAdapter[A]:
+    return pydantic.TypeAdapter(cls)
+
+
+def parse_args(cls: type[A], data: Mapping[str, Any] | None, *, component: str | None = None) -> A:
+    """Build ``cls`` from plain data (stack config, a REST body), or raise one
+    :class:`ComponentArgsError` naming every invalid field."""
+    name = component or cls.__name__.removesuffix("Args")
+    data = dict(data or {})
+    problems = _type_problems(cls, data)
+    if not problems:
+        value = _adapter(cls).validate_python(data)
+        check_args(value, component=name)
+        return value
+    # Report the semantic problems of the fields that did parse, too: every problem at once.
+    bad = {p.split(":", 1)[0].split(".", 1)[0] for p in problems}
+    rest = {k: v for k, v in data.items() if k not in bad}
+    if not _type_problems(cls, rest):
+        parsed = _adapter(cls).validate_python(rest)
+        problems += [p for p in getattr(parsed, "problems", list)() if p.split(":", 1)[0] not in bad]
+    raise ComponentArgsError(name, problems)
+
+
+def _type_problems(cls: type, data: dict[str, Any]) -> list[str]:
+    try:
+        _adapter(cls).validate_python(data)
+    except pydantic.ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(arguments)"
+            unknown = err["type"] in ("extra_forbidden", "unexpected_keyword_argument")
+            problems.append(f"{where}: {'unknown field' if unknown else err['msg']}")
+        return problems
+    return []
+
+
+def check_args(args: Any, *, component: str) -> None:
+    problems = args.problems() if hasattr(args, "problems") else []
+    if problems:
+        raise ComponentArgsError(component, problems)
+
+
+def args_schema(cls: type) -> dict[str, Any]:
+    """JSON Schema of an args dataclass, from the same type the component uses."""
+    return _adapter(cls).json_schema()
+
+
+def field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]

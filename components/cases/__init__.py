@@ -1,0 +1,1 @@
+"""The six reference architectures, each a short composition of the building blocks."""

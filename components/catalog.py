@@ -1,0 +1,55 @@
+"""The catalog of cases: one entry per reference architecture, naming its component, its
+typed arguments (the single source of the argument schema) and its declared outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+
+from components.args import args_schema, parse_args
+from components.cases import todo_app
+
+
+class UnknownCaseError(LookupError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"unknown case {name!r}; valid cases: {', '.join(sorted(CASES))}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    description: str
+    component: type[pulumi.ComponentResource]
+    args: type
+    outputs: tuple[str, ...]
+
+    def parse_args(self, data: Mapping[str, Any] | None) -> Any:
+        return parse_args(self.args, data, component=self.name)
+
+    def schema(self) -> dict[str, Any]:
+        return args_schema(self.args)
+
+    def build(self, resource_name: str, data: Mapping[str, Any] | None,
+              opts: pulumi.ResourceOptions | None = None) -> Any:
+        return self.component(resource_name, self.parse_args(data), opts)  # type: ignore[call-arg]
+
+
+CASES: dict[str, Case] = {
+    case.name: case
+    for case in (
+        Case("todo-app", todo_app.DESCRIPTION, todo_app.TodoApp, todo_app.TodoAppArgs,
+             ("api_url", "user_pool_id", "client_id", "identity_pool_id", "bucket_name", "table_name",
+              "dax_endpoint")),
+    )
+}
+
+
+def get_case(name: str) -> Case:
+    try:
+        return CASES[name]
+    except KeyError:
+        raise UnknownCaseError(name) from None

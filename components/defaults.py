@@ -1,0 +1,187 @@
+"""Secure defaults: every building block starts from these constants and small pure
+functions, and nowhere else decides them.
+
+A caller may override a default. An override that weakens security is reported with
+:func:`warn_weakened`, which names the property, so it is never silent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pulumi
+
+# -- logging and tracing -----------------------------------------------------------------------
+LOG_RETENTION_DAYS = 365
+TRACING_MODE = "Active"
+
+# -- Lambda -----------------------------------------------------------------------------------
+LAMBDA_RUNTIME = "python3.12"
+LAMBDA_ARCHITECTURE = "x86_64"
+LAMBDA_MEMORY_MB = 256
+LAMBDA_TIMEOUT_SECONDS = 10
+LAMBDA_LOG_FORMAT = "JSON"
+ASYNC_MAX_RETRIES = 2
+ASYNC_MAX_EVENT_AGE_SECONDS = 3600
+
+# -- stream sources (DynamoDB/Kinesis -> Lambda) ----------------------------------------------
+STREAM_BATCH_SIZE = 10
+STREAM_MAX_RETRIES = 3
+STREAM_MAX_RECORD_AGE_SECONDS = 3600
+STREAM_BISECT_ON_ERROR = True
+
+# -- API Gateway ------------------------------------------------------------------------------
+API_THROTTLE_RATE = 50.0
+API_THROTTLE_BURST = 100
+API_CACHE_TTL_SECONDS = 300
+API_CACHE_CLUSTER_SIZE = "0.5"
+API_STAGE_NAME = "v1"
+API_ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "sourceIp": "$context.identity.sourceIp",
+        "caller": "$context.authorizer.claims.sub",
+        "requestTime": "$context.requestTime",
+        "httpMethod": "$context.httpMethod",
+        "resourcePath": "$context.resourcePath",
+        "status": "$context.status",
+        "responseLength": "$context.responseLength",
+        "integrationLatency": "$context.integrationLatency",
+    },
+    separators=(",", ":"),
+)
+
+# -- storage ----------------------------------------------------------------------------------
+BUCKET_SSE_ALGORITHM = "AES256"  # S3-managed keys: readable by CloudFront OAC without a KMS key policy
+BUCKET_OBJECT_OWNERSHIP = "BucketOwnerEnforced"
+TABLE_BILLING_MODE = "PAY_PER_REQUEST"
+QUEUE_MESSAGE_RETENTION_SECONDS = 1_209_600  # 14 days, the maximum, for dead-letter queues
+
+# -- CDN --------------------------------------------------------------------------------------
+CDN_VIEWER_PROTOCOL_POLICY = "redirect-to-https"
+CDN_MINIMUM_TLS = "TLSv1.2_2021"
+CDN_PRICE_CLASS = "PriceClass_100"
+CDN_DEFAULT_ROOT_OBJECT = "index.html"
+# AWS managed cache policy "CachingOptimized".
+CDN_CACHING_OPTIMIZED_POLICY_ID = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+HSTS_MAX_AGE_SECONDS = 63_072_000
+
+# -- DAX and networking -----------------------------------------------------------------------
+DAX_NODE_TYPE = "dax.t3.small"
+DAX_REPLICATION_FACTOR = 3
+DAX_TLS_PORT = 9111
+VPC_CIDR = "10.20.0.0/16"
+VPC_SUBNET_COUNT = 2
+
+
+def warn_weakened(component: str, prop: str, value: object, default: object) -> None:
+    """Say loudly that an override weakens a secure default."""
+    pulumi.log.warn(
+        f"{component}: {prop}={value!r} weakens the secure default ({default!r}); "
+        "keep it only if you mean it"
+    )
+
+
+# -- IAM policy documents -------------------------------------------------------------------------
+def policy_document(statements: Iterable[Mapping[str, Any]]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, sort_keys=True)
+
+
+def allow(actions: Sequence[str], resources: Sequence[str], *, sid: str | None = None,
+          condition: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One least-privilege Allow statement. Refuses a wildcard action on a wildcard resource."""
+    if any(a == "*" for a in actions) and any(r == "*" for r in resources):
+        raise ValueError("refusing an IAM statement that allows every action on every resource")
+    statement: dict[str, Any] = {"Effect": "Allow", "Action": sorted(set(actions)), "Resource": list(resources)}
+    if sid:
+        statement["Sid"] = sid
+    if condition:
+        statement["Condition"] = dict(condition)
+    return statement
+
+
+def assume_role_policy(service: str, *, source_account: str | None = None) -> str:
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    if source_account:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    return policy_document([statement])
+
+
+def tls_only_statement(resources: Sequence[str]) -> dict[str, Any]:
+    """Deny any request that does not use TLS (S3 buckets, SQS queues, SNS topics)."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "*",
+        "Resource": list(resources),
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def service_principal_statement(service: str, actions: Sequence[str], resources: Sequence[str],
+                                *, source_arn: str, source_account: str, sid: str) -> dict[str, Any]:
+    """Allow one AWS service to act on a resource only for one source of this account."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": list(actions),
+        "Resource": list(resources),
+        "Condition": {
+            "ArnEquals" if "*" not in source_arn else "ArnLike": {"aws:SourceArn": source_arn},
+            "StringEquals": {"aws:SourceAccount": source_account},
+        },
+    }
+
+
+def lambda_basic_statements(log_group_arn: str) -> list[dict[str, Any]]:
+    """What every function needs: write its own log group, send its traces."""
+    return [
+        allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{log_group_arn}:*"], sid="OwnLogs"),
+        # X-Ray has no resource-level permissions: the action list is what keeps this narrow.
+        allow(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"], sid="Tracing"),
+    ]
+
+
+def lambda_vpc_statements() -> list[dict[str, Any]]:
+    # ENI management has no resource-level scoping for Create/Describe; actions are narrow.
+    return [
+        allow(
+            ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
+             "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"],
+            ["*"],
+            sid="VpcNetworkInterfaces",
+        )
+    ]
+
+
+def public_access_block() -> dict[str, bool]:
+    return {
+        "block_public_acls": True,
+        "block_public_policy": True,
+        "ignore_public_acls": True,
+        "restrict_public_buckets": True,
+    }
+
+
+def security_headers() -> dict[str, Any]:
+    """CloudFront response-headers policy: HSTS, nosniff, frame denial, referrer policy, XSS."""
+    return {
+        "strict_transport_security": {
+            "access_control_max_age_sec": HSTS_MAX_AGE_SECONDS,
+            "include_subdomains": True,
+            "preload": True,
+            "override": True,
+        },
+        "content_type_options": {"override": True},
+        "frame_options": {"frame_option": "DENY", "override": True},
+        "referrer_policy": {"referrer_policy": "strict-origin-when-cross-origin", "override": True},
+        "xss_protection": {"protection": True, "mode_block": True, "override": True},
+    }

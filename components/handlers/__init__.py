@@ -1,0 +1,1 @@
+"""Lambda handler code: ordinary modules, packaged one file per function."""

@@ -1,0 +1,208 @@
+"""The sandbox resource provider: a Pulumi provider plugin for the ``aws`` package that
+records resources instead of calling AWS.
+
+The engine starts it as ``pulumi-resource-aws`` (see ``sandbox/bin``), reads the port it
+prints, and drives it over gRPC like the real provider: configure, check (autonaming and
+AWS's own validation), diff (property by property, with replacement where AWS forces it),
+create/read/update/delete against :class:`sandbox.cloud.SandboxCloud`, and the invokes the
+components call. What AWS computes (ARNs, endpoints, ids) comes from
+:mod:`sandbox.synthesis`, the module the unit-test mocks use too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from concurrent import futures
+from importlib import metadata
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2, json_format, struct_pb2
+from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
+
+from sandbox import synthesis
+from sandbox.cloud import Record, ResourceExists, SandboxCloud
+
+MARKER_ENV = "SANDBOX_PROVIDER_IDENTITY"  # lets tests tell which plugin the engine launched
+
+
+def provider_version() -> str:
+    """At least the version of the pulumi-aws SDK the program was written against."""
+    try:
+        return metadata.version("pulumi-aws")
+    except metadata.PackageNotFoundError:  # pragma: no cover - the SDK is a dependency
+        return "7.51.1"
+
+
+def _to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return json_format.MessageToDict(struct) if struct is not None else {}
+
+
+def _to_struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(json.loads(json.dumps(value)))
+    return struct
+
+
+def _name_of(urn: str, name: str) -> str:
+    return name or urn.rsplit("::", 1)[-1]
+
+
+def _type_of(urn: str, type_: str) -> str:
+    return type_ or urn.split("::")[-2].rsplit("$", 1)[-1]
+
+
+def diff_properties(type_token: str, olds: Mapping[str, Any], news: Mapping[str, Any],
+                    ignore: set[str] | frozenset[str] = frozenset()) -> provider_pb2.DiffResponse:
+    """Compare old and new inputs key by key; replacement where AWS forces it."""
+    skip = {synthesis.DEFAULTS_KEY, *ignore}
+    forces = synthesis.replacement_properties(type_token)
+    detailed: dict[str, provider_pb2.PropertyDiff] = {}
+    for key in sorted((set(olds) | set(news)) - skip):
+        old, new = olds.get(key), news.get(key)
+        if old == new:
+            continue
+        replace = key in forces
+        if key not in olds:
+            kind = provider_pb2.PropertyDiff.ADD_REPLACE if replace else provider_pb2.PropertyDiff.ADD
+        elif key not in news:
+            kind = provider_pb2.PropertyDiff.DELETE_REPLACE if replace else provider_pb2.PropertyDiff.DELETE
+        else:
+            kind = provider_pb2.PropertyDiff.UPDATE_REPLACE if replace else provider_pb2.PropertyDiff.UPDATE
+        detailed[key] = provider_pb2.PropertyDiff(kind=kind, inputDiff=True)
+    if not detailed:
+        return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_NONE, hasDetailedDiff=True)
+    replaces = [k for k in detailed if k in forces]
+    name_prop = synthesis.spec_for(type_token).name_property
+    user_named = name_prop is not None and name_prop not in (news.get(synthesis.DEFAULTS_KEY) or [])
+    return provider_pb2.DiffResponse(
+        changes=provider_pb2.DiffResponse.DIFF_SOME,
+        diffs=sorted(detailed),
+        replaces=replaces,
+        deleteBeforeReplace=bool(replaces) and user_named,
+        detailedDiff=detailed,
+        hasDetailedDiff=True,
+    )
+
+
+class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
+    def __init__(self) -> None:
+        self.region = synthesis.DEFAULT_REGION
+        self._cloud: SandboxCloud | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def cloud(self) -> SandboxCloud:
+        with self._lock:
+            if self._cloud is None:
+                self._cloud = SandboxCloud(region=self.region)
+            return self._cloud
+
+    # -- plugin and configuration ---------------------------------------------------------------
+    def GetPluginInfo(self, request, context):  # noqa: N802 (gRPC method names)
+        return plugin_pb2.PluginInfo(version=provider_version())
+
+    def GetSchema(self, request, context):  # noqa: N802
+        return provider_pb2.GetSchemaResponse(schema=json.dumps({"name": "aws", "version": provider_version()}))
+
+    def CheckConfig(self, request, context):  # noqa: N802
+        return provider_pb2.CheckResponse(inputs=request.news)
+
+    def DiffConfig(self, request, context):  # noqa: N802
+        olds, news = _to_dict(request.old_inputs) or _to_dict(request.olds), _to_dict(request.news)
+        changed = sorted(k for k in set(olds) | set(news) if olds.get(k) != news.get(k) and k != "version")
+        if not changed:
+            return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_NONE)
+        return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_SOME, diffs=changed)
+
+    def Configure(self, request, context):  # noqa: N802
+        variables = dict(request.variables)
+        args = _to_dict(request.args)
+        self.region = args.get("region") or variables.get("aws:region") or os.environ.get(
+            "AWS_REGION", synthesis.DEFAULT_REGION)
+        return provider_pb2.ConfigureResponse(acceptSecrets=False, supportsPreview=False,
+                                              acceptResources=False, acceptOutputs=False)
+
+    # -- resources ----------------------------------------------------------------------------
+    def Check(self, request, context):  # noqa: N802
+        type_token = _type_of(request.urn, request.type)
+        news = _to_dict(request.news)
+        olds = _to_dict(request.olds)
+        inputs = synthesis.autoname(type_token, _name_of(request.urn, request.name), news,
+                                    seed=request.randomSeed, olds=olds)
+        failures = [provider_pb2.CheckFailure(property=prop, reason=reason)
+                    for prop, reason in synthesis.check(type_token, inputs)]
+        return provider_pb2.CheckResponse(inputs=_to_struct(inputs), failures=failures)
+
+    def Diff(self, request, context):  # noqa: N802
+        type_token = _type_of(request.urn, request.type)
+        olds = _to_dict(request.old_inputs) or _to_dict(request.olds)
+        return diff_properties(type_token, olds, _to_dict(request.news), set(request.ignoreChanges))
+
+    def Create(self, request, context):  # noqa: N802
+        type_token = _type_of(request.urn, request.type)
+        name = _name_of(request.urn, request.name)
+        inputs = _to_dict(request.properties)
+        rid = synthesis.resource_id(type_token, name, inputs, self.region)
+        outputs = synthesis.outputs(type_token, name, inputs, rid, self.region)
+        try:
+            self.cloud.put(Record(type_token, rid, request.urn, inputs, outputs), must_be_new=True)
+        except ResourceExists as exc:
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        return provider_pb2.CreateResponse(id=rid, properties=_to_struct(outputs))
+
+    def Read(self, request, context):  # noqa: N802
+        type_token = _type_of(request.urn, request.type)
+        record = self.cloud.get(type_token, request.id)
+        if record is None:  # gone from "the cloud": the engine drops it from state
+            return provider_pb2.ReadResponse()
+        return provider_pb2.ReadResponse(id=record.id, properties=_to_struct(record.outputs),
+                                         inputs=_to_struct(record.inputs))
+
+    def Update(self, request, context):  # noqa: N802
+        type_token = _type_of(request.urn, request.type)
+        name = _name_of(request.urn, request.name)
+        inputs = _to_dict(request.news)
+        outputs = synthesis.outputs(type_token, name, inputs, request.id, self.region)
+        self.cloud.put(Record(type_token, request.id, request.urn, inputs, outputs))
+        return provider_pb2.UpdateResponse(properties=_to_struct(outputs))
+
+    def Delete(self, request, context):  # noqa: N802
+        self.cloud.delete(_type_of(request.urn, request.type), request.id)
+        return empty_pb2.Empty()
+
+    # -- data sources -----------------------------------------------------------------------
+    def Invoke(self, request, context):  # noqa: N802
+        try:
+            result = synthesis.invoke(request.tok, _to_dict(request.args), region=self.region)
+        except KeyError:
+            failure = provider_pb2.CheckFailure(property="", reason=f"the sandbox does not model {request.tok}")
+            return provider_pb2.InvokeResponse(failures=[failure])
+        return provider_pb2.InvokeResponse(**{"return": _to_struct(result)})
+
+    def Cancel(self, request, context):  # noqa: N802
+        return empty_pb2.Empty()
+
+
+def serve() -> int:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
+                         options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)])
+    provider_pb2_grpc.add_ResourceProviderServicer_to_server(SandboxProvider(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(port, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop(grace=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve())
