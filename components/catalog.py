@@ -4,8 +4,8 @@ typed arguments (the single source of the argument schema) and its declared outp
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import pulumi
 
@@ -19,11 +19,19 @@ class UnknownCaseError(LookupError):
         super().__init__(f"unknown case {name!r}; valid cases: {', '.join(sorted(CASES))}")
 
 
+class CaseComponent(Protocol):
+    def outputs(self) -> dict[str, pulumi.Output[Any]]: ...
+
+
+# A case's component class: (resource name, parsed args, options) -> component.
+ComponentFactory = Callable[[str, Any, pulumi.ResourceOptions | None], CaseComponent]
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     name: str
     description: str
-    component: type[pulumi.ComponentResource]
+    component: ComponentFactory
     args: type
     outputs: tuple[str, ...]
 
@@ -34,8 +42,8 @@ class Case:
         return args_schema(self.args)
 
     def build(self, resource_name: str, data: Mapping[str, Any] | None,
-              opts: pulumi.ResourceOptions | None = None) -> Any:
-        return self.component(resource_name, self.parse_args(data), opts)  # type: ignore[call-arg]
+              opts: pulumi.ResourceOptions | None = None) -> CaseComponent:
+        return self.component(resource_name, self.parse_args(data), opts)
 
 
 CASES: dict[str, Case] = {

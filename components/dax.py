@@ -67,11 +67,11 @@ class PrivateNetwork(pulumi.ComponentResource):
             aws.ec2.RouteTableAssociation(
                 f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=self.route_table.id, opts=child)
             subnets.append(subnet)
-        region = aws.get_region_output()
+        region = aws.get_region_output().region
         for service in args.gateway_endpoints:
             aws.ec2.VpcEndpoint(
                 f"{name}-{service}", vpc_id=self.vpc.id, vpc_endpoint_type="Gateway",
-                service_name=region.region.apply(lambda r, s=service: f"com.amazonaws.{r}.{s}"),
+                service_name=pulumi.Output.concat("com.amazonaws.", region, f".{service}"),
                 route_table_ids=[self.route_table.id], opts=child)
         self.subnet_ids = pulumi.Output.all(*[s.id for s in subnets])
         self.register_outputs({"vpc_id": self.vpc.id, "subnet_ids": self.subnet_ids})

@@ -85,21 +85,18 @@ class PrivateBucket(pulumi.ComponentResource):
 
     def apply_policy(
         self,
-        extra: Callable[[str], pulumi.Input[Sequence[Mapping[str, Any]]]] | None = None,
+        extra: Callable[[pulumi.Output[str]], pulumi.Input[Sequence[Mapping[str, Any]]]] | None = None,
     ) -> aws.s3.BucketPolicy:
         """Create the bucket policy: TLS-only, plus the statements ``extra(bucket_arn)`` gives."""
         if self.policy is not None:
             raise RuntimeError(f"{self.logical_name}: the bucket policy was already applied")
-
-        def statements(arn: str) -> pulumi.Output[str]:
-            added = extra(arn) if extra is not None else []
-            return pulumi.Output.from_input(added).apply(
-                lambda more: defaults.policy_document(
-                    [defaults.tls_only_statement([arn, f"{arn}/*"]), *(more or [])]))
-
+        added: pulumi.Input[Sequence[Mapping[str, Any]]] = extra(self.arn) if extra is not None else []
+        document = pulumi.Output.all(self.arn, added).apply(
+            lambda parts: defaults.policy_document(
+                [defaults.tls_only_statement([parts[0], f"{parts[0]}/*"]), *(parts[1] or [])]))
         # The policy waits for the public-access block, so there is no window where the
         # bucket has a policy but no block.
         self.policy = aws.s3.BucketPolicy(
-            f"{self.logical_name}-policy", bucket=self.bucket.id, policy=self.arn.apply(statements),
+            f"{self.logical_name}-policy", bucket=self.bucket.id, policy=document,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.public_access_block, self.ownership]))
         return self.policy

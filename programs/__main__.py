@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import NoReturn
 
 import pulumi
 
 from components import ComponentArgsError, UnknownCaseError, get_case
 from programs import targets
-
 
 # The executor's exit code for "an actionable message was already shown": the engine then
 # reports that message alone, without a second generic failure.
@@ -33,10 +33,21 @@ def fail(message: str) -> NoReturn:
     sys.exit(EXIT_AFTER_MESSAGE)
 
 
-def previous_target() -> str | None:
-    """The target this stack was last deployed with (a stack output), if any."""
+def previous_target(attempts: int = 20, pause: float = 0.1) -> str | None:
+    """The target this stack was last deployed with (its ``target`` output), if any.
+
+    Reads the stack's own outputs through the engine. During an update the engine may be
+    rewriting the checkpoint at that moment ("failed to load checkpoint"), so that error is
+    retried briefly; any other failure stops the run (the check fails closed)."""
     name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-    result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": name})
+    for attempt in range(attempts):
+        try:
+            result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": name})
+            break
+        except Exception as exc:
+            if "failed to load checkpoint" not in str(exc) or attempt == attempts - 1:
+                fail(f"cannot read this stack's previous outputs to check its target: {exc}")
+            time.sleep(pause)
     outputs = (result.value or {}).get("outputs") or {}
     value = outputs.get("target")
     return value if isinstance(value, str) else None
@@ -63,7 +74,7 @@ def main() -> None:
     except ComponentArgsError as exc:
         fail(str(exc))
 
-    component = case.component(case.name, args)
+    component = case.component(case.name, args, None)
     for key, value in component.outputs().items():
         pulumi.export(key, value)
     pulumi.export("case", case.name)

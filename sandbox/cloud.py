@@ -28,7 +28,7 @@ def default_dir() -> Path:
     return data_home / "serverless-cases" / "sandbox-cloud"
 
 
-class ResourceExists(Exception):
+class ResourceExistsError(Exception):
     """A resource with the same identity already exists (AWS's AlreadyExists errors)."""
 
 
@@ -63,7 +63,7 @@ class SandboxCloud:
         if must_be_new and path.exists():
             existing = self.get(record.type, record.id)
             if existing is not None and existing.urn != record.urn:
-                raise ResourceExists(f"{record.type} {record.id!r} already exists (owned by {existing.urn})")
+                raise ResourceExistsError(f"{record.type} {record.id!r} already exists (owned by {existing.urn})")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w") as handle:

@@ -26,9 +26,12 @@ from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from sandbox import synthesis
-from sandbox.cloud import Record, ResourceExists, SandboxCloud
+from sandbox.cloud import Record, ResourceExistsError, SandboxCloud
 
-MARKER_ENV = "SANDBOX_PROVIDER_IDENTITY"  # lets tests tell which plugin the engine launched
+# Tests learn which plugin binary the engine launched: each start appends the identity
+# ($SANDBOX_PROVIDER_IDENTITY, default "sandbox") to $SANDBOX_LAUNCH_LOG when that is set.
+IDENTITY_ENV = "SANDBOX_PROVIDER_IDENTITY"
+LAUNCH_LOG_ENV = "SANDBOX_LAUNCH_LOG"
 
 
 def provider_version() -> str:
@@ -104,32 +107,32 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
             return self._cloud
 
     # -- plugin and configuration ---------------------------------------------------------------
-    def GetPluginInfo(self, request, context):  # noqa: N802 (gRPC method names)
+    def GetPluginInfo(self, request, context):
         return plugin_pb2.PluginInfo(version=provider_version())
 
-    def GetSchema(self, request, context):  # noqa: N802
+    def GetSchema(self, request, context):
         return provider_pb2.GetSchemaResponse(schema=json.dumps({"name": "aws", "version": provider_version()}))
 
-    def CheckConfig(self, request, context):  # noqa: N802
+    def CheckConfig(self, request, context):
         return provider_pb2.CheckResponse(inputs=request.news)
 
-    def DiffConfig(self, request, context):  # noqa: N802
+    def DiffConfig(self, request, context):
         olds, news = _to_dict(request.old_inputs) or _to_dict(request.olds), _to_dict(request.news)
         changed = sorted(k for k in set(olds) | set(news) if olds.get(k) != news.get(k) and k != "version")
         if not changed:
             return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_NONE)
         return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_SOME, diffs=changed)
 
-    def Configure(self, request, context):  # noqa: N802
+    def Configure(self, request, context):
         variables = dict(request.variables)
         args = _to_dict(request.args)
         self.region = args.get("region") or variables.get("aws:region") or os.environ.get(
             "AWS_REGION", synthesis.DEFAULT_REGION)
-        return provider_pb2.ConfigureResponse(acceptSecrets=False, supportsPreview=False,
+        return provider_pb2.ConfigureResponse(acceptSecrets=False, supportsPreview=True,
                                               acceptResources=False, acceptOutputs=False)
 
     # -- resources ----------------------------------------------------------------------------
-    def Check(self, request, context):  # noqa: N802
+    def Check(self, request, context):
         type_token = _type_of(request.urn, request.type)
         news = _to_dict(request.news)
         olds = _to_dict(request.olds)
@@ -139,24 +142,28 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
                     for prop, reason in synthesis.check(type_token, inputs)]
         return provider_pb2.CheckResponse(inputs=_to_struct(inputs), failures=failures)
 
-    def Diff(self, request, context):  # noqa: N802
+    def Diff(self, request, context):
         type_token = _type_of(request.urn, request.type)
         olds = _to_dict(request.old_inputs) or _to_dict(request.olds)
         return diff_properties(type_token, olds, _to_dict(request.news), set(request.ignoreChanges))
 
-    def Create(self, request, context):  # noqa: N802
+    def Create(self, request, context):
         type_token = _type_of(request.urn, request.type)
         name = _name_of(request.urn, request.name)
         inputs = _to_dict(request.properties)
+        if request.preview:  # what AWS computes is not known until it exists
+            planned = synthesis.outputs(type_token, name, inputs, synthesis.UNKNOWN, self.region)
+            unknown = {k: synthesis.UNKNOWN for k in planned if k not in inputs}
+            return provider_pb2.CreateResponse(properties=_to_struct({**planned, **unknown}))
         rid = synthesis.resource_id(type_token, name, inputs, self.region)
         outputs = synthesis.outputs(type_token, name, inputs, rid, self.region)
         try:
             self.cloud.put(Record(type_token, rid, request.urn, inputs, outputs), must_be_new=True)
-        except ResourceExists as exc:
+        except ResourceExistsError as exc:
             context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
         return provider_pb2.CreateResponse(id=rid, properties=_to_struct(outputs))
 
-    def Read(self, request, context):  # noqa: N802
+    def Read(self, request, context):
         type_token = _type_of(request.urn, request.type)
         record = self.cloud.get(type_token, request.id)
         if record is None:  # gone from "the cloud": the engine drops it from state
@@ -164,20 +171,22 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         return provider_pb2.ReadResponse(id=record.id, properties=_to_struct(record.outputs),
                                          inputs=_to_struct(record.inputs))
 
-    def Update(self, request, context):  # noqa: N802
+    def Update(self, request, context):
         type_token = _type_of(request.urn, request.type)
         name = _name_of(request.urn, request.name)
         inputs = _to_dict(request.news)
         outputs = synthesis.outputs(type_token, name, inputs, request.id, self.region)
+        if request.preview:
+            return provider_pb2.UpdateResponse(properties=_to_struct(synthesis.unknown_if_derived(outputs)))
         self.cloud.put(Record(type_token, request.id, request.urn, inputs, outputs))
         return provider_pb2.UpdateResponse(properties=_to_struct(outputs))
 
-    def Delete(self, request, context):  # noqa: N802
+    def Delete(self, request, context):
         self.cloud.delete(_type_of(request.urn, request.type), request.id)
         return empty_pb2.Empty()
 
     # -- data sources -----------------------------------------------------------------------
-    def Invoke(self, request, context):  # noqa: N802
+    def Invoke(self, request, context):
         try:
             result = synthesis.invoke(request.tok, _to_dict(request.args), region=self.region)
         except KeyError:
@@ -185,11 +194,19 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
             return provider_pb2.InvokeResponse(failures=[failure])
         return provider_pb2.InvokeResponse(**{"return": _to_struct(result)})
 
-    def Cancel(self, request, context):  # noqa: N802
+    def Cancel(self, request, context):
         return empty_pb2.Empty()
 
 
+def _record_launch() -> None:
+    log = os.environ.get(LAUNCH_LOG_ENV)
+    if log:
+        with open(log, "a") as handle:
+            handle.write(os.environ.get(IDENTITY_ENV, "sandbox") + "\n")
+
+
 def serve() -> int:
+    _record_launch()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
                          options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)])
     provider_pb2_grpc.add_ResourceProviderServicer_to_server(SandboxProvider(), server)

@@ -498,6 +498,17 @@ def outputs(type_token: str, logical_name: str, inputs: Mapping[str, Any], rid: 
     return out
 
 
+def unknown_if_derived(value: Any) -> Any:
+    """Replace every value computed from an unknown input with the unknown marker."""
+    if isinstance(value, str):
+        return UNKNOWN if UNKNOWN in value else value
+    if isinstance(value, list):
+        return [unknown_if_derived(v) for v in value]
+    if isinstance(value, dict):
+        return {k: unknown_if_derived(v) for k, v in value.items()}
+    return value
+
+
 def create(type_token: str, logical_name: str, inputs: Props, *, region: str = DEFAULT_REGION) -> tuple[str, Props]:
     """Id and outputs for a new resource; names are filled in first when the caller left them out."""
     named = autoname(type_token, logical_name, inputs)

@@ -75,24 +75,24 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
         self._lock = threading.Lock()
 
     # -- protocol ---------------------------------------------------------------------------
-    def Handshake(self, request, context):  # noqa: N802 (gRPC method names)
+    def Handshake(self, request, context):
         if request.engine_address:
             self._engine_address = request.engine_address
         return language_pb2.LanguageHandshakeResponse()
 
-    def GetPluginInfo(self, request, context):  # noqa: N802
+    def GetPluginInfo(self, request, context):
         return plugin_pb2.PluginInfo(version=VERSION)
 
-    def GetRequiredPlugins(self, request, context):  # noqa: N802
+    def GetRequiredPlugins(self, request, context):
         return language_pb2.GetRequiredPluginsResponse()
 
-    def GetRequiredPackages(self, request, context):  # noqa: N802
+    def GetRequiredPackages(self, request, context):
         return language_pb2.GetRequiredPackagesResponse()
 
-    def About(self, request, context):  # noqa: N802
+    def About(self, request, context):
         return language_pb2.AboutResponse(executable=sys.executable, version=sys.version.split()[0])
 
-    def Run(self, request, context):  # noqa: N802
+    def Run(self, request, context):
         info = request.info
         try:
             python = _python_for(info)
@@ -137,7 +137,7 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
             return language_pb2.RunResponse(bail=True)
         return language_pb2.RunResponse(error=f"Program exited with non-zero exit code: {code}")
 
-    def Cancel(self, request, context):  # noqa: N802
+    def Cancel(self, request, context):
         self.terminate_children()
         return empty_pb2.Empty()
 

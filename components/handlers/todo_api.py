@@ -33,7 +33,7 @@ def _db() -> Any:
         endpoint = os.environ.get("DAX_ENDPOINT")
         if endpoint:
             try:
-                from amazondax import AmazonDaxClient  # type: ignore[import-not-found]
+                from amazondax import AmazonDaxClient
 
                 _client = AmazonDaxClient(endpoint_url=endpoint)
             except ImportError:
@@ -51,7 +51,7 @@ def _response(status: int, body: Any = None) -> dict[str, Any]:
     }
 
 
-class BadRequest(Exception):
+class BadRequestError(Exception):
     pass
 
 
@@ -64,24 +64,24 @@ def _caller(event: dict[str, Any]) -> str | None:
 def _body(event: dict[str, Any], *, partial: bool) -> dict[str, Any]:
     raw = event.get("body")
     if raw is None or raw == "":
-        raise BadRequest("a JSON body is required")
+        raise BadRequestError("a JSON body is required")
     try:
         data = json.loads(raw)
     except (TypeError, ValueError):
-        raise BadRequest("the body is not valid JSON") from None
+        raise BadRequestError("the body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object")
+        raise BadRequestError("the body must be a JSON object")
     unknown = sorted(set(data) - {"title", "done"})
     if unknown:
-        raise BadRequest(f"unknown fields: {', '.join(unknown)}")
+        raise BadRequestError(f"unknown fields: {', '.join(unknown)}")
     if not partial and "title" not in data:
-        raise BadRequest("title is required")
+        raise BadRequestError("title is required")
     if partial and not data:
-        raise BadRequest("nothing to update: give title and/or done")
+        raise BadRequestError("nothing to update: give title and/or done")
     if "title" in data and (not isinstance(data["title"], str) or not 1 <= len(data["title"].strip()) <= MAX_TITLE):
-        raise BadRequest(f"title must be a string of 1 to {MAX_TITLE} characters")
+        raise BadRequestError(f"title must be a string of 1 to {MAX_TITLE} characters")
     if "done" in data and not isinstance(data["done"], bool):
-        raise BadRequest("done must be true or false")
+        raise BadRequestError("done must be true or false")
     return data
 
 
@@ -135,6 +135,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             except _db().exceptions.ConditionalCheckFailedException:
                 return _response(404, {"error": "todo not found"})
             return _response(204)
-    except BadRequest as exc:
+    except BadRequestError as exc:
         return _response(400, {"error": str(exc)})
     return _response(405, {"error": f"{method} is not supported here"})

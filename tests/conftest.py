@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.engine import Workspace, toolchain_bin
+
+
+@pytest.fixture(scope="session")
+def pulumi_toolchain() -> str:
+    return toolchain_bin()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, pulumi_toolchain: str) -> Iterator[Workspace]:
+    yield Workspace(tmp_path, pulumi_toolchain)

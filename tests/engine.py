@@ -1,0 +1,117 @@
+"""Drive the real Pulumi CLI on this project, isolated per test: a temporary project folder
+(whose Pulumi.yaml points at the repository's program and virtualenv), a temporary local
+file backend, passphrase and sandbox cloud."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from programs import targets
+from sandbox.cloud import SandboxCloud
+
+REPO = targets.REPO_ROOT
+PULUMI_YAML = f"""\
+name: serverless-cases
+runtime:
+  name: python
+  options:
+    virtualenv: {REPO / '.venv'}
+main: {REPO / 'programs'}/
+"""
+
+
+def toolchain_bin() -> str:
+    """The pinned toolchain: from `make` (SERVERLESS_CASES_TOOLCHAIN_BIN), else ensured now.
+    A missing toolchain fails the test run; it never skips."""
+    given = os.environ.get("SERVERLESS_CASES_TOOLCHAIN_BIN")
+    if given:
+        return given
+    done = subprocess.run([str(REPO / "toolchain" / "ensure-pulumi.sh")], capture_output=True, text=True,
+                          check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+class CommandFailedError(AssertionError):
+    pass
+
+
+@dataclass
+class Workspace:
+    root: Path
+    toolchain: str
+    target: str = targets.SANDBOX
+
+    @property
+    def project_dir(self) -> Path:
+        return self.root / "project"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    def __post_init__(self) -> None:
+        self.project_dir.mkdir(parents=True, exist_ok=True)
+        (self.project_dir / "Pulumi.yaml").write_text(PULUMI_YAML)
+        (self.data_dir / "state").mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "passphrase").write_text("test-passphrase")
+
+    def env(self, target: str | None = None, **extra: str) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "SANDBOX_"))}
+        env = targets.engine_env(target or self.target, base, self.toolchain)
+        env.update({
+            "PULUMI_BACKEND_URL": f"file://{self.data_dir / 'state'}",
+            "PULUMI_CONFIG_PASSPHRASE_FILE": str(self.data_dir / "passphrase"),
+            "PULUMI_HOME": str(self.root / "pulumi-home"),
+            "SANDBOX_CLOUD_DIR": str(self.data_dir / "sandbox-cloud"),
+        })
+        env.update(extra)
+        return env
+
+    def pulumi(self, *args: str, check: bool = True, target: str | None = None, timeout: float = 300,
+               **extra_env: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["pulumi", "--non-interactive", *args], cwd=self.project_dir, env=self.env(target, **extra_env),
+            capture_output=True, text=True, timeout=timeout)
+        if check and done.returncode != 0:
+            raise CommandFailedError(f"pulumi {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def new_stack(self, stack: str, case: str, *, target: str = targets.SANDBOX,
+                  args: dict[str, Any] | None = None) -> None:
+        self.pulumi("stack", "init", stack, target=target)
+        self.pulumi("config", "set", "serverless-cases:target", target, "--stack", stack, target=target)
+        self.pulumi("config", "set", "serverless-cases:case", case, "--stack", stack, target=target)
+        for key, value in (args or {}).items():
+            self.set_arg(stack, key, value, target=target)
+
+    def set_arg(self, stack: str, key: str, value: Any, *, target: str | None = None) -> None:
+        text = value if isinstance(value, str) else json.dumps(value)
+        self.pulumi("config", "set", "--path", "--stack", stack, "--", f"serverless-cases:args.{key}", text,
+                    target=target)
+
+    def resources(self, stack: str) -> list[dict[str, Any]]:
+        exported = json.loads(self.pulumi("stack", "export", "--stack", stack).stdout)
+        return exported.get("deployment", {}).get("resources") or []
+
+    def outputs(self, stack: str) -> dict[str, Any]:
+        return json.loads(self.pulumi("stack", "output", "--json", "--stack", stack).stdout)
+
+    def preview_steps(self, stack: str) -> list[dict[str, Any]]:
+        out = self.pulumi("preview", "--json", "--stack", stack).stdout
+        return json.loads(out).get("steps") or []
+
+    def cloud_records(self) -> list[Any]:
+        root = self.data_dir / "sandbox-cloud"
+        if not root.exists():
+            return []
+        return [record for region in sorted(root.iterdir()) for record in SandboxCloud(root, region.name).records()]
+
+
+def managed(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Resources a provider created (not the stack, components or provider references)."""
+    return [r for r in resources if r.get("custom") and not r["type"].startswith("pulumi:providers:")]

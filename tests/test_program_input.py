@@ -1,0 +1,50 @@
+"""Bad stack config fails before any resource is registered, with a message that says why."""
+
+from __future__ import annotations
+
+import pytest
+
+from components import CASES, ComponentArgsError, UnknownCaseError, get_case
+from tests.engine import Workspace, managed
+
+
+def test_unknown_case_lists_valid_cases() -> None:
+    with pytest.raises(UnknownCaseError) as err:
+        get_case("todo")
+    assert all(name in str(err.value) for name in CASES)
+
+
+def test_invalid_arguments_are_all_reported_at_once() -> None:
+    with pytest.raises(ComponentArgsError) as err:
+        get_case("todo-app").parse_args({"cache_ttl_seconds": 99999, "mfa": 7, "bogus": True})
+    problems = err.value.problems
+    assert any(p.startswith("cache_ttl_seconds:") for p in problems)
+    assert any(p.startswith("mfa:") for p in problems)
+    assert "bogus: unknown field" in problems
+    assert len(problems) == 3
+
+
+def test_unknown_case_fails_before_any_resource(workspace: Workspace) -> None:
+    workspace.new_stack("dev", "no-such-case")
+    done = workspace.pulumi("up", "--yes", "--skip-preview", "--stack", "dev", check=False)
+    assert done.returncode != 0
+    assert "unknown case 'no-such-case'; valid cases: " in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert managed(workspace.resources("dev")) == [] and workspace.cloud_records() == []
+
+
+def test_invalid_arguments_fail_before_any_resource(workspace: Workspace) -> None:
+    workspace.new_stack("dev", "todo-app", args={"cache_ttl_seconds": -5, "dax_replication_factor": 0})
+    done = workspace.pulumi("up", "--yes", "--skip-preview", "--stack", "dev", check=False)
+    assert done.returncode != 0
+    assert "cache_ttl_seconds: -5 is outside 0..3600" in done.stdout
+    assert "replication_factor: 0 is outside 1..10" in done.stdout
+    assert managed(workspace.resources("dev")) == [] and workspace.cloud_records() == []
+
+
+def test_missing_target_is_reported(workspace: Workspace) -> None:
+    workspace.pulumi("stack", "init", "dev")
+    workspace.pulumi("config", "set", "serverless-cases:case", "todo-app", "--stack", "dev")
+    done = workspace.pulumi("preview", "--stack", "dev", check=False)
+    assert done.returncode != 0
+    assert "serverless-cases:target" in done.stdout
