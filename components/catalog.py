@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import pulumi
 
 from components.args import args_schema, parse_args
-from components.cases import todo_app
+from components.cases import blog, todo_app
 
 
 class UnknownCaseError(LookupError):
@@ -34,6 +34,9 @@ class Case:
     component: ComponentFactory
     args: type
     outputs: tuple[str, ...]
+    """Outputs every stack of the case has (optional parts add more)."""
+    example_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Arguments that make a complete stack (the required ones, with example values)."""
 
     def parse_args(self, data: Mapping[str, Any] | None) -> Any:
         return parse_args(self.args, data, component=self.name)
@@ -52,6 +55,10 @@ CASES: dict[str, Case] = {
         Case("todo-app", todo_app.DESCRIPTION, todo_app.TodoApp, todo_app.TodoAppArgs,
              ("api_url", "user_pool_id", "client_id", "identity_pool_id", "bucket_name", "table_name",
               "dax_endpoint")),
+        Case("blog", blog.DESCRIPTION, blog.Blog, blog.BlogArgs,
+             ("site_url", "content_bucket", "upload_api_url", "upload_bucket", "thumbnails_bucket", "table_name",
+              "table_stream_arn", "dax_endpoint", "user_pool_id"),
+             {"sender_email": "welcome@myblog.example"}),
     )
 }
 

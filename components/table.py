@@ -19,7 +19,7 @@ class TableArgs:
     hash_key: str
     range_key: str | None = None
     stream: bool = False
-    """Turn on a NEW_IMAGE stream (for stream consumers)."""
+    """Turn on a NEW_AND_OLD_IMAGES stream (stream consumers; global tables need it)."""
     replica_regions: Sequence[str] = ()
     """Make it a global table (version 2019.11.21) replicated to these regions."""
     point_in_time_recovery: bool = True
@@ -64,7 +64,7 @@ class Table(pulumi.ComponentResource):
             point_in_time_recovery={"enabled": args.point_in_time_recovery},
             deletion_protection_enabled=args.deletion_protection,
             stream_enabled=args.stream or None,
-            stream_view_type="NEW_IMAGE" if args.stream else None,
+            stream_view_type="NEW_AND_OLD_IMAGES" if args.stream else None,
             replicas=[{"region_name": r, "point_in_time_recovery": args.point_in_time_recovery,
                        "propagate_tags": True} for r in args.replica_regions] or None,
             opts=pulumi.ResourceOptions(parent=self),

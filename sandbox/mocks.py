@@ -34,11 +34,11 @@ class SandboxMocks(pulumi.runtime.Mocks):
         self.resources.append(RegisteredResource(args.typ, args.name, dict(args.inputs), outputs, rid))
         return rid, outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         self.calls.append((args.token, dict(args.args)))
         if args.token == "pulumi:pulumi:readStackOutputs":
-            return {"outputs": {}, "secretOutputNames": []}, None
-        return synthesis.invoke(args.token, args.args, region=self.region), None
+            return {"outputs": {}, "secretOutputNames": []}, []
+        return synthesis.invoke(args.token, args.args, region=self.region), []
 
     def of_type(self, type_token: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.type == type_token]

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.engine
 # For each case: an argument change, and the (resource type, property) pairs it must update.
 CONFIG_CHANGES: dict[str, tuple[dict[str, Any], set[tuple[str, str]]]] = {
     "todo-app": ({"cache_ttl_seconds": 60}, {("aws:apigateway/methodSettings:MethodSettings", "settings")}),
+    "blog": ({"thumbnail_size": "320x240"}, {("aws:lambda/function:Function", "environment")}),
 }
 
 
@@ -27,7 +28,7 @@ def test_every_case_has_a_config_change_to_exercise() -> None:
 def test_case_lifecycle_on_sandbox(workspace: Workspace, case_name: str) -> None:
     case = CASES[case_name]
     stack = "e2e"
-    workspace.new_stack(stack, case_name)
+    workspace.new_stack(stack, case_name, args=dict(case.example_args))
 
     planned = workspace.preview_steps(stack)
     assert planned and all(step["op"] in ("create", "same") for step in planned)

@@ -1,0 +1,121 @@
+"""PrivateBucketCdn: a CloudFront distribution in front of a private bucket.
+
+The bucket stays private (:class:`PrivateBucket`); CloudFront reaches it through origin
+access control, and the bucket policy lets in only this distribution (``AWS:SourceArn``).
+Viewers are redirected to HTTPS, responses carry security headers and are compressed.
+An origin access identity (the older mechanism) is offered only for users who need it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components import defaults
+from components.args import check_args
+from components.storage import PrivateBucket, PrivateBucketArgs
+
+TOKEN = "serverless-cases:cdn:PrivateBucketCdn"
+ORIGIN_ID = "private-bucket"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PrivateBucketCdnArgs:
+    origin_access: str = "control"
+    """``control`` (origin access control, recommended) or ``identity`` (legacy OAI)."""
+    default_root_object: str = defaults.CDN_DEFAULT_ROOT_OBJECT
+    price_class: str = defaults.CDN_PRICE_CLASS
+    trusted_key_group_ids: Sequence[pulumi.Input[str]] = ()
+    """Require CloudFront signed URLs/cookies from these key groups on every behaviour."""
+    force_destroy: bool = False
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.origin_access not in ("control", "identity"):
+            problems.append(f"origin_access: {self.origin_access!r} is not 'control' or 'identity'")
+        if self.price_class not in ("PriceClass_100", "PriceClass_200", "PriceClass_All"):
+            problems.append(f"price_class: {self.price_class!r} is not a CloudFront price class")
+        return problems
+
+
+class PrivateBucketCdn(pulumi.ComponentResource):
+    bucket: PrivateBucket
+    distribution: aws.cloudfront.Distribution
+    domain_name: pulumi.Output[str]
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PrivateBucketCdnArgs | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TOKEN, name, None, opts)
+        args = args or PrivateBucketCdnArgs()
+        check_args(args, component=TOKEN)
+        child = pulumi.ResourceOptions(parent=self)
+        self.bucket = PrivateBucket(
+            f"{name}-content", PrivateBucketArgs(defer_policy=True, force_destroy=args.force_destroy), opts=child)
+
+        origin: dict[str, Any] = {"origin_id": ORIGIN_ID, "domain_name": self.bucket.regional_domain_name}
+        self.origin_access_identity: aws.cloudfront.OriginAccessIdentity | None = None
+        if args.origin_access == "control":
+            self.origin_access_control = aws.cloudfront.OriginAccessControl(
+                f"{name}-oac", origin_access_control_origin_type="s3", signing_behavior="always",
+                signing_protocol="sigv4", description=f"{name}: CloudFront to its private bucket", opts=child)
+            origin["origin_access_control_id"] = self.origin_access_control.id
+        else:
+            defaults.warn_weakened(name, "origin_access", "identity", "control")
+            self.origin_access_identity = aws.cloudfront.OriginAccessIdentity(
+                f"{name}-oai", comment=f"{name}: CloudFront to its private bucket", opts=child)
+            origin["s3_origin_config"] = {
+                "origin_access_identity": self.origin_access_identity.cloudfront_access_identity_path}
+
+        self.headers = aws.cloudfront.ResponseHeadersPolicy(
+            f"{name}-headers", comment="Security headers", security_headers_config=defaults.security_headers(),
+            opts=child)
+        behaviour: dict[str, Any] = {
+            "target_origin_id": ORIGIN_ID,
+            "viewer_protocol_policy": defaults.CDN_VIEWER_PROTOCOL_POLICY,
+            "allowed_methods": ["GET", "HEAD", "OPTIONS"],
+            "cached_methods": ["GET", "HEAD"],
+            "compress": True,
+            "cache_policy_id": defaults.CDN_CACHING_OPTIMIZED_POLICY_ID,
+            "response_headers_policy_id": self.headers.id,
+        }
+        if args.trusted_key_group_ids:
+            behaviour["trusted_key_groups"] = list(args.trusted_key_group_ids)
+        self.distribution = aws.cloudfront.Distribution(
+            name,
+            enabled=True,
+            is_ipv6_enabled=True,
+            comment=f"{name}: private bucket content",
+            default_root_object=args.default_root_object,
+            price_class=args.price_class,
+            http_version="http2and3",
+            origins=[origin],
+            default_cache_behavior=behaviour,
+            restrictions={"geo_restriction": {"restriction_type": "none"}},
+            viewer_certificate={"cloudfront_default_certificate": True,
+                                "minimum_protocol_version": defaults.CDN_MINIMUM_TLS},
+            opts=child,
+        )
+        self.bucket.apply_policy(self._reader_statements)
+        self.domain_name = self.distribution.domain_name
+        self.url = pulumi.Output.concat("https://", self.distribution.domain_name)
+        self.register_outputs({"url": self.url, "bucket": self.bucket.name})
+
+    def _reader_statements(self, bucket_arn: pulumi.Output[str]) -> pulumi.Output[list[dict[str, Any]]]:
+        """Only this distribution may read the bucket's objects."""
+        if self.origin_access_identity is not None:
+            return pulumi.Output.all(bucket_arn, self.origin_access_identity.iam_arn).apply(lambda p: [{
+                "Sid": "CloudFrontIdentityReads", "Effect": "Allow", "Principal": {"AWS": p[1]},
+                "Action": "s3:GetObject", "Resource": f"{p[0]}/*"}])
+        return pulumi.Output.all(bucket_arn, self.distribution.arn).apply(lambda p: [{
+            "Sid": "CloudFrontDistributionReads",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:GetObject",
+            "Resource": f"{p[0]}/*",
+            "Condition": {"StringEquals": {"AWS:SourceArn": p[1]}},
+        }])

@@ -1,0 +1,67 @@
+"""Build a case under Pulumi mocks (answering from the sandbox synthesis) and look at what
+it registered: inputs by type token, policies as documents, parentage by URN."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from components import get_case
+from sandbox.mocks import RegisteredResource, SandboxMocks
+
+
+@dataclass
+class Recorded:
+    mocks: SandboxMocks
+    urns: list[str]
+    output_names: list[str]
+
+    def of_type(self, token: str) -> list[RegisteredResource]:
+        return self.mocks.of_type(token)
+
+    def named(self, name: str, token: str | None = None) -> RegisteredResource:
+        """The AWS resource of that logical name (and type, where names are shared)."""
+        (found,) = [r for r in self.mocks.resources
+                    if r.name == name and r.type.startswith("aws:") and token in (None, r.type)]
+        return found
+
+    def one(self, token: str) -> RegisteredResource:
+        (found,) = self.of_type(token)
+        return found
+
+    def by_id(self, rid: str) -> RegisteredResource:
+        (found,) = [r for r in self.mocks.resources if r.id == rid]
+        return found
+
+
+def policy(resource: RegisteredResource, key: str = "policy") -> dict[str, Any]:
+    return json.loads(resource.inputs[key])
+
+
+def statements(resource: RegisteredResource, key: str = "policy") -> list[dict[str, Any]]:
+    return policy(resource, key)["Statement"]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def build(case_name: str, args: dict[str, Any] | None = None) -> Recorded:
+    case = get_case(case_name)
+    mocks = SandboxMocks()
+    pulumi.runtime.set_mocks(mocks, project="serverless-cases", stack="unit", preview=False)
+
+    names: list[str] = []
+
+    @pulumi.runtime.test
+    def construct() -> pulumi.Output[Any]:
+        component = case.build(case.name, {**case.example_args, **(args or {})})
+        names.extend(component.outputs())
+        return pulumi.Output.all(*component.outputs().values())
+
+    construct()
+    monitor = pulumi.runtime.settings.get_monitor()
+    return Recorded(mocks, list(monitor.get_registered_resources()), names)

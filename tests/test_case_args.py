@@ -1,0 +1,55 @@
+"""Each invalid argument of each case is reported by name, and every problem at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components import CASES, ComponentArgsError, get_case
+
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("todo-app", {"cache_ttl_seconds": 4000}, "cache_ttl_seconds: 4000 is outside 0..3600"),
+    ("todo-app", {"cache_ttl_seconds": "soon"}, "cache_ttl_seconds: Input should be a valid integer, unable to parse string as an integer"),
+    ("todo-app", {"dax_node_type": "cache.t3.small"}, "node_type: 'cache.t3.small' is not a DAX node type"),
+    ("todo-app", {"dax_replication_factor": 11}, "replication_factor: 11 is outside 1..10"),
+    ("todo-app", {"vpc_id": "vpc-1"}, "vpc_id and subnet_ids go together"),
+    ("todo-app", {"mfa": "SOMETIMES"}, "mfa: 'SOMETIMES' is not OFF, OPTIONAL or ON"),
+    ("todo-app", {"colour": "blue"}, "colour: unknown field"),
+    ("blog", {"sender_email": "not-an-address"}, "sender_email: 'not-an-address' is not an email address"),
+    ("blog", {"sender_email": None}, "sender_email: Input should be a valid string"),
+    ("blog", {"replica_regions": ["mars-north-1x"]}, "replica_regions: ['mars-north-1x'] are not AWS region names"),
+    ("blog", {"replica_regions": ["eu-west-1", "eu-west-1"]}, "replica_regions: duplicate regions"),
+    ("blog", {"thumbnail_size": "huge"}, "thumbnail_size: 'huge' is not WIDTHxHEIGHT within 16..2000"),
+    ("blog", {"thumbnail_size": "5000x10"}, "thumbnail_size: '5000x10' is not WIDTHxHEIGHT within 16..2000"),
+    ("blog", {"upload_url_expiry_seconds": 86400}, "upload_url_expiry_seconds: 86400 is outside 60..3600"),
+    ("blog", {"origin_access": "public"}, "origin_access: 'public' is not 'control' or 'identity'"),
+    ("blog", {"dax_replication_factor": 0}, "replication_factor: 0 is outside 1..10"),
+]
+
+
+@pytest.mark.parametrize(("case_name", "args", "problem"), INVALID)
+def test_invalid_argument_is_reported_by_name(case_name: str, args: dict[str, Any], problem: str) -> None:
+    case = get_case(case_name)
+    with pytest.raises(ComponentArgsError) as err:
+        case.parse_args({**case.example_args, **args})
+    assert problem in err.value.problems
+
+
+def test_missing_required_argument_is_reported() -> None:
+    with pytest.raises(ComponentArgsError) as err:
+        get_case("blog").parse_args({})
+    assert "sender_email: Field required" in err.value.problems
+
+
+@pytest.mark.parametrize("case_name", sorted(CASES))
+def test_example_arguments_are_valid(case_name: str) -> None:
+    case = get_case(case_name)
+    assert case.parse_args(case.example_args) is not None
+
+
+@pytest.mark.parametrize("case_name", sorted(CASES))
+def test_argument_schema_is_published_from_the_typed_arguments(case_name: str) -> None:
+    schema = get_case(case_name).schema()
+    assert schema["type"] == "object"
+    assert set(schema["properties"]) == {f for f in get_case(case_name).args.__dataclass_fields__}

@@ -1,0 +1,82 @@
+"""Secure defaults that hold in every case, checked under Pulumi mocks."""
+
+from __future__ import annotations
+
+import pytest
+
+from components import CASES
+from tests.mocks import Recorded, as_list, build, statements
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def case(request: pytest.FixtureRequest) -> Recorded:
+    return build(request.param)
+
+
+def test_every_bucket_blocks_public_access(case: Recorded) -> None:
+    buckets = {b.id for b in case.of_type("aws:s3/bucket:Bucket")}
+    blocks = case.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    assert buckets and {b.inputs["bucket"] for b in blocks} == buckets
+    for block in blocks:
+        assert all(block.inputs[k] is True for k in
+                   ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+
+
+def test_every_bucket_is_encrypted_owner_enforced_and_versioned(case: Recorded) -> None:
+    buckets = {b.id for b in case.of_type("aws:s3/bucket:Bucket")}
+    sse = case.of_type("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    assert {s.inputs["bucket"] for s in sse} == buckets
+    owners = case.of_type("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+    assert {o.inputs["bucket"] for o in owners if o.inputs["rule"]["objectOwnership"] == "BucketOwnerEnforced"} \
+        == buckets
+    versioned = case.of_type("aws:s3/bucketVersioning:BucketVersioning")
+    assert {v.inputs["bucket"] for v in versioned if v.inputs["versioningConfiguration"]["status"] == "Enabled"} \
+        == buckets
+
+
+def test_every_bucket_refuses_insecure_transport(case: Recorded) -> None:
+    buckets = {b.id: b.outputs["arn"] for b in case.of_type("aws:s3/bucket:Bucket")}
+    policies = {p.inputs["bucket"]: p for p in case.of_type("aws:s3/bucketPolicy:BucketPolicy")}
+    assert set(policies) == set(buckets)
+    for bucket, arn in buckets.items():
+        deny = next(s for s in statements(policies[bucket]) if s["Effect"] == "Deny")
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert deny["Resource"] == [arn, f"{arn}/*"]
+
+
+def test_no_role_allows_every_action_on_every_resource(case: Recorded) -> None:
+    policies = case.of_type("aws:iam/rolePolicy:RolePolicy")
+    assert policies
+    for role_policy in policies:
+        for statement in statements(role_policy):
+            if statement["Effect"] == "Allow":
+                actions, resources = as_list(statement["Action"]), as_list(statement["Resource"])
+                assert not ("*" in actions and "*" in resources), role_policy.name
+                assert all(not a.endswith(":*") for a in actions), (role_policy.name, actions)
+
+
+def test_every_function_is_traced_logged_with_retention_and_owns_its_logs(case: Recorded) -> None:
+    groups = {g.id: g for g in case.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    functions = case.of_type("aws:lambda/function:Function")
+    assert functions
+    for fn in functions:
+        assert fn.inputs["tracingConfig"]["mode"] == "Active"
+        group = groups[fn.inputs["loggingConfig"]["logGroup"]]
+        assert group.inputs["retentionInDays"] >= 365
+        policy = case.named(f"{fn.name}-policy", "aws:iam/rolePolicy:RolePolicy")
+        logs = next(s for s in statements(policy) if s.get("Sid") == "OwnLogs")
+        assert logs["Resource"] == [f"{group.outputs['arn']}:*"]
+
+
+def test_every_queue_is_encrypted(case: Recorded) -> None:
+    for queue in case.of_type("aws:sqs/queue:Queue"):
+        assert queue.inputs.get("sqsManagedSseEnabled") is True or queue.inputs.get("kmsMasterKeyId")
+
+
+def test_every_resource_belongs_to_the_case_component(case: Recorded) -> None:
+    (root,) = [u for u in case.urns if "pulumi:pulumi:Stack$serverless-cases:cases:" in u]
+    others = [u for u in case.urns if u != root]
+    assert others
+    for urn in others:
+        parent_type = urn.split("::")[2].rsplit("$", 1)[0]
+        assert parent_type.startswith("serverless-cases:"), urn
