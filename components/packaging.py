@@ -18,6 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pulumi
+import pulumi_aws as aws
+
+from components import defaults
 
 HANDLERS_DIR = Path(__file__).resolve().parent / "handlers"
 
@@ -45,13 +48,16 @@ def layer_cache_dir() -> Path:
     return Path(root) / "lambda-layers"
 
 
-def dependency_layer_zip(requirements: Sequence[str]) -> Path:
-    """A Lambda layer zip (``python/`` at its root) of binary wheels for the Lambda platform,
-    built once per set of pinned requirements and cached (a lock keeps concurrent runs from
-    building it twice)."""
-    if not requirements or any("==" not in r for r in requirements):
-        raise ValueError(f"layer requirements must be pinned with '==': {list(requirements)}")
-    key = hashlib.sha256("\n".join([LAMBDA_PLATFORM, LAMBDA_PYTHON, *sorted(requirements)]).encode()).hexdigest()[:16]
+def dependency_layer_zip(requirements: Sequence[str], source_only: Sequence[str] = ()) -> Path:
+    """A Lambda layer zip (``python/`` at its root) of wheels for the Lambda platform, built
+    once per set of pinned requirements and cached (a lock keeps concurrent runs from
+    building it twice). ``source_only`` names pure-Python packages published only as source:
+    they are built here without their dependencies, which ``requirements`` must list."""
+    pins = [*requirements, *source_only]
+    if not pins or any("==" not in r for r in pins):
+        raise ValueError(f"layer requirements must be pinned with '==': {pins}")
+    key = hashlib.sha256("\n".join([LAMBDA_PLATFORM, LAMBDA_PYTHON, *sorted(requirements), "--",
+                                    *sorted(source_only)]).encode()).hexdigest()[:16]
     cache = layer_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / f"{key}.zip"
@@ -66,6 +72,11 @@ def dependency_layer_zip(requirements: Sequence[str]) -> Path:
                  "--target", str(site), "--platform", LAMBDA_PLATFORM, "--implementation", "cp",
                  "--python-version", LAMBDA_PYTHON, "--only-binary=:all:", *requirements],
                 check=True, stdout=subprocess.DEVNULL)
+            if source_only:
+                subprocess.run(
+                    [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+                     "--no-deps", "--target", str(site), *source_only],
+                    check=True, stdout=subprocess.DEVNULL)
             partial = Path(work) / "layer.zip"
             with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
                 for path in sorted(site.rglob("*")):
@@ -75,3 +86,13 @@ def dependency_layer_zip(requirements: Sequence[str]) -> Path:
                         archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
             os.replace(partial, target)
     return target
+
+
+def lambda_layer(name: str, requirements: Sequence[str], *, source_only: Sequence[str] = (),
+                 parent: pulumi.Resource) -> aws.lambda_.LayerVersion:
+    """A Lambda layer of pinned third-party dependencies (see :func:`dependency_layer_zip`)."""
+    return aws.lambda_.LayerVersion(
+        name, layer_name=name, compatible_runtimes=[defaults.LAMBDA_RUNTIME],
+        compatible_architectures=[defaults.LAMBDA_ARCHITECTURE],
+        code=pulumi.FileArchive(str(dependency_layer_zip(requirements, source_only))),
+        opts=pulumi.ResourceOptions(parent=parent))

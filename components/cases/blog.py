@@ -18,7 +18,7 @@ from components.dax import DaxCluster, DaxClusterArgs
 from components.events import BucketEvents, BucketEventsArgs, StreamSubscription, StreamSubscriptionArgs
 from components.function import Function, FunctionArgs
 from components.identity import UserDirectory
-from components.packaging import dependency_layer_zip
+from components.packaging import lambda_layer
 from components.rest_api import RestApi, RestApiArgs, Route
 from components.storage import PrivateBucket, PrivateBucketArgs
 from components.table import Table, TableArgs
@@ -130,10 +130,7 @@ class Blog(pulumi.ComponentResource):
             f"{name}-upload-api",
             RestApiArgs(routes=[Route("POST", "/uploads", self.presign)], user_pool_arns=[self.users.user_pool.arn]),
             opts=child)
-        self.pillow = aws.lambda_.LayerVersion(
-            f"{name}-pillow", layer_name=f"{name}-pillow", compatible_runtimes=[defaults.LAMBDA_RUNTIME],
-            compatible_architectures=[defaults.LAMBDA_ARCHITECTURE],
-            code=pulumi.FileArchive(str(dependency_layer_zip([PILLOW]))), opts=child)
+        self.pillow = lambda_layer(f"{name}-pillow", [PILLOW], parent=self)
         self.thumbnailer = Function(
             f"{name}-thumbnailer",
             FunctionArgs(

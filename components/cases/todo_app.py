@@ -13,11 +13,16 @@ from components.args import check_args, component_args
 from components.dax import DaxCluster, DaxClusterArgs
 from components.function import Function, FunctionArgs
 from components.identity import IDENTITY_SUB, UserDirectory, UserDirectoryArgs
+from components.packaging import lambda_layer
 from components.rest_api import RestApi, RestApiArgs, Route
 from components.storage import PrivateBucket
 from components.table import Table, TableArgs
 
 TOKEN = "serverless-cases:cases:TodoApp"
+# The DAX client is published only as a pure-Python source package; its dependencies are
+# wheels (botocore comes with the Lambda runtime).
+DAX_CLIENT = "amazon-dax-client==2.1.0"
+DAX_CLIENT_DEPENDENCIES = ("antlr4-python3-runtime==4.13.2", "six==1.17.0")
 DESCRIPTION = (
     "MyTodoList: Cognito user pool and identity pool; temporary credentials scoped to the user's own "
     "S3 folder; API Gateway REST API with per-caller caching; Lambda; DynamoDB read through DAX."
@@ -81,10 +86,13 @@ class TodoApp(pulumi.ComponentResource):
             opts=child)
         statements = pulumi.Output.all(self.table.statements(write=True), self.dax.statements()).apply(
             lambda parts: [*parts[0], *parts[1]])
+        self.dax_client = lambda_layer(f"{name}-dax-client", DAX_CLIENT_DEPENDENCIES, source_only=[DAX_CLIENT],
+                                       parent=self)
         self.api_function = Function(
             f"{name}-api",
             FunctionArgs(
                 handler_module="todo_api",
+                layers=[self.dax_client.arn],
                 statements=statements,
                 environment={"TABLE_NAME": self.table.name, "DAX_ENDPOINT": self.dax.endpoint},
                 subnet_ids=self.dax.subnet_ids,
