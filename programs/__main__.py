@@ -4,8 +4,9 @@ Stack config (namespace ``serverless-cases``):
 
 - ``case``: which case to build (see ``components.catalog``),
 - ``target``: ``sandbox`` or ``aws``, fixed when the stack is created,
-- ``args``: the case's arguments as an object (optional; values set with
-  ``pulumi config set --secret --path args.<field>`` stay encrypted in the stack file).
+- ``args``: the case's arguments as an object (optional),
+- ``secretArgs``: more arguments, kept encrypted in the stack config (optional; set with
+  ``pulumi config set --secret serverless-cases:secretArgs '{"field": "value"}'``).
 
 Everything is checked before the first resource is registered: an unknown case lists the
 valid ones, invalid arguments list every invalid field, a changed target is refused.
@@ -16,7 +17,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import NoReturn
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
 
 import pulumi
 
@@ -53,6 +55,36 @@ def previous_target(attempts: int = 20, pause: float = 0.1) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def secrets_marker(values: Iterable[Any]) -> pulumi.ResourceTransform:
+    """A transform that marks secret every resource property whose value contains one of
+    ``values`` (the secret arguments), so state and outputs keep them encrypted."""
+    needles = [str(v) for v in values if str(v)]
+    contains = _contains_any(needles)
+
+    def mark(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult:
+        props = {key: _secret_if(value, contains) for key, value in args.props.items()}
+        return pulumi.ResourceTransformResult(props, args.opts)
+
+    return mark
+
+
+def _secret_if(value: Any, contains: Callable[[Any], bool]) -> pulumi.Output[Any]:
+    return pulumi.Output.from_input(value).apply(lambda v: pulumi.Output.secret(v) if contains(v) else v)
+
+
+def _contains_any(needles: list[str]) -> Callable[[Any], bool]:
+    def contains(value: Any) -> bool:
+        if isinstance(value, str):
+            return any(n in value for n in needles)
+        if isinstance(value, dict):
+            return any(contains(v) for v in value.values())
+        if isinstance(value, list | tuple):
+            return any(contains(v) for v in value)
+        return value is not None and not isinstance(value, bool | int | float) and contains(str(value))
+
+    return contains
+
+
 def main() -> None:
     config = pulumi.Config(targets.CONFIG_NAMESPACE)
     try:
@@ -69,14 +101,18 @@ def main() -> None:
     if problem:
         fail(problem)
 
+    secret_args = config.get_object("secretArgs") or {}
     try:
-        args = case.parse_args(config.get_object("args") or {})
+        args = case.parse_args({**(config.get_object("args") or {}), **secret_args})
     except ComponentArgsError as exc:
         fail(str(exc))
+    if secret_args:
+        pulumi.runtime.register_resource_transform(secrets_marker(secret_args.values()))
 
     component = case.component(case.name, args, None)
+    contains = _contains_any([str(v) for v in secret_args.values() if str(v)])
     for key, value in component.outputs().items():
-        pulumi.export(key, value)
+        pulumi.export(key, _secret_if(value, contains) if secret_args else value)
     pulumi.export("case", case.name)
     pulumi.export("target", target)
 

@@ -73,3 +73,16 @@ def environment_problem(target: str, env: Mapping[str, str]) -> str | None:
     if target == SANDBOX and not sandbox_on_path(env):
         return "the sandbox provider plugin is not on PATH; run `. toolchain/env.sh sandbox` first"
     return None
+
+
+def project_file(repo: Path = REPO_ROOT) -> str:
+    """A ``Pulumi.yaml`` for a folder outside the repository that runs this project's program
+    with its virtualenv: how the service and the tests keep per-stack workspaces."""
+    return (
+        "name: serverless-cases\n"
+        "runtime:\n"
+        "  name: python\n"
+        "  options:\n"
+        f"    virtualenv: {repo / '.venv'}\n"
+        f"main: {repo / 'programs'}/\n"
+    )

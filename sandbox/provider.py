@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from concurrent import futures
 from importlib import metadata
@@ -32,6 +33,14 @@ from sandbox.cloud import Record, ResourceExistsError, SandboxCloud
 # ($SANDBOX_PROVIDER_IDENTITY, default "sandbox") to $SANDBOX_LAUNCH_LOG when that is set.
 IDENTITY_ENV = "SANDBOX_PROVIDER_IDENTITY"
 LAUNCH_LOG_ENV = "SANDBOX_LAUNCH_LOG"
+# Simulated AWS API latency for create/update/delete, in milliseconds (default none).
+LATENCY_ENV = "SANDBOX_LATENCY_MS"
+
+
+def _simulate_latency() -> None:
+    millis = int(os.environ.get(LATENCY_ENV) or 0)
+    if millis > 0:
+        time.sleep(millis / 1000)
 
 
 def provider_version() -> str:
@@ -152,11 +161,12 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         name = _name_of(request.urn, request.name)
         inputs = _to_dict(request.properties)
         if request.preview:  # what AWS computes is not known until it exists
-            planned = synthesis.outputs(type_token, name, inputs, synthesis.UNKNOWN, self.region)
+            planned = synthesis.outputs(type_token, name, inputs, synthesis.UNKNOWN, self.region, request.urn)
             unknown = {k: synthesis.UNKNOWN for k in planned if k not in inputs}
             return provider_pb2.CreateResponse(properties=_to_struct({**planned, **unknown}))
-        rid = synthesis.resource_id(type_token, name, inputs, self.region)
-        outputs = synthesis.outputs(type_token, name, inputs, rid, self.region)
+        _simulate_latency()
+        rid = synthesis.resource_id(type_token, name, inputs, self.region, request.urn)
+        outputs = synthesis.outputs(type_token, name, inputs, rid, self.region, request.urn)
         try:
             self.cloud.put(Record(type_token, rid, request.urn, inputs, outputs), must_be_new=True)
         except ResourceExistsError as exc:
@@ -175,9 +185,10 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         type_token = _type_of(request.urn, request.type)
         name = _name_of(request.urn, request.name)
         inputs = _to_dict(request.news)
-        outputs = synthesis.outputs(type_token, name, inputs, request.id, self.region)
+        outputs = synthesis.outputs(type_token, name, inputs, request.id, self.region, request.urn)
         if request.preview:
             return provider_pb2.UpdateResponse(properties=_to_struct(synthesis.unknown_if_derived(outputs)))
+        _simulate_latency()
         self.cloud.put(Record(type_token, request.id, request.urn, inputs, outputs))
         return provider_pb2.UpdateResponse(properties=_to_struct(outputs))
 

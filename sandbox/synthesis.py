@@ -56,10 +56,12 @@ class Context:
     inputs: Mapping[str, Any]
     region: str
     account: str = ACCOUNT_ID
+    scope: str = ""
+    """What makes this resource unique beyond its type and name (the provider passes the URN)."""
 
     @property
     def seed(self) -> str:
-        return _digest(self.type, self.name, self.inputs.get("__name__", ""))
+        return _digest(self.type, self.name, self.scope)
 
     def get(self, key: str, default: Any = None) -> Any:
         value = self.inputs.get(key, default)
@@ -475,9 +477,9 @@ def check(type_token: str, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
     return spec_for(type_token).validate(inputs)
 
 
-def resource_id(type_token: str, logical_name: str, inputs: Mapping[str, Any], region: str) -> str:
+def resource_id(type_token: str, logical_name: str, inputs: Mapping[str, Any], region: str, scope: str = "") -> str:
     spec = spec_for(type_token)
-    ctx = Context(type_token, logical_name, inputs, region)
+    ctx = Context(type_token, logical_name, inputs, region, scope=scope)
     if spec.id_of is not None:
         return spec.id_of(ctx)
     if spec.name_property is not None:
@@ -486,9 +488,10 @@ def resource_id(type_token: str, logical_name: str, inputs: Mapping[str, Any], r
     return f"{kind}-{_alnum(ctx.seed, 12)}"
 
 
-def outputs(type_token: str, logical_name: str, inputs: Mapping[str, Any], rid: str, region: str) -> Props:
+def outputs(type_token: str, logical_name: str, inputs: Mapping[str, Any], rid: str, region: str,
+            scope: str = "") -> Props:
     """Inputs plus what AWS computes for the resource with id ``rid``."""
-    ctx = Context(type_token, logical_name, inputs, region)
+    ctx = Context(type_token, logical_name, inputs, region, scope=scope)
     out = {k: v for k, v in inputs.items() if k != DEFAULTS_KEY}
     for key, value in spec_for(type_token).computed(ctx, rid).items():
         out.setdefault(key, value)

@@ -1,31 +1,22 @@
-"""`make run`: start the control plane.
+"""`make run`: start the control plane on the configured (or embedded default) settings."""
 
-The REST control plane is not built yet (it is the next issue). Until it lands this entry
-point says so, and shows how to drive the same stacks with the plain `pulumi` CLI.
-"""
+from __future__ import annotations
 
+import logging
 import sys
 
-MESSAGE = """\
-serverless-cases: set-up is complete, but the REST control plane is not built yet.
+import uvicorn
 
-Run a case directly with the Pulumi CLI on the offline sandbox target:
-
-  . toolchain/env.sh sandbox
-  pulumi stack init dev
-  pulumi config set serverless-cases:target sandbox
-  pulumi config set serverless-cases:case todo-app
-  pulumi preview
-  pulumi up --yes
-  pulumi stack output
-  pulumi destroy --yes
-
-See README.md, "Run a case with the Pulumi CLI".
-"""
+from service.app import create_app
+from service.settings import get_settings
 
 
 def main() -> int:
-    print(MESSAGE)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    print(f"serverless-cases: serving on http://{settings.host}:{settings.port} "
+          f"(data in {settings.data_dir}, default target {settings.default_target})", file=sys.stderr, flush=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
     return 0
 
 

@@ -15,14 +15,6 @@ from programs import targets
 from sandbox.cloud import SandboxCloud
 
 REPO = targets.REPO_ROOT
-PULUMI_YAML = f"""\
-name: serverless-cases
-runtime:
-  name: python
-  options:
-    virtualenv: {REPO / '.venv'}
-main: {REPO / 'programs'}/
-"""
 
 
 def toolchain_bin() -> str:
@@ -56,7 +48,7 @@ class Workspace:
 
     def __post_init__(self) -> None:
         self.project_dir.mkdir(parents=True, exist_ok=True)
-        (self.project_dir / "Pulumi.yaml").write_text(PULUMI_YAML)
+        (self.project_dir / "Pulumi.yaml").write_text(targets.project_file())
         (self.data_dir / "state").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "passphrase").write_text("test-passphrase")
 

@@ -164,6 +164,7 @@ class Blog(pulumi.ComponentResource):
             "table_stream_arn": self.users_table.stream_arn,
             "dax_endpoint": self.dax.endpoint,
             "user_pool_id": self.users.user_pool.id,
+            "sender_identity": self.sender.email_identity,
         }
         if self.upload_events.topic is not None:
             out["topic_arn"] = self.upload_events.topic.arn

@@ -1,0 +1,119 @@
+"""The FastAPI application: routers, typed error rendering, body-size limit, lifespan
+(store, token bootstrap, crash recovery, run scheduler)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from programs.targets import REPO_ROOT
+from service.auth import bootstrap
+from service.db import Database
+from service.errors import PayloadTooLarge, ServiceError, ToolchainMissing
+from service.routers import ROUTERS
+from service.runner import Runner
+from service.settings import Settings, get_settings
+
+LOG = logging.getLogger("serverless_cases.service")
+
+
+def resolve_toolchain(settings: Settings) -> Path:
+    if settings.toolchain_bin is not None:
+        return settings.toolchain_bin
+    try:
+        done = subprocess.run([str(REPO_ROOT / "toolchain" / "ensure-pulumi.sh")], capture_output=True, text=True,
+                              check=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ToolchainMissing("no Pulumi toolchain: run `make setup` (needs Go or a pulumi CLI)") from exc
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def _error(status: int, error: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, whether or not they declare a length."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _error(413, "PayloadTooLarge", f"the body is larger than {self.limit} bytes")(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise PayloadTooLarge(f"the body is larger than {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def create_app(settings: Settings | None = None, *, toolchain_bin: Path | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.backend.startswith("file://"):
+            Path(settings.backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        db = Database(settings.database)
+        generated = bootstrap(db, settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None)
+        if generated:
+            # Printed once, to the console only: the store keeps its hash.
+            print(f"serverless-cases: admin token (shown once, keep it): {generated}", file=sys.stderr, flush=True)
+        runner = Runner(settings, db, toolchain_bin or resolve_toolchain(settings))
+        app.state.settings, app.state.db, app.state.runner = settings, db, runner
+        runner.start()
+        try:
+            yield
+        finally:
+            runner.stop()
+            db.dispose()
+
+    app = FastAPI(title="serverless-cases", version="1.0.0", lifespan=lifespan,
+                  description="Create, preview, update, refresh and destroy stacks of secure-by-default AWS "
+                              "serverless reference architectures.")
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.exception_handler(ServiceError)
+    async def render_service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return _error(exc.status_code, exc.type, exc.detail, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def render_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Only where and what: never echo the input (it may hold a secret argument).
+        problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
+        error = "InvalidStackName" if any("name" in p["loc"] for p in problems) else "InvalidRequest"
+        return _error(422, error, json.loads(json.dumps(problems)))
+
+    @app.exception_handler(Exception)
+    async def render_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        LOG.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, "InternalError", "an unexpected error occurred; it is in the service log")
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

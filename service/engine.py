@@ -1,0 +1,199 @@
+"""The only module that talks to ``pulumi.automation``.
+
+It runs one operation (a *job*) on one stack of the ``serverless-cases`` project: the
+stack's own workspace folder holds a generated ``Pulumi.yaml`` pointing at the repository's
+program, so stacks made here are ordinary stacks of the project on the configured backend.
+The worker process (:mod:`service.worker`) calls :func:`run_job`; nothing in the API
+process imports this module.
+
+Engine events are reduced to a curated JSON shape (operation, URN, type, names of changed
+properties, diagnostics, summary): property values are never copied out, so secrets in
+resource inputs cannot leak through events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pulumi import automation as auto
+
+from programs import targets
+
+Emit = Callable[[dict[str, Any]], None]
+LOG = logging.getLogger("serverless_cases.engine")
+CONFIG = targets.CONFIG_NAMESPACE
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+CHANGE_OPS = ("create", "update", "delete", "replace", "create-replacement", "delete-replaced",
+              "import", "read", "refresh", "discard")
+
+
+@dataclass
+class Job:
+    run_id: str
+    kind: str  # up | update | preview | refresh | destroy | recover
+    pulumi_stack: str
+    case: str
+    target: str
+    workspace_dir: str
+    env: dict[str, str]
+    toolchain_bin: str
+    args: dict[str, Any] = field(default_factory=dict)
+    secret_args: dict[str, Any] = field(default_factory=dict)
+    secrets_provider: str | None = None
+
+
+class JobError(Exception):
+    """A failed job: ``type`` names the failure for the caller, ``detail`` explains it."""
+
+    def __init__(self, type_: str, detail: str) -> None:
+        super().__init__(detail)
+        self.type = type_
+        self.detail = detail
+
+
+def _stack(job: Job) -> auto.Stack:
+    work_dir = Path(job.workspace_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "Pulumi.yaml").write_text(targets.project_file())
+    command = auto.PulumiCommand(root=str(Path(job.toolchain_bin).parent))
+    opts = auto.LocalWorkspaceOptions(work_dir=str(work_dir), env_vars=job.env, pulumi_command=command,
+                                      secrets_provider=job.secrets_provider)
+    return auto.create_or_select_stack(job.pulumi_stack, work_dir=str(work_dir), opts=opts)
+
+
+def _configure(stack: auto.Stack, job: Job) -> None:
+    current = stack.get_all_config()
+    secret_before: dict[str, Any] = {}
+    if f"{CONFIG}:secretArgs" in current:
+        secret_before = json.loads(current[f"{CONFIG}:secretArgs"].value or "{}")
+    secret_args = {**secret_before, **job.secret_args}
+    config = {
+        f"{CONFIG}:target": auto.ConfigValue(job.target),
+        f"{CONFIG}:case": auto.ConfigValue(job.case),
+        f"{CONFIG}:args": auto.ConfigValue(json.dumps(job.args)),
+    }
+    if secret_args:
+        config[f"{CONFIG}:secretArgs"] = auto.ConfigValue(json.dumps(secret_args), secret=True)
+    stack.set_all_config(config)
+
+
+def event_json(event: auto.EngineEvent) -> dict[str, Any] | None:
+    """The curated, value-free JSON form of one engine event (None for events not kept)."""
+    base: dict[str, Any] = {"sequence": event.sequence, "timestamp": event.timestamp}
+    if event.prelude_event is not None:
+        return {**base, "type": "prelude"}
+    if event.diagnostic_event is not None:
+        d = event.diagnostic_event
+        return {**base, "type": "diagnostic", "severity": d.severity, "urn": d.urn,
+                "message": _ANSI.sub("", d.message or "").strip()}
+    for kind, step in (("resource_pre", event.resource_pre_event), ("resource_outputs", event.res_outputs_event),
+                       ("resource_failed", event.res_op_failed_event)):
+        if step is not None:
+            meta = step.metadata
+            op = meta.op.value if hasattr(meta.op, "value") else str(meta.op)
+            return {**base, "type": kind, "op": op, "urn": meta.urn, "resource_type": meta.type,
+                    "diffs": sorted(meta.diffs or []), "provider": meta.provider}
+    if event.summary_event is not None:
+        s = event.summary_event
+        changes = {(k.value if hasattr(k, "value") else str(k)): v for k, v in (s.resource_changes or {}).items()}
+        return {**base, "type": "summary", "resource_changes": changes, "duration_seconds": s.duration_seconds,
+                "maybe_corrupt": s.maybe_corrupt}
+    if event.cancel_event is not None:
+        return {**base, "type": "cancel"}
+    return None
+
+
+class _Collector:
+    """Forwards curated events and remembers what the summary needs."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.errors: list[str] = []
+        self.changed: list[dict[str, Any]] = []
+        self.drift: list[dict[str, Any]] = []
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, event: auto.EngineEvent) -> None:
+        data = event_json(event)
+        if data is None:
+            return
+        if data["type"] == "diagnostic" and data["severity"] == "error" and data["message"]:
+            self.errors.append(data["message"])
+        if data["type"] in ("resource_pre", "resource_outputs") and \
+                not data["resource_type"].startswith("pulumi:providers:"):
+            entry = {"op": data["op"], "urn": data["urn"], "type": data["resource_type"], "diffs": data["diffs"]}
+            if data["type"] == "resource_pre" and data["op"] not in ("same", "refresh"):
+                self.changed.append(entry)  # a planned or applied change
+            elif data["type"] == "resource_outputs" and data["op"] in ("update", "delete"):
+                self.drift.append(entry)  # what a refresh found changed (or gone) in the cloud
+        if data["type"] == "summary":
+            self.counts = data["resource_changes"]
+        self.emit(data)
+
+
+def _outputs(stack: auto.Stack) -> dict[str, Any]:
+    return {k: {"value": v.value if not v.secret else None, "secret": v.secret} for k, v in stack.outputs().items()}
+
+
+def _resource_count(stack: auto.Stack) -> int:
+    state = stack.export_stack().deployment or {}
+    return sum(1 for r in state.get("resources") or []
+               if r.get("custom") and not str(r.get("type", "")).startswith("pulumi:providers:"))
+
+
+def translate(exc: Exception, errors: list[str]) -> JobError:
+    """The one place engine failures become typed errors (raw CLI output is not passed on)."""
+    detail = "\n".join(e for e in errors if "an unhandled error occurred" not in e)[:4000]
+    if isinstance(exc, auto.ConcurrentUpdateError):
+        return JobError("StackBusy", "another operation holds this stack's lock")
+    if isinstance(exc, auto.StackNotFoundError):
+        return JobError("StackNotFound", "the stack does not exist on the backend")
+    if isinstance(exc, auto.CommandError) and "canceled" in str(exc).lower():
+        return JobError("Cancelled", "the operation was cancelled")
+    if isinstance(exc, auto.CommandError):
+        return JobError("DeploymentFailed", detail or "the deployment failed; see the run's events")
+    return JobError("EngineError", f"{type(exc).__name__} while running the engine")
+
+
+def run_job(job: Job, emit: Emit) -> dict[str, Any]:
+    """Run ``job``; return its result (summary, outputs, resource count) or raise JobError."""
+    collector = _Collector(emit)
+    try:
+        stack = _stack(job)
+        if job.kind in ("up", "update"):
+            _configure(stack, job)
+            stack.up(on_event=collector, color="never", suppress_progress=True)
+            summary: dict[str, Any] = {"resource_changes": collector.counts}
+        elif job.kind == "preview":
+            result = stack.preview(on_event=collector, color="never")
+            counts = {(k.value if hasattr(k, "value") else str(k)): v for k, v in result.change_summary.items()}
+            summary = {"resource_changes": counts, "changes": collector.changed}
+        elif job.kind == "refresh":
+            stack.refresh(on_event=collector, color="never", suppress_progress=True)
+            summary = {"resource_changes": collector.counts, "drift": collector.drift, "drifted": bool(collector.drift)}
+        elif job.kind == "recover":
+            with contextlib.suppress(auto.CommandError):  # nothing to cancel
+                stack.cancel()  # removes a lock left by a killed run (DIY backends: its lock file)
+            stack.refresh(on_event=collector, color="never", clear_pending_creates=True, suppress_progress=True)
+            summary = {"resource_changes": collector.counts, "recovered": True}
+        elif job.kind == "destroy":
+            stack.destroy(on_event=collector, color="never", suppress_progress=True)
+            stack.workspace.remove_stack(job.pulumi_stack)
+            return {"summary": {"resource_changes": collector.counts}, "outputs": {}, "resource_count": 0,
+                    "removed": True}
+        else:
+            raise JobError("InvalidRun", f"unknown run kind {job.kind!r}")
+        return {"summary": summary, "outputs": _outputs(stack), "resource_count": _resource_count(stack)}
+    except JobError:
+        raise
+    except Exception as exc:
+        # The raw engine output goes to the worker's stderr (the service log), never to callers.
+        LOG.warning("run %s (%s) failed: %s", job.run_id, job.kind, exc)
+        raise translate(exc, collector.errors) from None

@@ -1,0 +1,192 @@
+"""Stacks: create (an ``up`` run), read, list, update, preview, refresh, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import boto3
+from fastapi import APIRouter, Path, Query, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from components import ComponentArgsError, UnknownCaseError, get_case
+from service.db import Run, StackRecord
+from service.deps import PrincipalDep, RunnerDep, SettingsDep
+from service.errors import (
+    InvalidStackConfig,
+    MissingCredentials,
+    StackExists,
+    StackNotFound,
+    TargetChange,
+    UnknownCase,
+)
+from service.routers.runs import run_read
+from service.schemas import (
+    SECRET_MARK,
+    STACK_NAME,
+    ErrorBody,
+    RunRead,
+    RunRef,
+    StackCreate,
+    StackList,
+    StackRead,
+    StackUpdate,
+)
+
+router = APIRouter(prefix="/v1/stacks", tags=["stacks"], responses={401: {"model": ErrorBody}})
+StackName = Annotated[str, Path(pattern=STACK_NAME, description="The stack's name")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+INVALID: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody}}
+
+
+def stack_read(session: Session, stack: StackRecord) -> StackRead:
+    last = session.get(Run, stack.last_run_id) if stack.last_run_id else None
+    arguments = {**stack.args, **{name: SECRET_MARK for name in stack.secret_arg_names}}
+    return StackRead(
+        name=stack.name, case=stack.case, target=stack.target, pulumi_stack=stack.pulumi_stack,  # type: ignore[arg-type]
+        arguments=arguments, status=stack.status, outputs=stack.outputs, resource_count=stack.resource_count,
+        last_run=RunRef(id=last.id, kind=last.kind, status=last.status) if last else None,  # type: ignore[arg-type]
+        created_at=stack.created_at, updated_at=stack.updated_at)
+
+
+def _find(session: Session, tenant: str, name: str) -> StackRecord:
+    stack = session.scalar(select(StackRecord).where(StackRecord.tenant_id == tenant, StackRecord.name == name))
+    if stack is None:
+        raise StackNotFound(f"no stack named {name!r}")
+    return stack
+
+
+def _validate(case_name: str, args: dict[str, Any], secrets: dict[str, Any], known_secrets: list[str]) -> None:
+    """Check the arguments with the case's own typed arguments before anything is queued."""
+    try:
+        case = get_case(case_name)
+    except UnknownCaseError as exc:
+        raise UnknownCase(str(exc)) from None
+    overlap = sorted(set(args) & set(secrets))
+    if overlap:
+        raise InvalidStackConfig([f"{k}: given both as an argument and as a secret argument" for k in overlap])
+    try:
+        case.parse_args({**args, **secrets})
+    except ComponentArgsError as exc:
+        # Secret arguments stored earlier are not known here: only the stack's config holds them.
+        problems = [p for p in exc.problems if not (p.split(":", 1)[0] in known_secrets and "Field required" in p)]
+        if problems:
+            raise InvalidStackConfig(problems) from None
+
+
+def _check_target(target: str) -> None:
+    if target == "aws" and boto3.Session().get_credentials() is None:
+        raise MissingCredentials("no AWS credentials found for the aws target (environment, profile or role)")
+
+
+def _params(stack: StackRecord) -> dict[str, Any]:
+    return {"case": stack.case, "target": stack.target, "args": dict(stack.args),
+            "secret_arg_names": list(stack.secret_arg_names)}
+
+
+@router.post("", response_model=RunRead, status_code=status.HTTP_202_ACCEPTED,
+             responses={**INVALID, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
+def create_stack(body: StackCreate, principal: PrincipalDep, runner: RunnerDep, settings: SettingsDep) -> RunRead:
+    """Validate, register the stack and start its first ``up`` run."""
+    target = body.target or settings.default_target
+    _validate(body.case, body.arguments, body.secret_arguments, [])
+    _check_target(target)
+    with runner.db.session() as session:
+        if session.scalar(select(StackRecord.id).where(StackRecord.tenant_id == principal.tenant,
+                                                       StackRecord.name == body.name)) is not None:
+            raise StackExists(f"a stack named {body.name!r} already exists")
+        stack = StackRecord(tenant_id=principal.tenant, name=body.name, pulumi_stack=f"{principal.tenant}.{body.name}",
+                            case=body.case, target=target, args=dict(body.arguments),
+                            secret_arg_names=sorted(body.secret_arguments), status="queued")
+        session.add(stack)
+        session.flush()
+        run = runner.enqueue(session, tenant_id=principal.tenant, stack=stack, kind="up", params=_params(stack),
+                             secret_values=dict(body.secret_arguments))
+        session.flush()
+        result = run_read(run)
+    runner.wake()
+    return result
+
+
+@router.get("", response_model=StackList)
+def list_stacks(principal: PrincipalDep, runner: RunnerDep,
+                case: Annotated[str | None, Query(max_length=64)] = None,
+                status_: Annotated[str | None, Query(alias="status", max_length=32)] = None) -> StackList:
+    with runner.db.session() as session:
+        query = select(StackRecord).where(StackRecord.tenant_id == principal.tenant).order_by(StackRecord.name)
+        if case is not None:
+            query = query.where(StackRecord.case == case)
+        if status_ is not None:
+            query = query.where(StackRecord.status == status_)
+        return StackList(items=[stack_read(session, s) for s in session.scalars(query)])
+
+
+@router.get("/{name}", response_model=StackRead, responses={**NOT_FOUND, **INVALID})
+def read_stack(name: StackName, principal: PrincipalDep, runner: RunnerDep) -> StackRead:
+    with runner.db.session() as session:
+        return stack_read(session, _find(session, principal.tenant, name))
+
+
+@router.patch("/{name}", response_model=RunRead, status_code=status.HTTP_202_ACCEPTED,
+              responses={**NOT_FOUND, **INVALID})
+def update_stack(name: StackName, body: StackUpdate, principal: PrincipalDep, runner: RunnerDep) -> RunRead:
+    """Merge new arguments into the stack's and start an ``update`` run (queued behind any
+    run already waiting on this stack)."""
+    with runner.db.session() as session:
+        stack = _find(session, principal.tenant, name)
+        if body.target is not None and body.target != stack.target:
+            raise TargetChange(f"the stack's target is {stack.target!r}; it cannot change to {body.target!r}")
+        args = {k: v for k, v in {**stack.args, **body.arguments}.items() if v is not None}
+        for key in body.secret_arguments:
+            args.pop(key, None)
+        secret_names = sorted((set(stack.secret_arg_names) - set(body.arguments)) | set(body.secret_arguments))
+        _validate(stack.case, args, dict(body.secret_arguments), secret_names)
+        _check_target(stack.target)
+        stack.args, stack.secret_arg_names = args, secret_names
+        run = runner.enqueue(session, tenant_id=principal.tenant, stack=stack, kind="update", params=_params(stack),
+                             secret_values=dict(body.secret_arguments))
+        session.flush()
+        result = run_read(run)
+    runner.wake()
+    return result
+
+
+def _simple_run(name: str, kind: str, principal: Any, runner: Any) -> RunRead:
+    with runner.db.session() as session:
+        stack = _find(session, principal.tenant, name)
+        if kind != "preview":
+            _check_target(stack.target)
+        run = runner.enqueue(session, tenant_id=principal.tenant, stack=stack, kind=kind, params=_params(stack))
+        session.flush()
+        result = run_read(run)
+    runner.wake()
+    return result
+
+
+@router.post("/{name}/preview", response_model=RunRead, status_code=status.HTTP_202_ACCEPTED,
+             responses={**NOT_FOUND, **INVALID})
+def preview_stack(name: StackName, principal: PrincipalDep, runner: RunnerDep) -> RunRead:
+    """A run that reports the planned changes: counts per operation and the resources affected."""
+    return _simple_run(name, "preview", principal, runner)
+
+
+@router.post("/{name}/refresh", response_model=RunRead, status_code=status.HTTP_202_ACCEPTED,
+             responses={**NOT_FOUND, **INVALID})
+def refresh_stack(name: StackName, principal: PrincipalDep, runner: RunnerDep) -> RunRead:
+    """Drift detection: the run's summary lists the resources that drifted."""
+    return _simple_run(name, "refresh", principal, runner)
+
+
+@router.delete("/{name}", response_model=RunRead, status_code=status.HTTP_202_ACCEPTED,
+               responses={**NOT_FOUND, **INVALID})
+def delete_stack(name: StackName, principal: PrincipalDep, runner: RunnerDep) -> RunRead:
+    """Destroy the stack's resources, then remove the stack."""
+    return _simple_run(name, "destroy", principal, runner)
+
+
+@router.get("/{name}/runs", response_model=list[RunRead], responses={**NOT_FOUND, **INVALID})
+def list_stack_runs(name: StackName, principal: PrincipalDep, runner: RunnerDep) -> list[RunRead]:
+    with runner.db.session() as session:
+        stack = _find(session, principal.tenant, name)
+        runs = session.scalars(select(Run).where(Run.pulumi_stack == stack.pulumi_stack).order_by(Run.queued_at))
+        return [run_read(r) for r in runs]

@@ -1,0 +1,323 @@
+"""Runs execute outside requests, in worker processes, in order per stack.
+
+The queue is the database: a run is ``queued`` until the scheduler starts it. A stack runs
+one run at a time, oldest first; different stacks run in parallel up to
+``max_parallel_runs``. Each run is a ``python -m service.worker`` process in its own
+session; its JSON lines become stored events (replayed to late readers) and, at the end,
+the run's result and the stack's record.
+
+Cancel: a queued run is dropped; a running one gets SIGTERM (the worker passes SIGINT to
+the Pulumi CLI, which stops cleanly and saves state), then SIGKILL after a grace period
+followed by a recovery run.
+
+Start-up recovery: runs left ``running`` by a killed service are marked ``interrupted``,
+their worker process groups killed, and a ``recover`` run (cancel the lock, refresh with
+pending creates cleared) is queued first for each of their stacks.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+
+from programs import targets
+from programs.targets import REPO_ROOT
+from service.db import Database, Run, RunEvent, StackRecord, utcnow
+from service.errors import ToolchainMissing
+from service.settings import Settings
+
+LOG = logging.getLogger("serverless_cases.runner")
+ACTIVE = ("queued", "running")
+FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+MUTATING = ("up", "update", "destroy")
+_BUSY = {"up": "creating", "update": "updating", "destroy": "destroying", "refresh": "refreshing",
+         "preview": "previewing", "recover": "recovering"}
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class SecretBox:
+    """Seals secret argument values of queued runs (Fernet, key derived from the passphrase)."""
+
+    def __init__(self, key_material: bytes) -> None:
+        self._fernet = Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"serverless-cases/runs\0" + key_material)
+                                                       .digest()))
+
+    def seal(self, values: dict[str, Any]) -> str | None:
+        return self._fernet.encrypt(json.dumps(values).encode()).decode() if values else None
+
+    def open(self, sealed: str | None) -> dict[str, Any]:
+        return json.loads(self._fernet.decrypt(sealed.encode())) if sealed else {}
+
+
+class Runner:
+    def __init__(self, settings: Settings, db: Database, toolchain_bin: Path) -> None:
+        self.settings = settings
+        self.db = db
+        self.toolchain_bin = toolchain_bin
+        self.box = SecretBox(settings.passphrase_bytes())
+        self._wake = threading.Condition()
+        self._running: dict[str, subprocess.Popen[str]] = {}  # run id -> worker
+        self._busy_stacks: set[str] = set()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        self.recover()
+        self._thread = threading.Thread(target=self._schedule, name="run-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def toolchain_ready(self) -> bool:
+        return (self.toolchain_bin / "pulumi").is_file() and (self.toolchain_bin / "pulumi-language-python").is_file()
+
+    def wake(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
+    # -- submitting and cancelling ------------------------------------------------------------
+    def enqueue(self, session: Any, *, tenant_id: str, stack: StackRecord, kind: str,
+                params: dict[str, Any], secret_values: dict[str, Any] | None = None,
+                first: bool = False) -> Run:
+        if not self.toolchain_ready():
+            raise ToolchainMissing(f"the Pulumi toolchain is missing from {self.toolchain_bin}; run `make setup`")
+        run = Run(id=str(uuid.uuid4()), tenant_id=tenant_id, stack_name=stack.name, pulumi_stack=stack.pulumi_stack,
+                  kind=kind, status="queued", params=params, sealed_secrets=self.box.seal(secret_values or {}),
+                  queued_at=EPOCH if first else utcnow())
+        session.add(run)
+        stack.last_run_id = run.id
+        stack.updated_at = utcnow()
+        return run
+
+    def cancel(self, run_id: str) -> str:
+        """Cancel a run: returns its status afterwards (``cancelled`` or still ``running``)."""
+        with self.db.session() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise KeyError(run_id)
+            if run.status == "queued":
+                run.status, run.finished_at, run.sealed_secrets = "cancelled", utcnow(), None
+                run.error_type, run.error_detail = "Cancelled", "cancelled before it started"
+                self.wake()
+                return "cancelled"
+            if run.status != "running":
+                return run.status
+        worker = self._running.get(run_id)
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            threading.Thread(target=self._kill_after_grace, args=(run_id, worker), daemon=True).start()
+        return "running"
+
+    def _kill_after_grace(self, run_id: str, worker: subprocess.Popen[str]) -> None:
+        try:
+            worker.wait(timeout=self.settings.cancel_grace_seconds)
+        except subprocess.TimeoutExpired:
+            LOG.warning("run %s did not stop within the grace period; killing it", run_id)
+            os.killpg(worker.pid, signal.SIGKILL)
+
+    # -- scheduling ---------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        while True:
+            with self._wake:
+                if self._stopping:
+                    return
+                started = self._start_runnable()
+                if not started:
+                    self._wake.wait(timeout=1.0)
+
+    def _start_runnable(self) -> bool:
+        capacity = self.settings.max_parallel_runs - len(self._running)
+        if capacity <= 0:
+            return False
+        with self.db.session() as session:
+            queued = session.scalars(select(Run).where(Run.status == "queued").order_by(Run.queued_at, Run.id)).all()
+            chosen: list[str] = []
+            seen: set[str] = set()
+            for run in queued:
+                if run.pulumi_stack in seen or run.pulumi_stack in self._busy_stacks:
+                    seen.add(run.pulumi_stack)
+                    continue
+                seen.add(run.pulumi_stack)
+                chosen.append(run.id)
+                if len(chosen) >= capacity:
+                    break
+        for run_id in chosen:
+            self._launch(run_id)
+        return bool(chosen)
+
+    def _launch(self, run_id: str) -> None:
+        with self.db.session() as session:
+            run = session.get(Run, run_id)
+            if run is None or run.status != "queued":
+                return
+            stack = self._stack(session, run)
+            secrets = self.box.open(run.sealed_secrets)
+            job = self._job(run, secrets)
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "service.worker"], cwd=REPO_ROOT, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            run.status, run.started_at, run.worker_pid, run.sealed_secrets = "running", utcnow(), worker.pid, None
+            if stack is not None:
+                run.params = {**run.params, "stack_status_before": stack.status}
+                stack.status = _BUSY.get(run.kind, "busy")
+                stack.updated_at = utcnow()
+            self._running[run_id] = worker
+            self._busy_stacks.add(run.pulumi_stack)
+            pulumi_stack = run.pulumi_stack
+        assert worker.stdin is not None
+        worker.stdin.write(json.dumps(job))
+        worker.stdin.close()
+        threading.Thread(target=self._follow, args=(run_id, pulumi_stack, worker), name=f"run-{run_id[:8]}",
+                         daemon=True).start()
+
+    def _job(self, run: Run, secrets: dict[str, Any]) -> dict[str, Any]:
+        env = targets.engine_env(run.params["target"], _base_env(), str(self.toolchain_bin))
+        env.update(self.settings.pulumi_secrets_env())
+        env.update({"PULUMI_BACKEND_URL": self.settings.backend,
+                    "SANDBOX_CLOUD_DIR": str(self.settings.sandbox_cloud_dir),
+                    "SANDBOX_LATENCY_MS": str(self.settings.sandbox_latency_ms)})
+        return {
+            "run_id": run.id, "kind": run.kind, "pulumi_stack": run.pulumi_stack, "case": run.params["case"],
+            "target": run.params["target"], "args": run.params.get("args", {}), "secret_args": secrets,
+            "workspace_dir": str(self.settings.workspaces_dir / run.pulumi_stack), "env": env,
+            "toolchain_bin": str(self.toolchain_bin), "secrets_provider": self.settings.secrets_provider,
+        }
+
+    # -- following a worker ------------------------------------------------------------------
+    def _follow(self, run_id: str, pulumi_stack: str, worker: subprocess.Popen[str]) -> None:
+        outcome: dict[str, Any] = {}
+        stderr_lines: list[str] = []
+        reader = threading.Thread(target=lambda: stderr_lines.extend(worker.stderr or []), daemon=True)
+        reader.start()
+        seq = 0
+        try:
+            assert worker.stdout is not None
+            for line in worker.stdout:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if "event" in message:
+                    seq += 1
+                    with self.db.session() as session:
+                        session.add(RunEvent(run_id=run_id, seq=seq, data=message["event"]))
+                else:
+                    outcome = message
+            worker.wait()
+            reader.join(timeout=5)
+            if stderr_lines:
+                level = logging.INFO if "result" in outcome else logging.WARNING
+                LOG.log(level, "run %s worker stderr:\n%s", run_id, "".join(stderr_lines)[-20000:])
+            self._finish(run_id, outcome, worker.returncode)
+        except Exception:
+            LOG.exception("following run %s failed", run_id)
+            self._finish(run_id, {"error": {"type": "ServiceError", "detail": "the run's worker failed"}}, -1)
+        finally:
+            with self._wake:
+                self._running.pop(run_id, None)
+                self._busy_stacks.discard(pulumi_stack)
+                self._wake.notify_all()
+
+    def _finish(self, run_id: str, outcome: dict[str, Any], returncode: int) -> None:
+        with self.db.session() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                return
+            stack = self._stack(session, run)
+            run.finished_at = utcnow()
+            if "result" in outcome:
+                result = outcome["result"]
+                run.status, run.summary = "succeeded", result.get("summary", {})
+                if stack is not None:
+                    if result.get("removed"):
+                        session.delete(stack)
+                        return
+                    stack.outputs = {k: "[secret]" if v.get("secret") else v.get("value")
+                                     for k, v in result.get("outputs", {}).items()}
+                    stack.resource_count = result.get("resource_count", 0)
+                    stack.status = "ready"
+            else:
+                error = outcome.get("error") or {"type": "WorkerFailed", "detail": f"the worker exited with {returncode}"}
+                killed = returncode < 0  # stopped by SIGKILL after the cancel grace period
+                cancelled = error["type"] == "Cancelled" or killed
+                run.status = "cancelled" if cancelled else "failed"
+                run.error_type = "Cancelled" if cancelled else error["type"]
+                run.error_detail = error["detail"] if not killed else "stopped after the cancel grace period"
+                if stack is not None:
+                    stack.status = _status_after_failure(run)
+                    if killed:
+                        self.enqueue(session, tenant_id=run.tenant_id, stack=stack, kind="recover",
+                                     params=dict(run.params), first=True)
+            if stack is not None:
+                stack.updated_at = utcnow()
+
+    @staticmethod
+    def _stack(session: Any, run: Run) -> StackRecord | None:
+        return session.scalar(select(StackRecord).where(StackRecord.pulumi_stack == run.pulumi_stack))
+
+    # -- recovery after a crash ----------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Mark runs a killed service left running as interrupted and queue their recovery."""
+        recovered = []
+        with self.db.session() as session:
+            for run in session.scalars(select(Run).where(Run.status == "running")).all():
+                _kill_orphan(run.worker_pid)
+                run.status, run.finished_at = "interrupted", utcnow()
+                run.error_type = "Interrupted"
+                run.error_detail = "the service stopped while this run was in progress; the stack was recovered"
+                stack = self._stack(session, run)
+                if stack is not None and not self.toolchain_ready():
+                    stack.status = "interrupted"  # recovered on the first start with a toolchain
+                    LOG.error("cannot recover stack %s: the Pulumi toolchain is missing", stack.name)
+                elif stack is not None:
+                    stack.status = "recovering"
+                    self.enqueue(session, tenant_id=run.tenant_id, stack=stack, kind="recover",
+                                 params=dict(run.params), first=True)
+                    recovered.append(stack.name)
+        return recovered
+
+
+def _status_after_failure(run: Run) -> str:
+    """A failed or cancelled change leaves the stack failed/cancelled; a failed preview or
+    refresh leaves it as it was."""
+    if run.kind in MUTATING or run.kind == "recover":
+        return "cancelled" if run.status == "cancelled" else "failed"
+    before = run.params.get("stack_status_before", "ready")
+    return str(before) if before not in _BUSY.values() else "ready"
+
+
+def _kill_orphan(pid: int | None) -> None:
+    if not pid:
+        return
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return
+    if b"service.worker" in cmdline:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "SERVERLESS_CASES_", "SANDBOX_"))}

@@ -1,0 +1,107 @@
+"""Request and response bodies, named by role."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STACK_NAME = r"^[a-z][a-z0-9-]{2,47}$"
+TENANT_NAME = r"^[a-z][a-z0-9-]{1,30}$"
+SECRET_MARK = "[secret]"
+RunKind = Literal["up", "update", "preview", "refresh", "destroy", "recover"]
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+ArgumentValue = str | int | float | bool | None | list[Any] | dict[str, Any]
+SecretValue = str | int | float | bool
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="The error's type, e.g. StackNotFound")
+    detail: Any = Field(description="What went wrong, for a person")
+
+
+class StackCreate(Strict):
+    name: str = Field(pattern=STACK_NAME, description="3-48 characters: lowercase letters, digits, '-'")
+    case: str = Field(min_length=1, max_length=64)
+    target: Literal["sandbox", "aws"] | None = Field(default=None, description="Default: the service's default target")
+    arguments: dict[str, ArgumentValue] = Field(default_factory=dict, max_length=64)
+    secret_arguments: dict[str, SecretValue] = Field(default_factory=dict, max_length=64)
+
+
+class StackUpdate(Strict):
+    arguments: dict[str, ArgumentValue] = Field(
+        default_factory=dict, max_length=64, description="Merged into the current arguments; null removes one")
+    secret_arguments: dict[str, SecretValue] = Field(default_factory=dict, max_length=64)
+    target: Literal["sandbox", "aws"] | None = Field(default=None, description="Must equal the stack's target")
+
+
+class RunRef(BaseModel):
+    id: str
+    kind: RunKind
+    status: RunStatus
+
+
+class RunRead(BaseModel):
+    id: str
+    stack: str
+    kind: RunKind
+    status: RunStatus
+    queued_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    duration_seconds: float | None
+    summary: dict[str, Any]
+    error: ErrorBody | None
+
+
+class StackRead(BaseModel):
+    name: str
+    case: str
+    target: Literal["sandbox", "aws"]
+    pulumi_stack: str = Field(description="The stack's name on the Pulumi backend (project serverless-cases)")
+    arguments: dict[str, Any] = Field(description=f"Secret arguments appear as {SECRET_MARK!r}")
+    status: str
+    outputs: dict[str, Any] = Field(description=f"Secret outputs appear as {SECRET_MARK!r}")
+    resource_count: int
+    last_run: RunRef | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class StackList(BaseModel):
+    items: list[StackRead]
+
+
+class CaseRead(BaseModel):
+    name: str
+    description: str
+    outputs: list[str]
+    example_arguments: dict[str, Any]
+    arguments_schema: dict[str, Any]
+
+
+class CaseList(BaseModel):
+    items: list[CaseRead]
+
+
+class RunList(BaseModel):
+    items: list[RunRead]
+
+
+class TenantCreate(Strict):
+    name: str = Field(pattern=TENANT_NAME)
+
+
+class TokenRead(BaseModel):
+    tenant: str
+    token: str = Field(description="Shown once; only its hash is stored")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)

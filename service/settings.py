@@ -1,0 +1,103 @@
+"""Service settings: one pydantic-settings class, read from ``SERVERLESS_CASES_*`` environment
+variables, with embedded defaults for a laptop (loopback, local file backend and SQLite in
+the data folder, sandbox target, a generated passphrase kept readable by the owner only).
+
+Outside ``development`` the generated passphrase and a non-loopback bind without an explicit
+secrets choice are refused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from programs import settings as state_settings
+from programs.targets import REPO_ROOT
+
+Target = Literal["sandbox", "aws"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SERVERLESS_CASES_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    data_dir: Path = REPO_ROOT / ".data"
+    database_url: str | None = None
+    """SQLAlchemy URL; default ``sqlite:///<data_dir>/service.db``. Postgres works too."""
+    backend_url: str | None = None
+    """Pulumi state backend; default the local file backend ``file://<data_dir>/state``."""
+    secrets_provider: str | None = None
+    """A Pulumi secrets provider URL (``awskms://...``, ``hashivault://...``); default: passphrase."""
+    passphrase: SecretStr | None = None
+    """Passphrase for the passphrase secrets provider; default: generated once into the data folder."""
+    default_target: Target = "sandbox"
+    max_parallel_runs: int = Field(default=2, ge=1, le=64)
+    cancel_grace_seconds: float = Field(default=120.0, gt=0)
+    toolchain_bin: Path | None = None
+    """Folder holding ``pulumi`` and the language host; default: ``toolchain/ensure-pulumi.sh``."""
+    bootstrap_token: SecretStr | None = None
+    """An admin token to install on first start; when absent one is generated and printed once."""
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    sandbox_latency_ms: int = Field(default=0, ge=0, le=60_000)
+    """Simulated AWS API latency per sandbox create/update/delete (demos, cancellation drills)."""
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'service.db'}"
+
+    @property
+    def backend(self) -> str:
+        return self.backend_url or f"file://{self.data_dir / 'state'}"
+
+    @property
+    def passphrase_file(self) -> Path:
+        return self.data_dir / "passphrase"
+
+    @property
+    def sandbox_cloud_dir(self) -> Path:
+        return self.data_dir / "sandbox-cloud"
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.data_dir / "workspaces"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Settings:
+        if self.environment == "production":
+            if self.secrets_provider is None and self.passphrase is None:
+                raise ValueError("production needs SERVERLESS_CASES_SECRETS_PROVIDER or SERVERLESS_CASES_PASSPHRASE; "
+                                 "the generated passphrase is for development only")
+            if self.database_url is None:
+                raise ValueError("production needs SERVERLESS_CASES_DATABASE_URL")
+        try:
+            loopback = ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            loopback = self.host == "localhost"
+        if not loopback and self.environment == "development" and self.bootstrap_token is None:
+            raise ValueError("binding beyond loopback in development needs an explicit SERVERLESS_CASES_BOOTSTRAP_TOKEN")
+        return self
+
+    def pulumi_secrets_env(self) -> dict[str, str]:
+        """How the CLI unlocks the stack's secrets, without putting the passphrase in argv."""
+        if self.secrets_provider is not None:
+            return {}
+        if self.passphrase is not None:
+            return {"PULUMI_CONFIG_PASSPHRASE": self.passphrase.get_secret_value()}
+        return {"PULUMI_CONFIG_PASSPHRASE_FILE": str(state_settings.ensure_passphrase(self.passphrase_file))}
+
+    def passphrase_bytes(self) -> bytes:
+        if self.passphrase is not None:
+            return self.passphrase.get_secret_value().encode()
+        return state_settings.ensure_passphrase(self.passphrase_file).read_bytes()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,83 @@
+"""One run, in its own process: ``python -m service.worker`` reads a job (JSON) on stdin,
+runs it through :mod:`service.engine`, and writes JSON lines on stdout: ``{"event": ...}``
+for each engine event, then one ``{"result": ...}`` or ``{"error": ...}``.
+
+Secret values given in the job never leave this process: every line is scrubbed of them.
+SIGTERM asks for a clean stop: it is passed to the Pulumi CLI as SIGINT, which finishes
+the resource operations in flight, saves the state and exits; this process then reports
+the run as cancelled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from service.engine import Job, JobError, run_job
+
+_cancel_requested = False
+
+
+def scrubber(secrets: list[str]) -> Any:
+    values = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def scrub(text: str) -> str:
+        for value in values:
+            text = text.replace(value, "[secret]")
+        return text
+
+    return scrub
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _forward_cancel(signum: int, frame: Any) -> None:
+    global _cancel_requested
+    _cancel_requested = True
+    for child in _children(os.getpid()):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if cmdline.endswith(b"pulumi"):
+            os.kill(child, signal.SIGINT)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    job = Job(**json.loads(sys.stdin.read()))
+    secret_values = [str(v) for v in job.secret_args.values()] + [
+        v for k, v in job.env.items() if k in ("PULUMI_CONFIG_PASSPHRASE",)]
+    scrub = scrubber(secret_values)
+
+    def write(kind: str, payload: Any) -> None:
+        sys.stdout.write(scrub(json.dumps({kind: payload})) + "\n")
+        sys.stdout.flush()
+
+    signal.signal(signal.SIGTERM, _forward_cancel)
+    signal.signal(signal.SIGINT, _forward_cancel)
+    try:
+        result = run_job(job, lambda event: write("event", event))
+    except JobError as exc:
+        kind = "Cancelled" if _cancel_requested else exc.type
+        write("error", {"type": kind, "detail": exc.detail})
+        return 1
+    write("result", result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Run the real service (uvicorn, the runner, worker processes, the Pulumi engine and the
+sandbox) as a separate process on loopback, with its own data folder, and talk to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from programs.targets import REPO_ROOT
+
+ADMIN_TOKEN = "sc_admin-token-for-tests-0123456789"
+FINISHED = {"succeeded", "failed", "cancelled", "interrupted"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Service:
+    def __init__(self, data_dir: Path, toolchain: str, **settings: Any) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.log_path = data_dir / "service.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("SERVERLESS_CASES_", "PULUMI_"))}
+        self.env.update({
+            "SERVERLESS_CASES_DATA_DIR": str(data_dir), "SERVERLESS_CASES_PORT": str(self.port),
+            "SERVERLESS_CASES_BOOTSTRAP_TOKEN": ADMIN_TOKEN, "SERVERLESS_CASES_TOOLCHAIN_BIN": toolchain,
+            "PULUMI_HOME": str(data_dir / "pulumi-home"),
+        })
+        self.env.update({f"SERVERLESS_CASES_{k.upper()}": str(v) for k, v in settings.items()})
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> Service:
+        data = self.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
+        self.process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO_ROOT, env=self.env,
+                                        stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the service exited:\n{self.log_path.read_text()[-4000:]}")
+            time.sleep(0.2)
+        raise TimeoutError("the service did not start")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no clean-up runs."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log is not None and not self._log.closed:
+            self._log.close()
+
+    def client(self, token: str = ADMIN_TOKEN) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    def tenant_token(self, name: str) -> str:
+        with self.client() as admin:
+            response = admin.post("/v1/tenants", json={"name": name})
+            assert response.status_code == 201, response.text
+            return str(response.json()["token"])
+
+
+def wait_run(client: httpx.Client, run_id: str, timeout: float = 300, until: set[str] | None = None) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    until = until or FINISHED
+    while time.monotonic() < deadline:
+        run = client.get(f"/v1/runs/{run_id}").json()
+        if run["status"] in until:
+            return dict(run)
+        time.sleep(0.2)
+    raise TimeoutError(f"run {run_id} did not reach {until}")
+
+
+def sse_events(client: httpx.Client, run_id: str, last_event_id: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    with client.stream("GET", f"/v1/runs/{run_id}/events", headers=headers, timeout=120) as response:
+        assert response.status_code == 200
+        event, data = "message", ""
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                data = line.split(":", 1)[1].strip()
+            elif line == "" and data:
+                yield event, json.loads(data)
+                if event == "end":
+                    return
+                event, data = "message", ""
