@@ -21,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
+from components.naming import physical_name
 
 HANDLERS_DIR = Path(__file__).resolve().parent / "handlers"
 
@@ -92,7 +93,7 @@ def lambda_layer(name: str, requirements: Sequence[str], *, source_only: Sequenc
                  parent: pulumi.Resource) -> aws.lambda_.LayerVersion:
     """A Lambda layer of pinned third-party dependencies (see :func:`dependency_layer_zip`)."""
     return aws.lambda_.LayerVersion(
-        name, layer_name=name, compatible_runtimes=[defaults.LAMBDA_RUNTIME],
+        name, layer_name=physical_name(name, max_length=64, lowercase=False), compatible_runtimes=[defaults.LAMBDA_RUNTIME],
         compatible_architectures=[defaults.LAMBDA_ARCHITECTURE],
         code=pulumi.FileArchive(str(dependency_layer_zip(requirements, source_only))),
         opts=pulumi.ResourceOptions(parent=parent))

@@ -71,6 +71,9 @@ class Runner:
         self.toolchain_bin = toolchain_bin
         self.box = SecretBox(settings.passphrase_bytes())
         self._wake = threading.Condition()
+        self.admission = threading.Lock()
+        """Held by whoever accepts runs, from reading the stack to committing: acceptance order
+        is then queue order (``queued_at``) on any database."""
         self._running: dict[str, subprocess.Popen[str]] = {}  # run id -> worker
         self._busy_stacks: set[str] = set()
         self._stopping = False

@@ -91,7 +91,7 @@ def create_stack(body: StackCreate, principal: PrincipalDep, runner: RunnerDep, 
     target = body.target or settings.default_target
     _validate(body.case, body.arguments, body.secret_arguments, [])
     _check_target(target)
-    with runner.db.session() as session:
+    with runner.admission, runner.db.session() as session:
         if session.scalar(select(StackRecord.id).where(StackRecord.tenant_id == principal.tenant,
                                                        StackRecord.name == body.name)) is not None:
             raise StackExists(f"a stack named {body.name!r} already exists")
@@ -132,7 +132,7 @@ def read_stack(name: StackName, principal: PrincipalDep, runner: RunnerDep) -> S
 def update_stack(name: StackName, body: StackUpdate, principal: PrincipalDep, runner: RunnerDep) -> RunRead:
     """Merge new arguments into the stack's and start an ``update`` run (queued behind any
     run already waiting on this stack)."""
-    with runner.db.session() as session:
+    with runner.admission, runner.db.session() as session:
         stack = _find(session, principal.tenant, name)
         if body.target is not None and body.target != stack.target:
             raise TargetChange(f"the stack's target is {stack.target!r}; it cannot change to {body.target!r}")
@@ -152,7 +152,7 @@ def update_stack(name: StackName, body: StackUpdate, principal: PrincipalDep, ru
 
 
 def _simple_run(name: str, kind: str, principal: Any, runner: Any) -> RunRead:
-    with runner.db.session() as session:
+    with runner.admission, runner.db.session() as session:
         stack = _find(session, principal.tenant, name)
         if kind != "preview":
             _check_target(stack.target)

@@ -1,0 +1,132 @@
+"""Runs: events (live and replayed), cancellation, per-stack ordering, parallel stacks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.cloud import SandboxCloud
+from tests.service_harness import Service, sse_events, wait_run
+
+
+@pytest.fixture
+def slow_service(tmp_path: Path, pulumi_toolchain: str) -> Iterator[Service]:
+    """Each sandbox create/update/delete takes 150 ms, like a (fast) cloud API."""
+    svc = Service(tmp_path / "svc", pulumi_toolchain, sandbox_latency_ms=150, cancel_grace_seconds=60).start()
+    yield svc
+    svc.stop()
+
+
+def _time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _create(api: Any, name: str, case: str = "todo-app", **extra: Any) -> dict[str, Any]:
+    response = api.post("/v1/stacks", json={"name": name, "case": case, **extra})
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+def test_events_stream_live_and_replay_from_the_start(slow_service: Service) -> None:
+    with slow_service.client() as api:
+        run = _create(api, "events")
+        live: list[tuple[str, dict[str, Any]]] = []
+        reader = threading.Thread(target=lambda: live.extend(sse_events(api, run["id"])))
+        reader.start()
+        wait_run(api, run["id"], until={"running"})
+        reader.join(timeout=300)
+        assert live[-1] == ("end", {"status": "succeeded"})
+        kinds = [name for name, _ in live]
+        assert kinds[0] == "prelude" and "resource_pre" in kinds and "summary" in kinds
+        sequences = [data["sequence"] for name, data in live[:-1]]
+        assert sequences == sorted(sequences)
+
+        late = list(sse_events(api, run["id"]))
+        assert late == live  # a late reader gets everything, from the start
+        resumed = list(sse_events(api, run["id"], last_event_id="5"))
+        assert resumed == live[5:]
+
+
+def test_queued_run_is_dropped_on_cancel(slow_service: Service) -> None:
+    with slow_service.client() as api:
+        first = _create(api, "queue-cancel")
+        wait_run(api, first["id"], until={"running"})
+        second = api.patch("/v1/stacks/queue-cancel", json={"arguments": {"cache_ttl_seconds": 30}}).json()
+        assert second["status"] == "queued"
+        cancelled = api.post(f"/v1/runs/{second['id']}/cancel")
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        assert wait_run(api, first["id"])["status"] == "succeeded"
+        dropped = api.get(f"/v1/runs/{second['id']}").json()
+        assert dropped["status"] == "cancelled" and dropped["started_at"] is None
+        assert api.post(f"/v1/runs/{second['id']}/cancel").status_code == 409
+
+
+def test_running_run_stops_cleanly_and_the_stack_stays_usable(slow_service: Service) -> None:
+    with slow_service.client() as api:
+        run = _create(api, "stop-me", case="blog", arguments={"sender_email": "a@blog.example"})
+        started = 0
+        for name, _ in sse_events(api, run["id"]):
+            started += name == "resource_pre"
+            if started >= 8:
+                break
+        assert api.post(f"/v1/runs/{run['id']}/cancel").json()["status"] in ("running", "cancelled")
+        stopped = wait_run(api, run["id"])
+        assert stopped["status"] == "cancelled" and stopped["error"]["error"] == "Cancelled"
+        assert api.get("/v1/stacks/stop-me").json()["status"] == "cancelled"
+
+        # Consistent: no lock left, and the next change completes the stack.
+        locks = slow_service.data_dir / "state" / ".pulumi" / "locks"
+        assert not [p for p in locks.rglob("*.json")] if locks.exists() else True
+        again = api.patch("/v1/stacks/stop-me", json={"arguments": {"thumbnail_size": "100x100"}}).json()
+        assert wait_run(api, again["id"])["status"] == "succeeded"
+        stack = api.get("/v1/stacks/stop-me").json()
+        cloud = slow_service.data_dir / "sandbox-cloud"
+        records = [r for region in cloud.iterdir() for r in SandboxCloud(cloud, region.name).records()]
+        assert stack["status"] == "ready" and stack["resource_count"] == len(records)
+
+
+def test_concurrent_changes_to_one_stack_run_in_order(slow_service: Service) -> None:
+    with slow_service.client() as api:
+        wait_run(api, _create(api, "ordered")["id"])
+
+        def change(ttl: int) -> dict[str, Any]:
+            with slow_service.client() as own:
+                response = own.patch("/v1/stacks/ordered", json={"arguments": {"cache_ttl_seconds": ttl}})
+                assert response.status_code == 202, response.text
+                return dict(response.json())
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            accepted = list(pool.map(change, [10, 20, 30, 40, 50, 60]))
+        runs = sorted((wait_run(api, r["id"]) for r in accepted), key=lambda r: _time(r["queued_at"]))
+        assert [r["status"] for r in runs] == ["succeeded"] * 6
+        for before, after in itertools.pairwise(runs):
+            assert _time(before["finished_at"]) <= _time(after["started_at"])
+        ttl_of = {a["id"]: t for a, t in zip(accepted, [10, 20, 30, 40, 50, 60], strict=True)}
+        stack = api.get("/v1/stacks/ordered").json()
+        assert stack["arguments"]["cache_ttl_seconds"] == ttl_of[runs[-1]["id"]]
+        preview = wait_run(api, api.post("/v1/stacks/ordered/preview").json()["id"])
+        assert set(preview["summary"]["resource_changes"]) == {"same"}
+
+
+def test_different_stacks_run_in_parallel(slow_service: Service) -> None:
+    with slow_service.client() as api:
+        first, second = _create(api, "par-one"), _create(api, "par-two")
+        a, b = wait_run(api, first["id"]), wait_run(api, second["id"])
+        assert a["status"] == b["status"] == "succeeded"
+        assert _time(a["started_at"]) < _time(b["finished_at"]) and _time(b["started_at"]) < _time(a["finished_at"])
+
+
+def test_run_summary_has_counts_and_timings(slow_service: Service) -> None:
+    with slow_service.client() as api:
+        run = wait_run(api, _create(api, "timed")["id"])
+        assert run["summary"]["resource_changes"]["create"] > 0
+        assert run["duration_seconds"] > 0
+        assert json.loads(json.dumps(run))["error"] is None

@@ -1,0 +1,181 @@
+"""Tenants, crash recovery, secrets and errors: the service's promises under pressure."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.service_harness import ADMIN_TOKEN, Service, sse_events, wait_run
+
+
+@pytest.fixture
+def service(tmp_path: Path, pulumi_toolchain: str) -> Iterator[Service]:
+    svc = Service(tmp_path / "svc", pulumi_toolchain, sandbox_latency_ms=100).start()
+    yield svc
+    svc.stop()
+
+
+def _error(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == kind and body["detail"], body
+    return dict(body)
+
+
+def test_a_tenant_sees_and_touches_only_its_own_stacks(service: Service) -> None:
+    other = service.tenant_token("globex")
+    with service.client() as owner, service.client(other) as intruder:
+        run = owner.post("/v1/stacks", json={"name": "private", "case": "todo-app"}).json()
+        wait_run(owner, run["id"])
+        assert intruder.get("/v1/stacks").json() == {"items": []}
+        for method, path, body in [
+            ("GET", "/v1/stacks/private", None), ("PATCH", "/v1/stacks/private", {"arguments": {}}),
+            ("POST", "/v1/stacks/private/preview", None), ("POST", "/v1/stacks/private/refresh", None),
+            ("DELETE", "/v1/stacks/private", None), ("GET", "/v1/stacks/private/runs", None),
+        ]:
+            _error(intruder.request(method, path, json=body), 404, "StackNotFound")
+        for method, path in [("GET", f"/v1/runs/{run['id']}"), ("POST", f"/v1/runs/{run['id']}/cancel"),
+                             ("GET", f"/v1/runs/{run['id']}/events")]:
+            _error(intruder.request(method, path), 404, "RunNotFound")
+        # The same name is free in another tenant: names are per tenant.
+        theirs = intruder.post("/v1/stacks", json={"name": "private", "case": "todo-app"})
+        assert theirs.status_code == 202
+        assert wait_run(intruder, theirs.json()["id"])["status"] == "succeeded"
+        assert owner.get("/v1/stacks/private").json()["pulumi_stack"] == "admin.private"
+        assert intruder.get("/v1/stacks/private").json()["pulumi_stack"] == "globex.private"
+        _error(intruder.post("/v1/tenants", json={"name": "evil"}), 403, "Forbidden")
+
+
+def test_killed_service_recovers_the_interrupted_stack(service: Service) -> None:
+    with service.client() as api:
+        run = api.post("/v1/stacks", json={"name": "crashy", "case": "todo-app"}).json()
+        seen = 0
+        for name, _ in sse_events(api, run["id"]):
+            seen += name == "resource_outputs"
+            if seen >= 10:
+                break
+    service.kill()
+    service.start()
+    with service.client() as api:
+        interrupted = api.get(f"/v1/runs/{run['id']}").json()
+        assert interrupted["status"] == "interrupted" and interrupted["error"]["error"] == "Interrupted"
+        runs = api.get("/v1/stacks/crashy/runs").json()
+        recover = next(r for r in runs if r["kind"] == "recover")
+        assert wait_run(api, recover["id"])["status"] == "succeeded"
+        again = api.patch("/v1/stacks/crashy", json={"arguments": {"cache_ttl_seconds": 90}}).json()
+        assert wait_run(api, again["id"])["status"] == "succeeded"
+        assert api.get("/v1/stacks/crashy").json()["status"] == "ready"
+        assert all(r["status"] != "running" for r in api.get("/v1/stacks/crashy/runs").json())
+    locks = service.data_dir / "state" / ".pulumi" / "locks"
+    assert not list(locks.rglob("*.json")) if locks.exists() else True
+
+
+def test_restart_keeps_stacks_runs_and_events(service: Service) -> None:
+    with service.client() as api:
+        run = api.post("/v1/stacks", json={"name": "durable", "case": "todo-app"}).json()
+        wait_run(api, run["id"])
+        before = list(sse_events(api, run["id"]))
+    service.stop()
+    service.start()
+    with service.client() as api:
+        assert api.get("/v1/stacks/durable").json()["status"] == "ready"
+        assert list(sse_events(api, run["id"])) == before
+
+
+SECRET = "hidden-sender-7f3a@secret.example"
+ROTATED = "rotated-sender-91c2@secret.example"
+
+
+def test_secret_arguments_and_outputs_never_appear_in_clear(service: Service) -> None:
+    with service.client() as api:
+        seen: list[str] = []
+        created = api.post("/v1/stacks", json={"name": "quiet", "case": "blog",
+                                                "secret_arguments": {"sender_email": SECRET}})
+        seen.append(created.text)
+        run = wait_run(api, created.json()["id"])
+        assert run["status"] == "succeeded"
+        stack = api.get("/v1/stacks/quiet")
+        seen.append(stack.text)
+        assert stack.json()["arguments"]["sender_email"] == "[secret]"
+        assert stack.json()["outputs"]["sender_identity"] == "[secret]"
+        seen += [str(e) for e in sse_events(api, run["id"])]
+        updated = api.patch("/v1/stacks/quiet", json={"secret_arguments": {"sender_email": ROTATED},
+                                                      "arguments": {"thumbnail_size": "64x64"}})
+        seen.append(updated.text)
+        wait_run(api, updated.json()["id"])
+        preview = wait_run(api, api.post("/v1/stacks/quiet/preview").json()["id"])
+        seen += [str(preview)] + [str(e) for e in sse_events(api, preview["id"])]
+        failed = api.patch("/v1/stacks/quiet", json={"arguments": {"thumbnail_size": "1x1"}})  # invalid: 422
+        seen.append(failed.text)
+        seen.append(api.get("/v1/stacks/quiet").text)
+        seen.append(api.get("/v1/stacks/quiet/runs").text)
+    service.stop()
+    everything = "\n".join(seen) + service.log_path.read_text()
+    with sqlite3.connect(service.data_dir / "service.db") as db:
+        for table in ("stacks", "runs", "run_events", "api_tokens"):
+            everything += "\n".join(str(row) for row in db.execute(f"SELECT * FROM {table}"))  # noqa: S608
+    for secret in (SECRET, ROTATED, ADMIN_TOKEN):
+        assert secret not in everything
+    assert (service.data_dir / "passphrase").read_text() not in everything
+
+
+def test_documented_errors(service: Service) -> None:
+    with service.client() as api:
+        wait_run(api, api.post("/v1/stacks", json={"name": "taken", "case": "todo-app"}).json()["id"])
+        _error(api.get("/v1/stacks/absent"), 404, "StackNotFound")
+        _error(api.get("/v1/cases/no-such-case"), 404, "UnknownCase")
+        _error(api.post("/v1/stacks", json={"name": "newone", "case": "no-such-case"}), 404, "UnknownCase")
+        _error(api.get("/v1/runs/00000000-0000-0000-0000-000000000000"), 404, "RunNotFound")
+        _error(api.post("/v1/stacks", json={"name": "taken", "case": "todo-app"}), 409, "StackExists")
+        _error(api.post("/v1/stacks", json={"name": "../etc", "case": "todo-app"}), 422, "InvalidStackName")
+        _error(api.get("/v1/stacks/Bad%20Name"), 422, "InvalidStackName")
+        invalid = _error(api.post("/v1/stacks", json={"name": "badargs", "case": "todo-app",
+                                                      "arguments": {"cache_ttl_seconds": -1, "nope": 1}}),
+                         422, "InvalidStackConfig")
+        assert set(invalid["detail"]) == {"cache_ttl_seconds: -1 is outside 0..3600", "nope: unknown field"}
+        _error(api.patch("/v1/stacks/taken", json={"target": "aws"}), 422, "TargetChange")
+        assert api.get("/v1/stacks/badargs").status_code == 404  # nothing half-created
+    _error(httpx.get(f"{service.base_url}/v1/stacks"), 401, "Unauthorized")
+    _error(httpx.get(f"{service.base_url}/v1/stacks", headers={"Authorization": "Bearer sc_wrong"}), 401,
+           "Unauthorized")
+
+
+def test_aws_target_without_credentials_is_refused(tmp_path: Path, pulumi_toolchain: str) -> None:
+    svc = Service(tmp_path / "svc", pulumi_toolchain)
+    for key in [k for k in svc.env if k.startswith("AWS_")]:
+        del svc.env[key]
+    svc.env.update({"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                    "AWS_EC2_METADATA_DISABLED": "true"})
+    svc.start()
+    try:
+        with svc.client() as api:
+            _error(api.post("/v1/stacks", json={"name": "cloudy", "case": "todo-app", "target": "aws"}), 422,
+                   "MissingCredentials")
+            assert api.get("/v1/stacks/cloudy").status_code == 404
+    finally:
+        svc.stop()
+
+
+def test_missing_toolchain_is_a_503(tmp_path: Path) -> None:
+    empty = tmp_path / "no-toolchain"
+    empty.mkdir()
+    svc = Service(tmp_path / "svc", str(empty)).start()
+    try:
+        ready = httpx.get(f"{svc.base_url}/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["toolchain"] != "ok"
+        with svc.client() as api:
+            _error(api.post("/v1/stacks", json={"name": "nochain", "case": "todo-app"}), 503, "ToolchainMissing")
+            assert api.get("/v1/stacks/nochain").status_code == 404
+    finally:
+        svc.stop()
+
+
+def test_health_needs_no_token_and_readiness_checks_everything(service: Service) -> None:
+    assert httpx.get(f"{service.base_url}/healthz").json() == {"status": "ok", "checks": {}}
+    ready = httpx.get(f"{service.base_url}/readyz").json()
+    assert ready == {"status": "ok", "checks": {"toolchain": "ok", "backend": "ok", "store": "ok"}}
