@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import pulumi
 
 from components.args import args_schema, parse_args
-from components.cases import blog, todo_app
+from components.cases import blog, software_updates, todo_app
 
 
 class UnknownCaseError(LookupError):
@@ -59,6 +59,8 @@ CASES: dict[str, Case] = {
              ("site_url", "content_bucket", "upload_api_url", "upload_bucket", "thumbnails_bucket", "table_name",
               "table_stream_arn", "dax_endpoint", "user_pool_id", "sender_identity"),
              {"sender_email": "welcome@myblog.example"}),
+        Case("software-updates", software_updates.DESCRIPTION, software_updates.SoftwareUpdates,
+             software_updates.SoftwareUpdatesArgs, ("distribution_domain", "origin_dns_name", "cached_path_patterns")),
     )
 }
 

@@ -434,6 +434,109 @@ TYPES: dict[str, TypeSpec] = {
     "aws:sns/topicSubscription:TopicSubscription": TypeSpec(
         id_of=lambda ctx: f"{ctx.get('topic')}:{_uuid(ctx.seed)}", computed=lambda ctx, rid: {"arn": rid},
         replace_on=frozenset({"topic", "protocol", "endpoint"})),
+    # dns and certificates
+    "aws:route53/zone:Zone": TypeSpec(
+        id_of=lambda ctx: "Z" + _alnum(ctx.seed, 20, string.ascii_uppercase + string.digits),
+        computed=lambda ctx, rid: {
+            "zoneId": rid, "arn": f"arn:{PARTITION}:route53:::hostedzone/{rid}",
+            "nameServers": [f"ns-{100 + i}.awsdns-{10 + i}.{tld}" for i, tld in enumerate(("com", "net", "org", "co.uk"))],
+            "primaryNameServer": "ns-100.awsdns-10.com"},
+        replace_on=frozenset({"name", "delegationSetId"})),
+    "aws:route53/record:Record": TypeSpec(
+        id_of=lambda ctx: "_".join(str(p) for p in (ctx.get("zoneId"), ctx.get("name"), ctx.get("type"),
+                                                     ctx.get("setIdentifier")) if p),
+        computed=lambda ctx, rid: {"fqdn": str(ctx.get("name", "")).rstrip(".")},
+        replace_on=frozenset({"zoneId", "name", "type", "setIdentifier"})),
+    "aws:route53/healthCheck:HealthCheck": TypeSpec(
+        id_of=_uuid_id, computed=lambda ctx, rid: {"arn": f"arn:{PARTITION}:route53:::healthcheck/{rid}"}),
+    "aws:acm/certificate:Certificate": TypeSpec(
+        id_of=lambda ctx: ctx.arn("acm", f"certificate/{_uuid(ctx.seed)}"),
+        computed=lambda ctx, rid: {"arn": rid, "status": "ISSUED", "domainValidationOptions": [
+            {"domainName": d, "resourceRecordName": f"_{_alnum(ctx.seed + d, 32, '0123456789abcdef')}.{d}.",
+             "resourceRecordType": "CNAME",
+             "resourceRecordValue": f"_{_alnum(d + ctx.seed, 32, '0123456789abcdef')}.acm-validations.aws."}
+            for d in [ctx.get("domainName"), *(ctx.get("subjectAlternativeNames") or [])] if d]},
+        replace_on=frozenset({"domainName", "subjectAlternativeNames", "validationMethod"})),
+    "aws:acm/certificateValidation:CertificateValidation": TypeSpec(
+        id_of=_name_id("certificateArn"), replace_on=frozenset({"certificateArn", "validationRecordFqdns"})),
+    "aws:apigateway/domainName:DomainName": TypeSpec(
+        id_of=_name_id("domainName"),
+        computed=lambda ctx, rid: {
+            "arn": f"arn:{PARTITION}:apigateway:{ctx.region}::/domainnames/{rid}",
+            "regionalDomainName": f"d-{_alnum(ctx.seed, 10)}.execute-api.{ctx.region}.amazonaws.com",
+            "regionalZoneId": "Z1UJRXOUMOOFQ8"},
+        replace_on=frozenset({"domainName"})),
+    "aws:apigateway/basePathMapping:BasePathMapping": TypeSpec(
+        id_of=lambda ctx: f"{ctx.get('domainName')}/{ctx.get('basePath') or ''}",
+        replace_on=frozenset({"domainName"})),
+    # secrets
+    "aws:secretsmanager/secret:Secret": TypeSpec(
+        name_property="name", name_max=512,
+        id_of=lambda ctx: ctx.arn("secretsmanager", f"secret:{ctx.get('name')}-{_alnum(ctx.seed, 6, string.ascii_letters)}"),
+        computed=lambda ctx, rid: {"arn": rid}, replace_on=frozenset({"name", "namePrefix"})),
+    "aws:secretsmanager/secretVersion:SecretVersion": TypeSpec(
+        id_of=lambda ctx: f"{ctx.get('secretId')}|{_uuid(ctx.seed)}",
+        computed=lambda ctx, rid: {"arn": str(ctx.get("secretId")), "versionId": rid.split("|")[-1],
+                                   "versionStages": ["AWSCURRENT"]},
+        replace_on=frozenset({"secretId", "secretString", "secretBinary"})),
+    # compute behind load balancers
+    "aws:ec2/launchTemplate:LaunchTemplate": TypeSpec(
+        name_property="name", name_max=128, id_of=_prefixed("lt-"),
+        computed=lambda ctx, rid: {"arn": ctx.arn("ec2", f"launch-template/{rid}"), "latestVersion": 1,
+                                   "defaultVersion": 1}),
+    "aws:autoscaling/group:Group": TypeSpec(
+        name_property="name", name_max=255,
+        computed=lambda ctx, rid: {"arn": ctx.arn("autoscaling", f"autoScalingGroup:{_uuid(ctx.seed)}:"
+                                                                 f"autoScalingGroupName/{rid}")},
+        replace_on=frozenset({"name", "namePrefix"})),
+    "aws:lb/loadBalancer:LoadBalancer": TypeSpec(
+        name_property="name", name_max=32,
+        id_of=lambda ctx: ctx.arn("elasticloadbalancing", f"loadbalancer/app/{ctx.get('name')}/{_alnum(ctx.seed, 16, '0123456789abcdef')}"),
+        computed=lambda ctx, rid: {"arn": rid, "arnSuffix": rid.split("loadbalancer/", 1)[-1],
+                                   "dnsName": f"{ctx.get('name')}-{_alnum(ctx.seed, 10, '0123456789')}.{ctx.region}.elb.amazonaws.com",
+                                   "zoneId": "Z35SXDOTRQ7X7K"},
+        replace_on=frozenset({"name", "namePrefix", "internal", "loadBalancerType"})),
+    "aws:lb/targetGroup:TargetGroup": TypeSpec(
+        name_property="name", name_max=32,
+        id_of=lambda ctx: ctx.arn("elasticloadbalancing", f"targetgroup/{ctx.get('name')}/{_alnum(ctx.seed, 16, '0123456789abcdef')}"),
+        computed=lambda ctx, rid: {"arn": rid, "arnSuffix": rid.split(":", 5)[-1]},
+        replace_on=frozenset({"name", "namePrefix", "port", "protocol", "vpcId", "targetType"})),
+    "aws:lb/listener:Listener": TypeSpec(
+        id_of=lambda ctx: ctx.arn("elasticloadbalancing", f"listener/app/{_alnum(ctx.seed, 16, '0123456789abcdef')}"),
+        computed=lambda ctx, rid: {"arn": rid}, replace_on=frozenset({"loadBalancerArn"})),
+    "aws:lb/listenerRule:ListenerRule": TypeSpec(
+        id_of=lambda ctx: ctx.arn("elasticloadbalancing", f"listener-rule/app/{_alnum(ctx.seed, 16, '0123456789abcdef')}"),
+        computed=lambda ctx, rid: {"arn": rid}, replace_on=frozenset({"listenerArn"})),
+    "aws:ec2/internetGateway:InternetGateway": TypeSpec(id_of=_prefixed("igw-"), computed=_ec2_arn("internet-gateway")),
+    "aws:ec2/route:Route": TypeSpec(
+        id_of=lambda ctx: f"r-{ctx.get('routeTableId')}{_alnum(ctx.seed, 10, '0123456789')}",
+        replace_on=frozenset({"routeTableId", "destinationCidrBlock"})),
+    # streaming and analytics
+    "aws:kinesis/stream:Stream": TypeSpec(
+        name_property="name", name_max=128, id_of=lambda ctx: ctx.arn("kinesis", f"stream/{ctx.get('name')}"),
+        computed=lambda ctx, rid: {"arn": rid}, replace_on=frozenset({"name"})),
+    "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": TypeSpec(
+        name_property="name", name_max=64, id_of=lambda ctx: ctx.arn("firehose", f"deliverystream/{ctx.get('name')}"),
+        computed=lambda ctx, rid: {"arn": rid, "versionId": "1"},
+        replace_on=frozenset({"name", "destination", "kinesisSourceConfiguration"})),
+    "aws:iot/topicRule:TopicRule": TypeSpec(
+        id_of=_name_id("name"), computed=lambda ctx, rid: {"arn": ctx.arn("iot", f"rule/{rid}")},
+        replace_on=frozenset({"name"}), validate=lambda inputs: [] if re.fullmatch(
+            r"[A-Za-z0-9_]+", str(inputs.get("name") or "x")) else [("name", "IoT rule names are letters, digits and '_'")]),
+    "aws:glue/catalogDatabase:CatalogDatabase": TypeSpec(
+        name_property="name", name_max=255, name_lower=True,
+        id_of=lambda ctx: f"{ctx.account}:{ctx.get('name')}",
+        computed=lambda ctx, rid: {"arn": ctx.arn("glue", f"database/{ctx.get('name')}"), "catalogId": ctx.account},
+        replace_on=frozenset({"name", "catalogId"})),
+    "aws:glue/catalogTable:CatalogTable": TypeSpec(
+        name_property="name", name_max=255, name_lower=True,
+        id_of=lambda ctx: f"{ctx.account}:{ctx.get('databaseName')}:{ctx.get('name')}",
+        computed=lambda ctx, rid: {"arn": ctx.arn("glue", f"table/{ctx.get('databaseName')}/{ctx.get('name')}"),
+                                   "catalogId": ctx.account},
+        replace_on=frozenset({"name", "databaseName", "catalogId"})),
+    "aws:athena/workgroup:Workgroup": TypeSpec(
+        name_property="name", name_max=128, id_of=_name_id("name"),
+        computed=lambda ctx, rid: {"arn": ctx.arn("athena", f"workgroup/{rid}")}, replace_on=frozenset({"name"})),
     "aws:sesv2/emailIdentity:EmailIdentity": TypeSpec(
         id_of=_name_id("emailIdentity"),
         computed=lambda ctx, rid: {"arn": ctx.arn("ses", f"identity/{rid}"), "identityType":
@@ -540,4 +643,13 @@ def invoke(token: str, args: Mapping[str, Any], *, region: str = DEFAULT_REGION)
         names = [f"{region}{z}" for z in "abc"]
         return {"names": names, "zoneIds": [f"use1-az{i}" for i in (1, 2, 4)], "id": region,
                 "groupNames": [region]}
+    if token == "aws:ssm/getParameter:getParameter":
+        name = str(args.get("name", ""))
+        value = "ami-0" + _digest(name)[:16] if "ami" in name else f"sandbox-value-of-{name}"
+        return {"name": name, "value": value, "insecureValue": value, "type": "String", "version": 1,
+                "arn": f"arn:{PARTITION}:ssm:{region}:{ACCOUNT_ID}:parameter{name}", "id": name}
+    if token == "aws:ec2/getManagedPrefixList:getManagedPrefixList":
+        name = str(args.get("name", ""))
+        return {"id": "pl-" + _digest(name)[:8], "name": name, "addressFamily": "IPv4", "maxEntries": 60,
+                "arn": f"arn:{PARTITION}:ec2:{region}:aws:prefix-list/pl-{_digest(name)[:8]}", "entries": []}
     raise KeyError(token)

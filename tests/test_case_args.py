@@ -25,6 +25,15 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("blog", {"upload_url_expiry_seconds": 86400}, "upload_url_expiry_seconds: 86400 is outside 60..3600"),
     ("blog", {"origin_access": "public"}, "origin_access: 'public' is not 'control' or 'identity'"),
     ("blog", {"dax_replication_factor": 0}, "replication_factor: 0 is outside 1..10"),
+    ("software-updates", {"listener_arn": "arn:aws:elasticloadbalancing:x"},
+     "an existing load balancer needs all of load_balancer_dns_name, listener_arn, target_group_arn"),
+    ("software-updates", {"cached_paths": []}, "cached_paths: at least one path pattern"),
+    ("software-updates", {"cached_paths": ["updates/*"]},
+     "cached_paths: 'updates/*' is not a CloudFront path pattern starting with '/'"),
+    ("software-updates", {"cached_paths": ["/a/*", "/a/*"]}, "cached_paths: duplicate patterns"),
+    ("software-updates", {"cache_ttl_seconds": 5}, "cache_ttl_seconds: 5 is outside 60..31536000"),
+    ("software-updates", {"origin_protocol": "match-viewer"},
+     "origin_protocol: 'match-viewer' is not 'http-only' or 'https-only'"),
 ]
 
 

@@ -16,7 +16,7 @@ def case(request: pytest.FixtureRequest) -> Recorded:
 def test_every_bucket_blocks_public_access(case: Recorded) -> None:
     buckets = {b.id for b in case.of_type("aws:s3/bucket:Bucket")}
     blocks = case.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
-    assert buckets and {b.inputs["bucket"] for b in blocks} == buckets
+    assert {b.inputs["bucket"] for b in blocks} == buckets
     for block in blocks:
         assert all(block.inputs[k] is True for k in
                    ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
@@ -45,9 +45,7 @@ def test_every_bucket_refuses_insecure_transport(case: Recorded) -> None:
 
 
 def test_no_role_allows_every_action_on_every_resource(case: Recorded) -> None:
-    policies = case.of_type("aws:iam/rolePolicy:RolePolicy")
-    assert policies
-    for role_policy in policies:
+    for role_policy in case.of_type("aws:iam/rolePolicy:RolePolicy"):
         for statement in statements(role_policy):
             if statement["Effect"] == "Allow":
                 actions, resources = as_list(statement["Action"]), as_list(statement["Resource"])
@@ -57,9 +55,7 @@ def test_no_role_allows_every_action_on_every_resource(case: Recorded) -> None:
 
 def test_every_function_is_traced_logged_with_retention_and_owns_its_logs(case: Recorded) -> None:
     groups = {g.id: g for g in case.of_type("aws:cloudwatch/logGroup:LogGroup")}
-    functions = case.of_type("aws:lambda/function:Function")
-    assert functions
-    for fn in functions:
+    for fn in case.of_type("aws:lambda/function:Function"):
         assert fn.inputs["tracingConfig"]["mode"] == "Active"
         group = groups[fn.inputs["loggingConfig"]["logGroup"]]
         assert group.inputs["retentionInDays"] >= 365
@@ -80,3 +76,13 @@ def test_every_resource_belongs_to_the_case_component(case: Recorded) -> None:
     for urn in others:
         parent_type = urn.split("::")[2].rsplit("$", 1)[0]
         assert parent_type.startswith("serverless-cases:"), urn
+
+
+def test_the_suite_sees_every_kind_of_resource_it_checks() -> None:
+    """The checks above hold per case for what each case has; across the cases they must
+    see real buckets, functions, role policies and queues (or they would check nothing)."""
+    seen: set[str] = set()
+    for name in CASES:
+        seen |= {r.type for r in build(name).mocks.resources}
+    assert {"aws:s3/bucket:Bucket", "aws:lambda/function:Function", "aws:iam/rolePolicy:RolePolicy",
+            "aws:sqs/queue:Queue"} <= seen

@@ -14,7 +14,8 @@ from programs import targets
 from sandbox.cloud import SandboxCloud
 from tests.service_harness import Service, wait_run
 
-CHANGES = {"todo-app": {"cache_ttl_seconds": 45}, "blog": {"thumbnail_size": "320x240"}}
+CHANGES = {"todo-app": {"cache_ttl_seconds": 45}, "blog": {"thumbnail_size": "320x240"},
+           "software-updates": {"cache_ttl_seconds": 7200}}
 
 
 @pytest.fixture

@@ -29,8 +29,10 @@ version_ge() { # version_ge A B: A >= B (dotted numeric)
 
 python_for_host=${PYTHON:-python3}
 
-install_language_host() { # $1: bin dir, $2: directory holding pulumi-language-python-exec
-  local target=$1 exec_src=$2
+install_python_pieces() { # $1: bin dir, $2: the sdk/v3 module's python/ folder
+  local target=$1 sdk_python=$2 exec_src="$2/cmd"
+  # The dynamic-provider plugin, beside `pulumi` where the engine finds bundled plugins.
+  install -m 0755 "$sdk_python/dist/pulumi-resource-pulumi-python" "$target/pulumi-resource-pulumi-python"
   if [ ! -x "$dest/langhost-venv/bin/python" ] || ! "$dest/langhost-venv/bin/python" -c "import pulumi, grpc" 2>/dev/null; then
     log "creating the language host's virtualenv"
     rm -rf "$dest/langhost-venv"
@@ -66,9 +68,13 @@ if [ -z "${SERVERLESS_CASES_FORCE_BUILD:-}" ] && command -v pulumi >/dev/null 2>
 fi
 
 # 2. The cached build, if complete.
-stamp="$dest/.complete"
-if [ -f "$stamp" ] && [ -x "$bin/pulumi" ] && [ -x "$bin/pulumi-language-python" ] \
-  && [ "$("$bin/pulumi" version 2>/dev/null)" = "v$PULUMI_VERSION" ]; then
+stamp="$dest/.complete-2"  # bump the suffix when the set of installed pieces changes
+have_cli() { [ -x "$bin/pulumi" ] && [ "$("$bin/pulumi" version 2>/dev/null)" = "v$PULUMI_VERSION" ]; }
+sdk_python_dir() {
+  (cd "$here/gomod" && go mod download github.com/pulumi/pulumi/sdk/v3 \
+    && echo "$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)/python")
+}
+if [ -f "$stamp" ] && have_cli && [ -x "$bin/pulumi-language-python" ] && [ -x "$bin/pulumi-resource-pulumi-python" ]; then
   echo "$bin"
   exit 0
 fi
@@ -81,7 +87,15 @@ mkdir -p "$bin"
 lock="$dest/.build.lock"
 exec 9>"$lock"
 flock 9  # concurrent clones wait for one build instead of racing
-if [ -f "$stamp" ] && [ -x "$bin/pulumi" ]; then echo "$bin"; exit 0; fi
+if [ -f "$stamp" ] && have_cli; then echo "$bin"; exit 0; fi
+
+# The CLI is there but Python pieces are missing or older: install them, no rebuild.
+if have_cli; then
+  install_python_pieces "$bin" "$(sdk_python_dir)"
+  touch "$stamp"
+  echo "$bin"
+  exit 0
+fi
 
 started=$(date +%s)
 log "building pulumi v$PULUMI_VERSION from Go modules into $dest (first time only)"
@@ -94,11 +108,9 @@ cp "$here/gomod/go.mod" "$here/gomod/go.sum" "$here/gomod/tools.go" "$work/"
     -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
     -o "$bin/pulumi.tmp" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
   mv "$bin/pulumi.tmp" "$bin/pulumi"
-  # The exec script ships inside the sdk/v3 module (python/cmd/).
-  go mod download github.com/pulumi/pulumi/sdk/v3
-  sdk_dir=$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
-  install_language_host "$bin" "$sdk_dir/python/cmd"
 )
+# The exec script and the dynamic-provider plugin ship inside the sdk/v3 module (python/).
+install_python_pieces "$bin" "$(sdk_python_dir)"
 touch "$stamp"
 log "built in $(( $(date +%s) - started ))s"
 echo "$bin"
