@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import pulumi
 
 from components.args import args_schema, parse_args
-from components.cases import blog, software_updates, todo_app
+from components.cases import blog, premium_content, software_updates, todo_app
 
 
 class UnknownCaseError(LookupError):
@@ -61,6 +61,10 @@ CASES: dict[str, Case] = {
              {"sender_email": "welcome@myblog.example"}),
         Case("software-updates", software_updates.DESCRIPTION, software_updates.SoftwareUpdates,
              software_updates.SoftwareUpdatesArgs, ("distribution_domain", "origin_dns_name", "cached_path_patterns")),
+        Case("premium-content", premium_content.DESCRIPTION, premium_content.PremiumContent,
+             premium_content.PremiumContentArgs,
+             ("registration_url", "signed_url_api_url", "distribution_domain", "bucket_name", "key_group_id",
+              "user_pool_id", "client_id")),
     )
 }
 

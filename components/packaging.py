@@ -40,6 +40,8 @@ def handler_archive(module: str) -> pulumi.AssetArchive:
 
 # -- third-party dependencies, built for the Lambda platform ----------------------------------------
 LAMBDA_PLATFORM = "manylinux2014_x86_64"
+# The Python 3.12 runtime (Amazon Linux 2023, glibc 2.34) also runs manylinux_2_28 wheels.
+LAMBDA_PLATFORMS = (LAMBDA_PLATFORM, "manylinux_2_28_x86_64")
 LAMBDA_PYTHON = "3.12"
 
 
@@ -57,7 +59,7 @@ def dependency_layer_zip(requirements: Sequence[str], source_only: Sequence[str]
     pins = [*requirements, *source_only]
     if not pins or any("==" not in r for r in pins):
         raise ValueError(f"layer requirements must be pinned with '==': {pins}")
-    key = hashlib.sha256("\n".join([LAMBDA_PLATFORM, LAMBDA_PYTHON, *sorted(requirements), "--",
+    key = hashlib.sha256("\n".join([*LAMBDA_PLATFORMS, LAMBDA_PYTHON, *sorted(requirements), "--",
                                     *sorted(source_only)]).encode()).hexdigest()[:16]
     cache = layer_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
@@ -70,7 +72,7 @@ def dependency_layer_zip(requirements: Sequence[str], source_only: Sequence[str]
             site = Path(work) / "python"
             subprocess.run(
                 [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-                 "--target", str(site), "--platform", LAMBDA_PLATFORM, "--implementation", "cp",
+                 "--target", str(site), *[f"--platform={p}" for p in LAMBDA_PLATFORMS], "--implementation", "cp",
                  "--python-version", LAMBDA_PYTHON, "--only-binary=:all:", *requirements],
                 check=True, stdout=subprocess.DEVNULL)
             if source_only:

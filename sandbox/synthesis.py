@@ -474,6 +474,7 @@ TYPES: dict[str, TypeSpec] = {
         name_property="name", name_max=512,
         id_of=lambda ctx: ctx.arn("secretsmanager", f"secret:{ctx.get('name')}-{_alnum(ctx.seed, 6, string.ascii_letters)}"),
         computed=lambda ctx, rid: {"arn": rid}, replace_on=frozenset({"name", "namePrefix"})),
+    "aws:secretsmanager/secretPolicy:SecretPolicy": TypeSpec(id_of=_name_id("secretArn"), replace_on=frozenset({"secretArn"})),
     "aws:secretsmanager/secretVersion:SecretVersion": TypeSpec(
         id_of=lambda ctx: f"{ctx.get('secretId')}|{_uuid(ctx.seed)}",
         computed=lambda ctx, rid: {"arn": str(ctx.get("secretId")), "versionId": rid.split("|")[-1],

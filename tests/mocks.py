@@ -37,6 +37,18 @@ class Recorded:
         return found
 
 
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
+def is_secret(value: Any) -> bool:
+    """Whether a recorded input arrived marked as a secret (kept encrypted in state)."""
+    return isinstance(value, dict) and value.get("4dabf18193072939515e22adb298388d") == SECRET_SIG
+
+
+def reveal(value: Any) -> Any:
+    return value["value"] if is_secret(value) else value
+
+
 def policy(resource: RegisteredResource, key: str = "policy") -> dict[str, Any]:
     return json.loads(resource.inputs[key])
 

@@ -32,6 +32,9 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
      "cached_paths: 'updates/*' is not a CloudFront path pattern starting with '/'"),
     ("software-updates", {"cached_paths": ["/a/*", "/a/*"]}, "cached_paths: duplicate patterns"),
     ("software-updates", {"cache_ttl_seconds": 5}, "cache_ttl_seconds: 5 is outside 60..31536000"),
+    ("premium-content", {"signed_url_expiry_seconds": 5}, "signed_url_expiry_seconds: 5 is outside 30..3600"),
+    ("premium-content", {"key_rotation": -1}, "key_rotation: must not be negative"),
+    ("premium-content", {"price_class": "PriceClass_Cheap"}, "price_class: 'PriceClass_Cheap' is not a CloudFront price class"),
     ("software-updates", {"origin_protocol": "match-viewer"},
      "origin_protocol: 'match-viewer' is not 'http-only' or 'https-only'"),
 ]
