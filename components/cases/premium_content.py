@@ -11,6 +11,7 @@ Rotate it by changing ``key_rotation``.
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import pulumi
 import pulumi_aws as aws
@@ -74,12 +75,12 @@ class PremiumContent(pulumi.ComponentResource):
 
         self.signing_secret = aws.secretsmanager.Secret(
             f"{name}-signing-key", description="CloudFront signing key for premium URLs", opts=child)
+        signing_material: pulumi.Output[str] = pulumi.Output.all(
+            self.public_key.id, self.key_pair.private_key_pem).apply(
+            lambda p: json.dumps({"key_pair_id": p[0], "private_key_pem": p[1]}))
         aws.secretsmanager.SecretVersion(
             f"{name}-signing-key", secret_id=self.signing_secret.id,
-            secret_string=pulumi.Output.secret(pulumi.Output.all(self.public_key.id, self.key_pair.private_key_pem)
-                                               .apply(lambda p: json.dumps({"key_pair_id": p[0],
-                                                                            "private_key_pem": p[1]}))),
-            opts=child)
+            secret_string=pulumi.Output.secret(cast(Any, signing_material)), opts=child)
 
         self.register = Function(
             f"{name}-register",

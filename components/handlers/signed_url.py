@@ -43,13 +43,15 @@ def signer() -> CloudFrontSigner:
     global _signer
     if _signer is None:
         from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import padding
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
         secret = json.loads(_aws("secretsmanager").get_secret_value(SecretId=os.environ["SECRET_ARN"])["SecretString"])
         key = serialization.load_pem_private_key(secret["private_key_pem"].encode(), password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise TypeError("the CloudFront signing key must be an RSA key")
 
         def rsa_sign(message: bytes) -> bytes:
-            return key.sign(message, padding.PKCS1v15(), hashes.SHA1())  # type: ignore[union-attr,call-arg]  # noqa: S303 - CloudFront's scheme
+            return key.sign(message, padding.PKCS1v15(), hashes.SHA1())  # noqa: S303 - CloudFront's scheme
 
         _signer = CloudFrontSigner(secret["key_pair_id"], rsa_sign)
     return _signer
