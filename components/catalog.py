@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import pulumi
 
 from components.args import args_schema, parse_args
-from components.cases import blog, premium_content, software_updates, todo_app
+from components.cases import big_data_ingestion, blog, premium_content, software_updates, todo_app
 
 
 class UnknownCaseError(LookupError):
@@ -65,6 +65,10 @@ CASES: dict[str, Case] = {
              premium_content.PremiumContentArgs,
              ("registration_url", "signed_url_api_url", "distribution_domain", "bucket_name", "key_group_id",
               "user_pool_id", "client_id")),
+        Case("big-data-ingestion", big_data_ingestion.DESCRIPTION, big_data_ingestion.BigDataIngestion,
+             big_data_ingestion.BigDataIngestionArgs,
+             ("iot_topic", "stream_name", "delivery_stream_name", "ingestion_bucket", "reporting_bucket", "queue_url",
+              "workgroup_name")),
     )
 }
 

@@ -35,6 +35,11 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("premium-content", {"signed_url_expiry_seconds": 5}, "signed_url_expiry_seconds: 5 is outside 30..3600"),
     ("premium-content", {"key_rotation": -1}, "key_rotation: must not be negative"),
     ("premium-content", {"price_class": "PriceClass_Cheap"}, "price_class: 'PriceClass_Cheap' is not a CloudFront price class"),
+    ("big-data-ingestion", {"topic": "a'b"}, "topic: \"a'b\" is not an MQTT topic filter"),
+    ("big-data-ingestion", {"buffer_seconds": 1000}, "buffer_seconds: 1000 is outside 0..900"),
+    ("big-data-ingestion", {"buffer_megabytes": 0}, "buffer_megabytes: 0 is outside 1..128"),
+    ("big-data-ingestion", {"bytes_scanned_cutoff": 5}, "bytes_scanned_cutoff: 5 is below Athena's minimum of 10 MB"),
+    ("big-data-ingestion", {"retention_hours": 1}, "retention_hours: 1 is outside 24..8760"),
     ("software-updates", {"origin_protocol": "match-viewer"},
      "origin_protocol: 'match-viewer' is not 'http-only' or 'https-only'"),
 ]

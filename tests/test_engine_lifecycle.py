@@ -19,6 +19,8 @@ CONFIG_CHANGES: dict[str, tuple[dict[str, Any], set[tuple[str, str]]]] = {
     "blog": ({"thumbnail_size": "320x240"}, {("aws:lambda/function:Function", "environment")}),
     "software-updates": ({"cache_ttl_seconds": 3600}, {("aws:cloudfront/cachePolicy:CachePolicy", "defaultTtl")}),
     "premium-content": ({"signed_url_expiry_seconds": 120}, {("aws:lambda/function:Function", "environment")}),
+    "big-data-ingestion": ({"buffer_seconds": 120},
+                           {("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream", "extendedS3Configuration")}),
 }
 
 

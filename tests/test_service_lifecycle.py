@@ -15,7 +15,8 @@ from sandbox.cloud import SandboxCloud
 from tests.service_harness import Service, wait_run
 
 CHANGES = {"todo-app": {"cache_ttl_seconds": 45}, "blog": {"thumbnail_size": "320x240"},
-           "software-updates": {"cache_ttl_seconds": 7200}, "premium-content": {"signed_url_expiry_seconds": 90}}
+           "software-updates": {"cache_ttl_seconds": 7200}, "premium-content": {"signed_url_expiry_seconds": 90},
+           "big-data-ingestion": {"bytes_scanned_cutoff": 20_000_000}}
 
 
 @pytest.fixture
