@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import pulumi
 
 from components.args import args_schema, parse_args
-from components.cases import big_data_ingestion, blog, premium_content, software_updates, todo_app
+from components.cases import big_data_ingestion, blog, microservices, premium_content, software_updates, todo_app
 
 
 class UnknownCaseError(LookupError):
@@ -69,6 +69,13 @@ CASES: dict[str, Case] = {
              big_data_ingestion.BigDataIngestionArgs,
              ("iot_topic", "stream_name", "delivery_stream_name", "ingestion_bucket", "reporting_bucket", "queue_url",
               "workgroup_name")),
+        Case("microservices", microservices.DESCRIPTION, microservices.Microservices, microservices.MicroservicesArgs,
+             ("zone_id", "name_servers", "service_urls"),
+             {"zone_name": "example.net", "services": [
+                 {"name": "orders", "kind": "api"},
+                 {"name": "www", "kind": "static"},
+                 {"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10", "192.0.2.11"],
+                  "routing": "failover"}]}),
     )
 }
 

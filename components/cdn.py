@@ -32,11 +32,16 @@ class PrivateBucketCdnArgs:
     trusted_key_group_ids: Sequence[pulumi.Input[str]] = ()
     """Require CloudFront signed URLs/cookies from these key groups on every behaviour."""
     force_destroy: bool = False
+    aliases: Sequence[str] = ()
+    """Custom domain names (with ``certificate_arn``, an ACM certificate in us-east-1)."""
+    certificate_arn: pulumi.Input[str] | None = None
 
     def problems(self) -> list[str]:
         problems = []
         if self.origin_access not in ("control", "identity"):
             problems.append(f"origin_access: {self.origin_access!r} is not 'control' or 'identity'")
+        if bool(self.aliases) != (self.certificate_arn is not None):
+            problems.append("aliases and certificate_arn go together")
         if self.price_class not in ("PriceClass_100", "PriceClass_200", "PriceClass_All"):
             problems.append(f"price_class: {self.price_class!r} is not a CloudFront price class")
         return problems
@@ -96,8 +101,11 @@ class PrivateBucketCdn(pulumi.ComponentResource):
             origins=[origin],
             default_cache_behavior=behaviour,
             restrictions={"geo_restriction": {"restriction_type": "none"}},
-            viewer_certificate={"cloudfront_default_certificate": True,
-                                "minimum_protocol_version": defaults.CDN_MINIMUM_TLS},
+            aliases=list(args.aliases) or None,
+            viewer_certificate={"acm_certificate_arn": args.certificate_arn, "ssl_support_method": "sni-only",
+                                "minimum_protocol_version": defaults.CDN_MINIMUM_TLS}
+            if args.certificate_arn is not None else
+            {"cloudfront_default_certificate": True, "minimum_protocol_version": defaults.CDN_MINIMUM_TLS},
             opts=child,
         )
         self.bucket.apply_policy(self._reader_statements)

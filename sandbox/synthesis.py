@@ -644,6 +644,11 @@ def invoke(token: str, args: Mapping[str, Any], *, region: str = DEFAULT_REGION)
         names = [f"{region}{z}" for z in "abc"]
         return {"names": names, "zoneIds": [f"use1-az{i}" for i in (1, 2, 4)], "id": region,
                 "groupNames": [region]}
+    if token == "aws:route53/getZone:getZone":
+        zone_id = str(args.get("zoneId") or "Z" + _digest(str(args.get("name")))[:20].upper())
+        return {"zoneId": zone_id, "id": zone_id, "name": str(args.get("name") or "existing.example.com"),
+                "nameServers": [f"ns-{i}.awsdns-{i}.com" for i in (1, 2, 3, 4)], "privateZone": False,
+                "arn": f"arn:{PARTITION}:route53:::hostedzone/{zone_id}"}
     if token == "aws:ssm/getParameter:getParameter":
         name = str(args.get("name", ""))
         value = "ami-0" + _digest(name)[:16] if "ami" in name else f"sandbox-value-of-{name}"

@@ -82,9 +82,14 @@ class Workspace:
             self.set_arg(stack, key, value, target=target)
 
     def set_arg(self, stack: str, key: str, value: Any, *, target: str | None = None) -> None:
-        text = value if isinstance(value, str) else json.dumps(value)
-        self.pulumi("config", "set", "--path", "--stack", stack, "--", f"serverless-cases:args.{key}", text,
-                    target=target)
+        """Set one argument with ``--path``, element by element for lists and objects (the
+        way a CLI user sets structured arguments)."""
+        self.pulumi("config", "rm", "--path", "--stack", stack, f"serverless-cases:args.{key}", target=target,
+                    check=False)
+        for path, leaf in _leaves(f"serverless-cases:args.{key}", value):
+            kind = {bool: "bool", int: "int", float: "float"}.get(type(leaf), "string")
+            text = json.dumps(leaf) if kind == "bool" else str(leaf)
+            self.pulumi("config", "set", "--path", "--type", kind, "--stack", stack, "--", path, text, target=target)
 
     def resources(self, stack: str) -> list[dict[str, Any]]:
         exported = json.loads(self.pulumi("stack", "export", "--stack", stack).stdout)
@@ -102,6 +107,14 @@ class Workspace:
         if not root.exists():
             return []
         return [record for region in sorted(root.iterdir()) for record in SandboxCloud(root, region.name).records()]
+
+
+def _leaves(prefix: str, value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in _leaves(f"{prefix}.{k}", v)]
+    if isinstance(value, list):
+        return [leaf for i, v in enumerate(value) for leaf in _leaves(f"{prefix}[{i}]", v)]
+    return [(prefix, value)]
 
 
 def managed(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -21,6 +21,10 @@ CONFIG_CHANGES: dict[str, tuple[dict[str, Any], set[tuple[str, str]]]] = {
     "premium-content": ({"signed_url_expiry_seconds": 120}, {("aws:lambda/function:Function", "environment")}),
     "big-data-ingestion": ({"buffer_seconds": 120},
                            {("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream", "extendedS3Configuration")}),
+    "microservices": ({"services": [{"name": "orders", "kind": "api"}, {"name": "www", "kind": "static"},
+                                    {"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10", "192.0.2.12"],
+                                     "routing": "failover"}]},
+                      {("aws:route53/healthCheck:HealthCheck", "ipAddress"), ("aws:route53/record:Record", "records")}),
 }
 
 

@@ -1,0 +1,90 @@
+"""Case microservices under Pulumi mocks: one test per guarantee."""
+
+from __future__ import annotations
+
+import pytest
+
+from components import get_case
+from tests.mocks import Recorded, build
+
+
+@pytest.fixture(scope="module")
+def micro() -> Recorded:
+    return build("microservices")
+
+
+def records(rec: Recorded, name: str) -> list[dict]:
+    return [r.inputs for r in rec.of_type("aws:route53/record:Record") if r.inputs["name"] == name]
+
+
+def test_a_zone_is_created_for_the_domain(micro: Recorded) -> None:
+    zone = micro.one("aws:route53/zone:Zone")
+    assert zone.inputs["name"] == "example.net"
+    assert {r["zoneId"] for r in (x.inputs for x in micro.of_type("aws:route53/record:Record"))} == {zone.outputs["zoneId"]}
+
+
+def test_api_service_has_a_regional_custom_domain_with_a_validated_certificate(micro: Recorded) -> None:
+    certificate = next(c for c in micro.of_type("aws:acm/certificate:Certificate")
+                       if c.inputs["domainName"] == "orders.example.net")
+    validation = next(v for v in micro.of_type("aws:acm/certificateValidation:CertificateValidation")
+                      if v.inputs["certificateArn"] == certificate.outputs["arn"])
+    option = certificate.outputs["domainValidationOptions"][0]
+    (record,) = records(micro, option["resourceRecordName"])
+    assert record["records"] == [option["resourceRecordValue"]] and validation.inputs["validationRecordFqdns"]
+    domain = micro.one("aws:apigateway/domainName:DomainName")
+    assert domain.inputs["domainName"] == "orders.example.net"
+    assert domain.inputs["securityPolicy"] == "TLS_1_2" and domain.inputs["endpointConfiguration"]["types"] == "REGIONAL"
+    assert domain.inputs["regionalCertificateArn"] == certificate.outputs["arn"]
+    (alias,) = records(micro, "orders.example.net")
+    assert alias["aliases"][0]["name"] == domain.outputs["regionalDomainName"]
+    methods = micro.of_type("aws:apigateway/method:Method")
+    assert methods and all(m.inputs["authorization"] == "COGNITO_USER_POOLS" for m in methods)
+
+
+def test_static_service_is_a_private_bucket_behind_cloudfront_with_an_edge_certificate(micro: Recorded) -> None:
+    distribution = micro.one("aws:cloudfront/distribution:Distribution")
+    assert distribution.inputs["aliases"] == ["www.example.net"]
+    certificate = next(c for c in micro.of_type("aws:acm/certificate:Certificate")
+                       if c.inputs["domainName"] == "www.example.net")
+    assert distribution.inputs["viewerCertificate"]["acmCertificateArn"] == certificate.outputs["arn"]
+    provider = micro.one("pulumi:providers:aws")
+    assert provider.inputs["region"] == "us-east-1"
+    (alias,) = records(micro, "www.example.net")
+    assert alias["aliases"][0] == {"name": distribution.outputs["domainName"], "zoneId": "Z2FDTNDATAQYW2",
+                                   "evaluateTargetHealth": True}
+
+
+def test_failover_endpoint_is_health_checked(micro: Recorded) -> None:
+    legacy = sorted(records(micro, "legacy.example.net"), key=lambda r: r["setIdentifier"])
+    assert [r["records"] for r in legacy] == [["192.0.2.10"], ["192.0.2.11"]]
+    assert [r["failoverRoutingPolicies"][0]["type"] for r in legacy] == ["PRIMARY", "SECONDARY"]
+    checks = {c.id: c.inputs for c in micro.of_type("aws:route53/healthCheck:HealthCheck")}
+    assert [checks[r["healthCheckId"]]["ipAddress"] for r in legacy] == ["192.0.2.10", "192.0.2.11"]
+    assert all(c["resourcePath"] == "/health" for c in checks.values())
+
+
+def test_weighted_and_simple_endpoints_and_load_balancer_aliases() -> None:
+    rec = build("microservices", {"services": [
+        {"name": "a", "kind": "endpoint", "addresses": ["192.0.2.1", "192.0.2.2"], "routing": "weighted"},
+        {"name": "b", "kind": "endpoint", "addresses": ["192.0.2.3"]},
+        {"name": "c", "kind": "endpoint", "load_balancer_dns_name": "lb-1.us-east-1.elb.amazonaws.com",
+         "load_balancer_zone_id": "Z35SXDOTRQ7X7K"}]})
+    weighted = records(rec, "a.example.net")
+    assert len(weighted) == 2 and all(r["weightedRoutingPolicies"] == [{"weight": 100}] for r in weighted)
+    assert all(r["healthCheckId"] for r in weighted)
+    (simple,) = records(rec, "b.example.net")
+    assert simple["records"] == ["192.0.2.3"] and "healthCheckId" not in simple
+    (alias,) = records(rec, "c.example.net")
+    assert alias["aliases"][0]["name"] == "lb-1.us-east-1.elb.amazonaws.com"
+
+
+def test_existing_zone_is_used_and_services_may_live_below_the_zone() -> None:
+    rec = build("microservices", {"zone_id": "Z123EXISTING", "domain": "svc.example.net",
+                                  "services": [{"name": "b", "kind": "endpoint", "addresses": ["192.0.2.3"]}]})
+    assert not rec.of_type("aws:route53/zone:Zone")
+    (record,) = records(rec, "b.svc.example.net")
+    assert record["zoneId"] == "Z123EXISTING"
+
+
+def test_outputs_list_each_services_url(micro: Recorded) -> None:
+    assert sorted(micro.output_names) == sorted(get_case("microservices").outputs)
