@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -195,7 +196,7 @@ class Microservices(pulumi.ComponentResource):
         if args.zone_id is None:
             zone = aws.route53.Zone(f"{name}-zone", name=args.zone_name, force_destroy=False, opts=child)
             self.zone_id: pulumi.Output[str] = zone.zone_id
-            self.name_servers: pulumi.Output[list[str]] = zone.name_servers
+            self.name_servers: pulumi.Output[Sequence[str]] = zone.name_servers
         else:
             existing = aws.route53.get_zone_output(zone_id=args.zone_id)
             self.zone_id, self.name_servers = pulumi.Output.from_input(args.zone_id), existing.name_servers
