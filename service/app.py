@@ -15,12 +15,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from programs.targets import REPO_ROOT
 from service.auth import bootstrap
 from service.db import Database
-from service.errors import PayloadTooLarge, ServiceError, ToolchainMissing
+from service.errors import ServiceError, ToolchainMissing
 from service.routers import ROUTERS
 from service.runner import Runner
 from service.settings import Settings, get_settings
@@ -57,17 +58,30 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await _error(413, "PayloadTooLarge", f"the body is larger than {self.limit} bytes")(scope, receive, send)
             return
-        seen = 0
+        seen, exceeded = 0, False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise PayloadTooLarge(f"the body is larger than {self.limit} bytes")
+                exceeded = True  # stop the app reading; its answer is replaced below
+                return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, limited, send)
+        async def guarded(message: Message) -> None:
+            if not exceeded:
+                await send(message)
+
+        try:
+            await self.app(scope, limited, guarded)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded:
+            await _error(413, "PayloadTooLarge", f"the body is larger than {self.limit} bytes")(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, toolchain_bin: Path | None = None) -> FastAPI:
@@ -92,7 +106,7 @@ def create_app(settings: Settings | None = None, *, toolchain_bin: Path | None =
             runner.stop()
             db.dispose()
 
-    app = FastAPI(title="serverless-cases", version="1.0.0", lifespan=lifespan,
+    app = FastAPI(title="serverless-cases", version="1.0.0", lifespan=lifespan, redirect_slashes=False,
                   description="Create, preview, update, refresh and destroy stacks of secure-by-default AWS "
                               "serverless reference architectures.")
     for router in ROUTERS:
@@ -109,6 +123,15 @@ def create_app(settings: Settings | None = None, *, toolchain_bin: Path | None =
         problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
         error = "InvalidStackName" if any("name" in p["loc"] for p in problems) else "InvalidRequest"
         return _error(422, error, json.loads(json.dumps(problems)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def render_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not even decode the body
+            return _error(422, "InvalidRequest", "the body is not valid JSON (UTF-8)")
+        names = {404: "NotFound", 405: "MethodNotAllowed", 406: "NotAcceptable", 413: "PayloadTooLarge",
+                 415: "UnsupportedMediaType"}
+        return _error(exc.status_code, names.get(exc.status_code, "HTTPError"), str(exc.detail),
+                      dict(exc.headers) if exc.headers else None)
 
     @app.exception_handler(Exception)
     async def render_unexpected(request: Request, exc: Exception) -> JSONResponse:

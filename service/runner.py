@@ -85,12 +85,23 @@ class Runner:
         self._thread = threading.Thread(target=self._schedule, name="run-scheduler", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop scheduling and ask running workers to stop cleanly; the runs they leave are
+        recovered on the next start."""
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        workers = [w for w in list(self._running.values()) if w.poll() is None]
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(timeout=grace_seconds)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(worker.pid, signal.SIGKILL)
 
     def toolchain_ready(self) -> bool:
         return (self.toolchain_bin / "pulumi").is_file() and (self.toolchain_bin / "pulumi-language-python").is_file()

@@ -25,6 +25,14 @@ class ErrorBody(BaseModel):
     detail: Any = Field(description="What went wrong, for a person")
 
 
+# Every authenticated operation may answer these, with the error body.
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or invalid bearer token"},
+    413: {"model": ErrorBody, "description": "The body is too large"},
+    422: {"model": ErrorBody, "description": "Invalid request: every problem listed"},
+}
+
+
 class StackCreate(Strict):
     name: str = Field(pattern=STACK_NAME, description="3-48 characters: lowercase letters, digits, '-'")
     case: str = Field(min_length=1, max_length=64)

@@ -112,6 +112,13 @@ def test_secret_arguments_and_outputs_never_appear_in_clear(service: Service) ->
         seen += [str(preview)] + [str(e) for e in sse_events(api, preview["id"])]
         failed = api.patch("/v1/stacks/quiet", json={"arguments": {"thumbnail_size": "1x1"}})  # invalid: 422
         seen.append(failed.text)
+        # A run that fails because of the secret: a second blog with the same sender collides on
+        # the SES identity, whose id *is* the address; the failure must still not show it.
+        clash = api.post("/v1/stacks", json={"name": "clash", "case": "blog",
+                                             "secret_arguments": {"sender_email": ROTATED}})
+        clash_run = wait_run(api, clash.json()["id"])
+        assert clash_run["status"] == "failed" and "[secret]" in clash_run["error"]["detail"]
+        seen += [str(clash_run)] + [str(e) for e in sse_events(api, clash_run["id"])]
         seen.append(api.get("/v1/stacks/quiet").text)
         seen.append(api.get("/v1/stacks/quiet/runs").text)
     service.stop()

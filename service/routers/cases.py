@@ -7,9 +7,9 @@ from fastapi import APIRouter
 from components import CASES, Case, UnknownCaseError, get_case
 from service.deps import PrincipalDep
 from service.errors import UnknownCase
-from service.schemas import CaseList, CaseRead, ErrorBody
+from service.schemas import COMMON_ERRORS, CaseList, CaseRead, ErrorBody
 
-router = APIRouter(prefix="/v1/cases", tags=["cases"], responses={401: {"model": ErrorBody}})
+router = APIRouter(prefix="/v1/cases", tags=["cases"], responses={**COMMON_ERRORS})
 
 
 def case_read(case: Case) -> CaseRead:

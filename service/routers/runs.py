@@ -15,9 +15,9 @@ from service.db import Database, Run, RunEvent
 from service.deps import PrincipalDep, RunnerDep
 from service.errors import RunFinished, RunNotFound
 from service.runner import FINISHED
-from service.schemas import ErrorBody, RunRead
+from service.schemas import COMMON_ERRORS, ErrorBody, RunRead
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"], responses={401: {"model": ErrorBody}})
+router = APIRouter(prefix="/v1/runs", tags=["runs"], responses={**COMMON_ERRORS})
 RunId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$", description="The run's id")]
 POLL_SECONDS = 0.2
 

@@ -22,6 +22,7 @@ from service.errors import (
 )
 from service.routers.runs import run_read
 from service.schemas import (
+    COMMON_ERRORS,
     SECRET_MARK,
     STACK_NAME,
     ErrorBody,
@@ -33,7 +34,8 @@ from service.schemas import (
     StackUpdate,
 )
 
-router = APIRouter(prefix="/v1/stacks", tags=["stacks"], responses={401: {"model": ErrorBody}})
+router = APIRouter(prefix="/v1/stacks", tags=["stacks"], responses={
+    **COMMON_ERRORS, 503: {"model": ErrorBody, "description": "The Pulumi toolchain is missing"}})
 StackName = Annotated[str, Path(pattern=STACK_NAME, description="The stack's name")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 INVALID: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody}}

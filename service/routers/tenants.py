@@ -6,10 +6,10 @@ from fastapi import APIRouter, status
 
 from service.auth import issue_token
 from service.deps import AdminDep, DbDep
-from service.schemas import ErrorBody, TenantCreate, TokenRead
+from service.schemas import COMMON_ERRORS, ErrorBody, TenantCreate, TokenRead
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"],
-                   responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+                   responses={**COMMON_ERRORS, 403: {"model": ErrorBody}})
 
 
 @router.post("", response_model=TokenRead, status_code=status.HTTP_201_CREATED)

@@ -1,0 +1,202 @@
+"""serverless-cases benchmarks (`make bench`): every comparison measured side by side in one
+run, on the sandbox target, on this machine. Prints a Markdown report (and writes it to
+benchmarks/latest.md).
+
+1. Control-plane overhead: POST /v1/stacks -> run succeeded, over `pulumi up --yes` of the
+   same case through the CLI (smallest and largest case). Target <= 1.10.
+2. Parallel runs: four stacks created at once; makespan over one stack's time. Target <= 2.2.
+3. Responsiveness: p50/p99 of GET /v1/stacks and GET /v1/stacks/{name} with 32 concurrent
+   readers while four runs are in progress. Target p99 < 50 ms.
+4. Unit-test speed: the mocks suite of the six cases (target < 20 s) and one program's cold
+   start, imports and construction under mocks (target < 2 s).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from components import CASES  # noqa: E402
+from tests.engine import Workspace, toolchain_bin  # noqa: E402
+from tests.service_harness import Service  # noqa: E402
+
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+MOCKS_SUITE = ["tests/test_todo_app.py", "tests/test_blog.py", "tests/test_microservices.py",
+               "tests/test_premium_content.py", "tests/test_software_updates.py", "tests/test_big_data_ingestion.py",
+               "tests/test_secure_defaults.py", "tests/test_case_args.py"]
+
+
+def resource_counts() -> dict[str, int]:
+    code = ("import json; from tests.mocks import build; from components import CASES; "
+            "print(json.dumps({n: len(build(n).mocks.resources) for n in CASES}))")
+    import json
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def cli_up(root: Path, tools: str, case: str, stack: str) -> float:
+    workspace = Workspace(root, tools)
+    workspace.new_stack(stack, case, args=dict(CASES[case].example_args))
+    started = time.perf_counter()
+    workspace.pulumi("up", "--yes", "--skip-preview", "--stack", stack)
+    return time.perf_counter() - started
+
+
+def service_up(api: Any, case: str, name: str) -> float:
+    started = time.perf_counter()
+    run = api.post("/v1/stacks", json={"name": name, "case": case, "arguments": dict(CASES[case].example_args)}).json()
+    while True:
+        status = api.get(f"/v1/runs/{run['id']}").json()["status"]
+        if status in ("succeeded", "failed", "cancelled", "interrupted"):
+            break
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    if status != "succeeded":
+        raise RuntimeError(f"{case} run {status}")
+    return elapsed
+
+
+def overhead(tools: str, work: Path, cases: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    service = Service(work / "svc-overhead", tools, max_parallel_runs=1).start()
+    try:
+        with service.client() as api:
+            for case in cases:
+                cli, svc = [], []
+                for i in range(REPEATS):  # interleaved, side by side
+                    cli.append(cli_up(work / f"cli-{case}-{i}", tools, case, f"bench{i}"))
+                    svc.append(service_up(api, case, f"ovh-{case}-{i}"))
+                rows.append({"case": case, "cli": statistics.median(cli), "service": statistics.median(svc),
+                             "ratio": statistics.median(svc) / statistics.median(cli)})
+    finally:
+        service.stop()
+    return rows
+
+
+def parallel(tools: str, work: Path, case: str) -> dict[str, Any]:
+    service = Service(work / "svc-parallel", tools, max_parallel_runs=4).start()
+    try:
+        with service.client() as api:
+            single = service_up(api, case, "par-single")
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                clients = [service.client() for _ in range(4)]
+                times = list(pool.map(lambda i: service_up(clients[i], case, f"par-{i}"), range(4)))
+                for c in clients:
+                    c.close()
+            makespan = time.perf_counter() - started
+    finally:
+        service.stop()
+    return {"case": case, "single": single, "per_stack": times, "makespan": makespan, "ratio": makespan / single}
+
+
+def responsiveness(tools: str, work: Path, case: str) -> dict[str, Any]:
+    service = Service(work / "svc-reads", tools, max_parallel_runs=4).start()
+    latencies: dict[str, list[float]] = {"list": [], "read": []}
+    lock = threading.Lock()
+    try:
+        with service.client() as api:
+            service_up(api, case, "readable")
+            runs = [api.post("/v1/stacks", json={"name": f"busy-{i}", "case": case,
+                                                 "arguments": dict(CASES[case].example_args)}).json()
+                    for i in range(4)]
+            done = threading.Event()
+
+            def reader(n: int) -> None:
+                with service.client() as own:
+                    for i in range(150):  # bounded traffic
+                        if done.is_set():
+                            return
+                        kind, path = ("list", "/v1/stacks") if (n + i) % 2 else ("read", "/v1/stacks/readable")
+                        started = time.perf_counter()
+                        assert own.get(path).status_code == 200
+                        with lock:
+                            latencies[kind].append(time.perf_counter() - started)
+
+            threads = [threading.Thread(target=reader, args=(n,)) for n in range(32)]
+            for t in threads:
+                t.start()
+            for run in runs:
+                while api.get(f"/v1/runs/{run['id']}").json()["status"] in ("queued", "running"):
+                    time.sleep(0.2)
+            done.set()
+            for t in threads:
+                t.join()
+    finally:
+        service.stop()
+
+    def pct(values: list[float], p: float) -> float:
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+    return {k: {"n": len(v), "p50": pct(v, 0.50), "p99": pct(v, 0.99)} for k, v in latencies.items()}
+
+
+def unit_speed() -> dict[str, float]:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *MOCKS_SUITE], cwd=REPO,
+                   check=True, capture_output=True)
+    suite = time.perf_counter() - started
+    code = ("import time; t=time.perf_counter(); from tests.mocks import build; "
+            "build('blog'); print(time.perf_counter()-t)")
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    process = time.perf_counter() - started
+    code_imports = ("import time; t=time.perf_counter(); import pulumi, pulumi_aws; import components; "
+                    "print(time.perf_counter()-t)")
+    imports = subprocess.run([sys.executable, "-c", code_imports], cwd=REPO, capture_output=True, text=True, check=True)
+    return {"suite": suite, "cold_start_in_process": float(out.stdout.strip().splitlines()[-1]),
+            "cold_start_process": process, "imports": float(imports.stdout.strip().splitlines()[-1])}
+
+
+def main() -> int:
+    tools = toolchain_bin()
+    counts = resource_counts()
+    smallest, largest = min(counts, key=counts.__getitem__), max(counts, key=counts.__getitem__)
+    with tempfile.TemporaryDirectory(prefix="sc-bench-") as tmp:
+        work = Path(tmp)
+        over = overhead(tools, work, [smallest, largest])
+        par = parallel(tools, work, smallest)
+        reads = responsiveness(tools, work, smallest)
+    unit = unit_speed()
+    lines = [
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}; sandbox target; medians of {REPEATS} interleaved runs.",
+        "",
+        "| measure | figures | target |",
+        "| --- | --- | --- |",
+    ]
+    for row in over:
+        lines.append(f"| control-plane overhead, {row['case']} ({counts[row['case']]} resources) | service "
+                     f"{row['service']:.2f} s / CLI {row['cli']:.2f} s = **{row['ratio']:.2f}** | <= 1.10 |")
+    lines.append(f"| parallel runs, 4 x {par['case']} | one {par['single']:.2f} s; each "
+                 f"{', '.join(f'{t:.2f}' for t in par['per_stack'])} s; makespan {par['makespan']:.2f} s = "
+                 f"**{par['ratio']:.2f}** | <= 2.2 |")
+    for kind, label in (("list", "GET /v1/stacks"), ("read", "GET /v1/stacks/{name}")):
+        r = reads[kind]
+        lines.append(f"| {label}, 32 readers, 4 runs in progress | n={r['n']}, p50 {r['p50']:.1f} ms, "
+                     f"**p99 {r['p99']:.1f} ms** | p99 < 50 ms |")
+    lines.append(f"| mocks suite, six cases | **{unit['suite']:.1f} s** | < 20 s |")
+    lines.append(f"| program cold start (blog under mocks) | imports + construction **{unit['cold_start_in_process']:.2f} s** "
+                 f"(of which pulumi + pulumi_aws + components imports {unit['imports']:.2f} s); whole process "
+                 f"{unit['cold_start_process']:.2f} s | < 2 s |")
+    report = "\n".join(lines)
+    print(report)
+    (REPO / "benchmarks" / "latest.md").write_text(report + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
