@@ -46,9 +46,17 @@ def resource_counts() -> dict[str, int]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def case_args(case: str, unique: str) -> dict[str, Any]:
+    """Example arguments, made unique where AWS wants a unique identity (an SES sender)."""
+    args = dict(CASES[case].example_args)
+    if "sender_email" in args:
+        args["sender_email"] = f"bench-{unique}@myblog.example"
+    return args
+
+
 def cli_up(root: Path, tools: str, case: str, stack: str) -> float:
     workspace = Workspace(root, tools)
-    workspace.new_stack(stack, case, args=dict(CASES[case].example_args))
+    workspace.new_stack(stack, case, args=case_args(case, f"cli-{root.name}"))
     started = time.perf_counter()
     workspace.pulumi("up", "--yes", "--skip-preview", "--stack", stack)
     return time.perf_counter() - started
@@ -56,7 +64,7 @@ def cli_up(root: Path, tools: str, case: str, stack: str) -> float:
 
 def service_up(api: Any, case: str, name: str) -> float:
     started = time.perf_counter()
-    run = api.post("/v1/stacks", json={"name": name, "case": case, "arguments": dict(CASES[case].example_args)}).json()
+    run = api.post("/v1/stacks", json={"name": name, "case": case, "arguments": case_args(case, name)}).json()
     while True:
         status = api.get(f"/v1/runs/{run['id']}").json()["status"]
         if status in ("succeeded", "failed", "cancelled", "interrupted"):
@@ -110,7 +118,7 @@ def responsiveness(tools: str, work: Path, case: str) -> dict[str, Any]:
         with service.client() as api:
             service_up(api, case, "readable")
             runs = [api.post("/v1/stacks", json={"name": f"busy-{i}", "case": case,
-                                                 "arguments": dict(CASES[case].example_args)}).json()
+                                                 "arguments": case_args(case, f"busy-{i}")}).json()
                     for i in range(4)]
             done = threading.Event()
 

@@ -47,6 +47,8 @@ class Job:
     args: dict[str, Any] = field(default_factory=dict)
     secret_args: dict[str, Any] = field(default_factory=dict)
     secrets_provider: str | None = None
+    stored_secrets: bool = False
+    """Whether the stack's config already holds secret arguments (read back and kept)."""
 
 
 class JobError(Exception):
@@ -58,22 +60,26 @@ class JobError(Exception):
         self.detail = detail
 
 
-def _stack(job: Job) -> auto.Stack:
+def _stack(job: Job, *, new: bool) -> auto.Stack:
     work_dir = Path(job.workspace_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "Pulumi.yaml").write_text(targets.project_file())
     command = auto.PulumiCommand(root=str(Path(job.toolchain_bin).parent))
     opts = auto.LocalWorkspaceOptions(work_dir=str(work_dir), env_vars=job.env, pulumi_command=command,
                                       secrets_provider=job.secrets_provider)
-    return auto.create_or_select_stack(job.pulumi_stack, work_dir=str(work_dir), opts=opts)
+    if new:  # one CLI call instead of a failed select followed by a create
+        return auto.create_stack(job.pulumi_stack, work_dir=str(work_dir), opts=opts)
+    return auto.select_stack(job.pulumi_stack, work_dir=str(work_dir), opts=opts)
 
 
-def _configure(stack: auto.Stack, job: Job) -> None:
-    current = stack.get_all_config()
+def _configure(stack: auto.Stack, job: Job, on_secrets: Callable[[list[str]], None]) -> None:
     secret_before: dict[str, Any] = {}
-    if f"{CONFIG}:secretArgs" in current:
-        secret_before = json.loads(current[f"{CONFIG}:secretArgs"].value or "{}")
+    if job.stored_secrets:
+        current = stack.get_all_config()
+        if f"{CONFIG}:secretArgs" in current:
+            secret_before = json.loads(current[f"{CONFIG}:secretArgs"].value or "{}")
     secret_args = {**secret_before, **job.secret_args}
+    on_secrets([str(v) for v in secret_args.values()])  # stored secrets are scrubbed from output too
     config = {
         f"{CONFIG}:target": auto.ConfigValue(job.target),
         f"{CONFIG}:case": auto.ConfigValue(job.case),
@@ -119,6 +125,7 @@ class _Collector:
         self.changed: list[dict[str, Any]] = []
         self.drift: list[dict[str, Any]] = []
         self.counts: dict[str, int] = {}
+        self.live: set[str] = set()  # URNs of managed resources that exist after the operation
 
     def __call__(self, event: auto.EngineEvent) -> None:
         data = event_json(event)
@@ -133,19 +140,20 @@ class _Collector:
                 self.changed.append(entry)  # a planned or applied change
             elif data["type"] == "resource_outputs" and data["op"] in ("update", "delete"):
                 self.drift.append(entry)  # what a refresh found changed (or gone) in the cloud
+        if data["type"] == "resource_outputs" and _managed(data["resource_type"]):
+            (self.live.discard if data["op"] in ("delete", "delete-replaced", "discard") else self.live.add)(data["urn"])
         if data["type"] == "summary":
             self.counts = data["resource_changes"]
         self.emit(data)
 
 
-def _outputs(stack: auto.Stack) -> dict[str, Any]:
-    return {k: {"value": v.value if not v.secret else None, "secret": v.secret} for k, v in stack.outputs().items()}
+def _managed(type_token: str) -> bool:
+    """A resource some provider manages (not the stack, a component or a provider reference)."""
+    return not type_token.startswith(("pulumi:pulumi:", "pulumi:providers:", "serverless-cases:"))
 
 
-def _resource_count(stack: auto.Stack) -> int:
-    state = stack.export_stack().deployment or {}
-    return sum(1 for r in state.get("resources") or []
-               if r.get("custom") and not str(r.get("type", "")).startswith("pulumi:providers:"))
+def _outputs(outputs: auto.OutputMap) -> dict[str, Any]:
+    return {k: {"value": v.value if not v.secret else None, "secret": v.secret} for k, v in outputs.items()}
 
 
 def translate(exc: Exception, errors: list[str]) -> JobError:
@@ -162,20 +170,24 @@ def translate(exc: Exception, errors: list[str]) -> JobError:
     return JobError("EngineError", f"{type(exc).__name__} while running the engine")
 
 
-def run_job(job: Job, emit: Emit) -> dict[str, Any]:
-    """Run ``job``; return its result (summary, outputs, resource count) or raise JobError."""
+def run_job(job: Job, emit: Emit, on_secrets: Callable[[list[str]], None] = lambda values: None) -> dict[str, Any]:
+    """Run ``job``; return its result (summary, outputs, resource count) or raise JobError.
+    ``on_secrets`` learns every secret value the run handles, so its output can be scrubbed."""
     collector = _Collector(emit)
     try:
-        stack = _stack(job)
+        stack = _stack(job, new=job.kind == "up")
         if job.kind in ("up", "update"):
-            _configure(stack, job)
-            stack.up(on_event=collector, color="never", suppress_progress=True)
-            summary: dict[str, Any] = {"resource_changes": collector.counts}
-        elif job.kind == "preview":
+            _configure(stack, job, on_secrets)
+            up = stack.up(on_event=collector, color="never", suppress_progress=True)
+            # Stack.up already read the outputs; every resource reported its outputs as it went.
+            return {"summary": {"resource_changes": collector.counts}, "outputs": _outputs(up.outputs),
+                    "resource_count": len(collector.live)}
+        if job.kind == "preview":
             result = stack.preview(on_event=collector, color="never")
             counts = {(k.value if hasattr(k, "value") else str(k)): v for k, v in result.change_summary.items()}
-            summary = {"resource_changes": counts, "changes": collector.changed}
-        elif job.kind == "refresh":
+            summary: dict[str, Any] = {"resource_changes": counts, "changes": collector.changed}
+            return {"summary": summary, "outputs": _outputs(stack.outputs()), "resource_count": None}
+        if job.kind == "refresh":
             stack.refresh(on_event=collector, color="never", suppress_progress=True)
             summary = {"resource_changes": collector.counts, "drift": collector.drift, "drifted": bool(collector.drift)}
         elif job.kind == "recover":
@@ -190,7 +202,7 @@ def run_job(job: Job, emit: Emit) -> dict[str, Any]:
                     "removed": True}
         else:
             raise JobError("InvalidRun", f"unknown run kind {job.kind!r}")
-        return {"summary": summary, "outputs": _outputs(stack), "resource_count": _resource_count(stack)}
+        return {"summary": summary, "outputs": _outputs(stack.outputs()), "resource_count": len(collector.live)}
     except JobError:
         raise
     except Exception as exc:

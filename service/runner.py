@@ -48,6 +48,8 @@ MUTATING = ("up", "update", "destroy")
 _BUSY = {"up": "creating", "update": "updating", "destroy": "destroying", "refresh": "refreshing",
          "preview": "previewing", "recover": "recovering"}
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+EVENT_BATCH = 50
+EVENT_FLUSH_SECONDS = 0.1
 
 
 class SecretBox:
@@ -216,6 +218,7 @@ class Runner:
             "target": run.params["target"], "args": run.params.get("args", {}), "secret_args": secrets,
             "workspace_dir": str(self.settings.workspaces_dir / run.pulumi_stack), "env": env,
             "toolchain_bin": str(self.toolchain_bin), "secrets_provider": self.settings.secrets_provider,
+            "stored_secrets": bool(set(run.params.get("secret_arg_names", [])) - set(secrets)),
         }
 
     # -- following a worker ------------------------------------------------------------------
@@ -225,6 +228,26 @@ class Runner:
         reader = threading.Thread(target=lambda: stderr_lines.extend(worker.stderr or []), daemon=True)
         reader.start()
         seq = 0
+        pending: list[RunEvent] = []
+        guard = threading.Lock()  # protects `pending`
+        flushing = threading.Lock()  # one flush at a time, through its commit: events land in seq order
+        reading = threading.Event()
+
+        def flush() -> None:
+            with flushing:
+                with guard:
+                    batch = list(pending)
+                    pending.clear()
+                if batch:
+                    with self.db.session() as session:
+                        session.add_all(batch)
+
+        def flush_periodically() -> None:  # readers see each event within ~0.1 s, even in a long gap
+            while not reading.wait(EVENT_FLUSH_SECONDS):
+                flush()
+
+        ticker = threading.Thread(target=flush_periodically, daemon=True)
+        ticker.start()
         try:
             assert worker.stdout is not None
             for line in worker.stdout:
@@ -234,10 +257,16 @@ class Runner:
                     continue
                 if "event" in message:
                     seq += 1
-                    with self.db.session() as session:
-                        session.add(RunEvent(run_id=run_id, seq=seq, data=message["event"]))
+                    with guard:
+                        pending.append(RunEvent(run_id=run_id, seq=seq, data=message["event"]))
+                        full = len(pending) >= EVENT_BATCH
+                    if full:
+                        flush()
                 else:
                     outcome = message
+            reading.set()
+            ticker.join(timeout=5)
+            flush()
             worker.wait()
             reader.join(timeout=5)
             if stderr_lines:
@@ -248,6 +277,7 @@ class Runner:
             LOG.exception("following run %s failed", run_id)
             self._finish(run_id, {"error": {"type": "ServiceError", "detail": "the run's worker failed"}}, -1)
         finally:
+            reading.set()
             with self._wake:
                 self._running.pop(run_id, None)
                 self._busy_stacks.discard(pulumi_stack)
@@ -269,7 +299,8 @@ class Runner:
                         return
                     stack.outputs = {k: "[secret]" if v.get("secret") else v.get("value")
                                      for k, v in result.get("outputs", {}).items()}
-                    stack.resource_count = result.get("resource_count", 0)
+                    if result.get("resource_count") is not None:  # a preview changes nothing
+                        stack.resource_count = result["resource_count"]
                     stack.status = "ready"
             else:
                 error = outcome.get("error") or {"type": "WorkerFailed", "detail": f"the worker exited with {returncode}"}

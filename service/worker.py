@@ -23,15 +23,20 @@ from service.engine import Job, JobError, run_job
 _cancel_requested = False
 
 
-def scrubber(secrets: list[str]) -> Any:
-    values = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+class Scrubber:
+    """Replaces every known secret value (4 characters or more) with ``[secret]``."""
 
-    def scrub(text: str) -> str:
-        for value in values:
+    def __init__(self, secrets: list[str]) -> None:
+        self.values: list[str] = []
+        self.learn(secrets)
+
+    def learn(self, secrets: list[str]) -> None:
+        self.values = sorted({*self.values, *(s for s in secrets if len(s) >= 4)}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for value in self.values:
             text = text.replace(value, "[secret]")
         return text
-
-    return scrub
 
 
 def _children(pid: int) -> list[int]:
@@ -56,12 +61,18 @@ def _forward_cancel(signum: int, frame: Any) -> None:
             os.kill(child, signal.SIGINT)
 
 
+# Runs are background work: they yield the CPU to the API process (and the Pulumi CLI,
+# language host and plugins they start inherit this).
+RUN_NICENESS = 10
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    os.nice(RUN_NICENESS)
     job = Job(**json.loads(sys.stdin.read()))
     secret_values = [str(v) for v in job.secret_args.values()] + [
         v for k, v in job.env.items() if k in ("PULUMI_CONFIG_PASSPHRASE",)]
-    scrub = scrubber(secret_values)
+    scrub = Scrubber(secret_values)
 
     def write(kind: str, payload: Any) -> None:
         sys.stdout.write(scrub(json.dumps({kind: payload})) + "\n")
@@ -70,7 +81,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _forward_cancel)
     signal.signal(signal.SIGINT, _forward_cancel)
     try:
-        result = run_job(job, lambda event: write("event", event))
+        result = run_job(job, lambda event: write("event", event), on_secrets=scrub.learn)
     except JobError as exc:
         kind = "Cancelled" if _cancel_requested else exc.type
         write("error", {"type": kind, "detail": exc.detail})

@@ -108,6 +108,9 @@ def test_secret_arguments_and_outputs_never_appear_in_clear(service: Service) ->
                                                       "arguments": {"thumbnail_size": "64x64"}})
         seen.append(updated.text)
         wait_run(api, updated.json()["id"])
+        plain_only = api.patch("/v1/stacks/quiet", json={"arguments": {"thumbnail_size": "80x80"}})
+        assert wait_run(api, plain_only.json()["id"])["status"] == "succeeded"  # the stored secret is kept
+        assert api.get("/v1/stacks/quiet").json()["outputs"]["sender_identity"] == "[secret]"
         preview = wait_run(api, api.post("/v1/stacks/quiet/preview").json()["id"])
         seen += [str(preview)] + [str(e) for e in sse_events(api, preview["id"])]
         failed = api.patch("/v1/stacks/quiet", json={"arguments": {"thumbnail_size": "1x1"}})  # invalid: 422
