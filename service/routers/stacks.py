@@ -81,6 +81,15 @@ def _check_target(target: str) -> None:
         raise MissingCredentials("no AWS credentials found for the aws target (environment, profile or role)")
 
 
+def _queue(session: Session, runner: Any, tenant: str, stack: StackRecord, kind: str,
+           secrets: dict[str, Any] | None = None) -> RunRead:
+    """Queue a run of ``kind`` for ``stack`` with the stack's current arguments."""
+    run = runner.enqueue(session, tenant_id=tenant, stack=stack, kind=kind, params=_params(stack),
+                         secret_values=secrets)
+    session.flush()
+    return run_read(run)
+
+
 def _params(stack: StackRecord) -> dict[str, Any]:
     return {"case": stack.case, "target": stack.target, "args": dict(stack.args),
             "secret_arg_names": list(stack.secret_arg_names)}
@@ -102,10 +111,7 @@ def create_stack(body: StackCreate, principal: PrincipalDep, runner: RunnerDep, 
                             secret_arg_names=sorted(body.secret_arguments), status="queued")
         session.add(stack)
         session.flush()
-        run = runner.enqueue(session, tenant_id=principal.tenant, stack=stack, kind="up", params=_params(stack),
-                             secret_values=dict(body.secret_arguments))
-        session.flush()
-        result = run_read(run)
+        result = _queue(session, runner, principal.tenant, stack, "up", dict(body.secret_arguments))
     runner.wake()
     return result
 
@@ -145,10 +151,7 @@ def update_stack(name: StackName, body: StackUpdate, principal: PrincipalDep, ru
         _validate(stack.case, args, dict(body.secret_arguments), secret_names)
         _check_target(stack.target)
         stack.args, stack.secret_arg_names = args, secret_names
-        run = runner.enqueue(session, tenant_id=principal.tenant, stack=stack, kind="update", params=_params(stack),
-                             secret_values=dict(body.secret_arguments))
-        session.flush()
-        result = run_read(run)
+        result = _queue(session, runner, principal.tenant, stack, "update", dict(body.secret_arguments))
     runner.wake()
     return result
 
@@ -158,9 +161,7 @@ def _simple_run(name: str, kind: str, principal: Any, runner: Any) -> RunRead:
         stack = _find(session, principal.tenant, name)
         if kind != "preview":
             _check_target(stack.target)
-        run = runner.enqueue(session, tenant_id=principal.tenant, stack=stack, kind=kind, params=_params(stack))
-        session.flush()
-        result = run_read(run)
+        result = _queue(session, runner, principal.tenant, stack, kind)
     runner.wake()
     return result
 
