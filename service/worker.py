@@ -66,13 +66,26 @@ def _forward_cancel(signum: int, frame: Any) -> None:
 RUN_NICENESS = 10
 
 
+class ScrubbingFormatter(logging.Formatter):
+    """Log lines (raw engine output included) go to the service log without secrets."""
+
+    def __init__(self, scrub: Scrubber) -> None:
+        super().__init__("%(levelname)s:%(name)s:%(message)s")
+        self.scrub = scrub
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.scrub(super().format(record))
+
+
 def main() -> int:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     os.nice(RUN_NICENESS)
     job = Job(**json.loads(sys.stdin.read()))
     secret_values = [str(v) for v in job.secret_args.values()] + [
         v for k, v in job.env.items() if k in ("PULUMI_CONFIG_PASSPHRASE",)]
     scrub = Scrubber(secret_values)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ScrubbingFormatter(scrub))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
     def write(kind: str, payload: Any) -> None:
         sys.stdout.write(scrub(json.dumps({kind: payload})) + "\n")
