@@ -28,6 +28,7 @@ from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from sandbox import synthesis
 from sandbox.cloud import Record, ResourceExistsError, SandboxCloud
+from toolchain.engine_watchdog import watch_engine
 
 # Tests learn which plugin binary the engine launched: each start appends the identity
 # ($SANDBOX_PROVIDER_IDENTITY, default "sandbox") to $SANDBOX_LAUNCH_LOG when that is set.
@@ -218,6 +219,9 @@ def _record_launch() -> None:
 
 def serve() -> int:
     _record_launch()
+    positional = [a for a in sys.argv[1:] if not a.startswith("-")]
+    if positional:  # the engine passes its address last
+        watch_engine(positional[-1])
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
                          options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)])
     provider_pb2_grpc.add_ResourceProviderServicer_to_server(SandboxProvider(), server)

@@ -157,3 +157,27 @@ def test_refresh_detects_drift_and_up_repairs_it(workspace: Workspace) -> None:
     workspace.pulumi("up", "--yes", "--skip-preview", "--stack", "dev")
     assert json.loads(path.read_text())["outputs"]["pointInTimeRecovery"] == {"enabled": True}
     assert len(managed(workspace.resources("dev"))) == len(workspace.cloud_records())
+
+
+@pytest.mark.parametrize("plugin", ["provider", "language host"])
+def test_plugins_exit_when_their_engine_is_gone(plugin: str, pulumi_toolchain: str) -> None:
+    import socket
+
+    engine = socket.socket()
+    engine.bind(("127.0.0.1", 0))
+    engine.listen()
+    address = f"127.0.0.1:{engine.getsockname()[1]}"
+    command = ([sys.executable, "-m", "sandbox", address] if plugin == "provider"
+               else [f"{pulumi_toolchain}/pulumi-language-python", address])
+    proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and int(proc.stdout.readline()) > 0  # serving
+        assert proc.poll() is None
+        engine.close()  # the engine dies without a word
+        assert proc.wait(timeout=30) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

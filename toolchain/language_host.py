@@ -31,6 +31,9 @@ import grpc
 from google.protobuf import empty_pb2, json_format
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # engine_watchdog is installed beside this file
+from engine_watchdog import watch_engine
+
 VERSION = os.environ.get("SERVERLESS_CASES_PULUMI_VERSION", "3.274.1")
 EXEC_NAME = "pulumi-language-python-exec"
 # Exit code the executor uses once it has already shown the user an actionable message.
@@ -154,6 +157,7 @@ def main(argv: list[str]) -> int:
     positional = [a for a in argv if not a.startswith("-")]
     engine_address = positional[-1] if positional else ""
     host = LanguageHost(engine_address, _executor_path())
+    watch_engine(engine_address, host.terminate_children)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8),
         options=[

@@ -1,0 +1,1 @@
+"""The Pulumi toolchain of the project: CLI build, language host, engine watchdog."""
