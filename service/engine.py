@@ -163,8 +163,8 @@ def translate(exc: Exception, errors: list[str]) -> JobError:
         return JobError("StackBusy", "another operation holds this stack's lock")
     if isinstance(exc, auto.StackNotFoundError):
         return JobError("StackNotFound", "the stack does not exist on the backend")
-    if isinstance(exc, auto.CommandError) and "canceled" in str(exc).lower():
-        return JobError("Cancelled", "the operation was cancelled")
+    # Not "Cancelled" from the output's wording: after one error the engine cancels sibling
+    # operations and says so. Only the worker knows whether a cancel was asked for.
     if isinstance(exc, auto.CommandError):
         return JobError("DeploymentFailed", detail or "the deployment failed; see the run's events")
     return JobError("EngineError", f"{type(exc).__name__} while running the engine")
