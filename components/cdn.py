@@ -76,9 +76,7 @@ class PrivateBucketCdn(pulumi.ComponentResource):
             origin["s3_origin_config"] = {
                 "origin_access_identity": self.origin_access_identity.cloudfront_access_identity_path}
 
-        self.headers = aws.cloudfront.ResponseHeadersPolicy(
-            f"{name}-headers", comment="Security headers", security_headers_config=defaults.security_headers(),
-            opts=child)
+        self.headers = security_headers_policy(f"{name}-headers", parent=self)
         behaviour: dict[str, Any] = {
             "target_origin_id": ORIGIN_ID,
             "viewer_protocol_policy": defaults.CDN_VIEWER_PROTOCOL_POLICY,
@@ -127,3 +125,10 @@ class PrivateBucketCdn(pulumi.ComponentResource):
             "Resource": f"{p[0]}/*",
             "Condition": {"StringEquals": {"AWS:SourceArn": p[1]}},
         }])
+
+
+def security_headers_policy(name: str, *, parent: pulumi.Resource) -> aws.cloudfront.ResponseHeadersPolicy:
+    """The CloudFront response-headers policy every distribution uses (see ``defaults.security_headers``)."""
+    return aws.cloudfront.ResponseHeadersPolicy(
+        name, comment="Security headers", security_headers_config=defaults.security_headers(),
+        opts=pulumi.ResourceOptions(parent=parent))

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from programs.targets import REPO_ROOT
 from service.auth import bootstrap
 from service.db import Database
-from service.errors import ServiceError, ToolchainMissing
+from service.errors import PayloadTooLarge, ServiceError, ToolchainMissing
 from service.routers import ROUTERS
 from service.runner import Runner
 from service.settings import Settings, get_settings
@@ -50,13 +50,16 @@ class BodyLimit:
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
 
+    def _too_large(self) -> JSONResponse:
+        return _error(413, PayloadTooLarge.__name__, f"the body is larger than {self.limit} bytes")
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await _error(413, "PayloadTooLarge", f"the body is larger than {self.limit} bytes")(scope, receive, send)
+            await self._too_large()(scope, receive, send)
             return
         seen, exceeded = 0, False
 
@@ -81,7 +84,7 @@ class BodyLimit:
             if not exceeded:
                 raise
         if exceeded:
-            await _error(413, "PayloadTooLarge", f"the body is larger than {self.limit} bytes")(scope, receive, send)
+            await self._too_large()(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, toolchain_bin: Path | None = None) -> FastAPI:

@@ -23,6 +23,7 @@ import pulumi_aws as aws
 
 from components import defaults
 from components.args import check_args, component_args
+from components.cdn import security_headers_policy
 from components.generated import RandomToken
 
 TOKEN = "serverless-cases:cases:SoftwareUpdates"
@@ -192,9 +193,7 @@ class SoftwareUpdates(pulumi.ComponentResource):
                 "enable_accept_encoding_brotli": True,
             },
             opts=child)
-        self.headers = aws.cloudfront.ResponseHeadersPolicy(
-            f"{name}-headers", comment="Security headers", security_headers_config=defaults.security_headers(),
-            opts=child)
+        self.headers = security_headers_policy(f"{name}-headers", parent=self)
         origin_id = "update-servers"
         self.distribution = aws.cloudfront.Distribution(
             name,
