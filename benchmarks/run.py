@@ -13,6 +13,7 @@ benchmarks/latest.md).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import statistics
@@ -25,12 +26,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from components import CASES  # noqa: E402
 from tests.engine import Workspace, toolchain_bin  # noqa: E402
-from tests.service_harness import Service  # noqa: E402
+from tests.service_harness import ADMIN_TOKEN, Service  # noqa: E402
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 MOCKS_SUITE = ["tests/test_todo_app.py", "tests/test_blog.py", "tests/test_microservices.py",
@@ -111,37 +114,46 @@ def parallel(tools: str, work: Path, case: str) -> dict[str, Any]:
 
 
 def responsiveness(tools: str, work: Path, case: str) -> dict[str, Any]:
+    """32 readers, each sending its next GET when the previous one answered, for as long as
+    four runs are in progress. The readers are asyncio tasks on one aiohttp session: a
+    client cheaper than the server it measures, so the figures are the service's."""
     service = Service(work / "svc-reads", tools, max_parallel_runs=4).start()
     latencies: dict[str, list[float]] = {"list": [], "read": []}
-    lock = threading.Lock()
     try:
         with service.client() as api:
             service_up(api, case, "readable")
             runs = [api.post("/v1/stacks", json={"name": f"busy-{i}", "case": case,
                                                  "arguments": case_args(case, f"busy-{i}")}).json()
                     for i in range(4)]
+            while any(api.get(f"/v1/runs/{run['id']}").json()["status"] == "queued" for run in runs):
+                time.sleep(0.05)
             done = threading.Event()
 
-            def reader(n: int) -> None:
-                with service.client() as own:
-                    for i in range(150):  # bounded traffic
-                        if done.is_set():
-                            return
-                        kind, path = ("list", "/v1/stacks") if (n + i) % 2 else ("read", "/v1/stacks/readable")
-                        started = time.perf_counter()
-                        assert own.get(path).status_code == 200
-                        with lock:
+            async def readers() -> None:
+                headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+                async with aiohttp.ClientSession(service.base_url, headers=headers,
+                                                 connector=aiohttp.TCPConnector(limit=64)) as session:
+
+                    async def reader(n: int) -> None:
+                        for i in range(5000):  # bounded traffic
+                            if done.is_set():
+                                return
+                            kind, path = ("list", "/v1/stacks") if (n + i) % 2 else ("read", "/v1/stacks/readable")
+                            started = time.perf_counter()
+                            async with session.get(path) as response:
+                                await response.read()
+                                assert response.status == 200
                             latencies[kind].append(time.perf_counter() - started)
 
-            threads = [threading.Thread(target=reader, args=(n,)) for n in range(32)]
-            for t in threads:
-                t.start()
+                    await asyncio.gather(*(reader(n) for n in range(32)))
+
+            load = threading.Thread(target=asyncio.run, args=(readers(),))
+            load.start()
             for run in runs:
                 while api.get(f"/v1/runs/{run['id']}").json()["status"] in ("queued", "running"):
                     time.sleep(0.2)
             done.set()
-            for t in threads:
-                t.join()
+            load.join()
     finally:
         service.stop()
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import subprocess
@@ -19,12 +20,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from programs.targets import REPO_ROOT
-from service.auth import bootstrap
+from service.auth import Principals, bootstrap
 from service.db import Database
 from service.errors import PayloadTooLarge, ServiceError, ToolchainMissing
 from service.routers import ROUTERS
 from service.runner import Runner
 from service.settings import Settings, get_settings
+from service.views import StackViews
 
 LOG = logging.getLogger("serverless_cases.service")
 
@@ -102,7 +104,12 @@ def create_app(settings: Settings | None = None, *, toolchain_bin: Path | None =
             print(f"serverless-cases: admin token (shown once, keep it): {generated}", file=sys.stderr, flush=True)
         runner = Runner(settings, db, toolchain_bin or resolve_toolchain(settings))
         app.state.settings, app.state.db, app.state.runner = settings, db, runner
+        app.state.principals, app.state.views = Principals(db), StackViews(db)
         runner.start()
+        # Everything loaded so far (the case catalog and its Pulumi SDKs included) lives as
+        # long as the process: kept out of the collector's full passes, which would otherwise
+        # pause requests to walk it.
+        gc.freeze()
         try:
             yield
         finally:

@@ -44,6 +44,31 @@ def authenticate(db: Database, token: str) -> Principal | None:
         return Principal(row.tenant_id, row.admin) if row is not None else None
 
 
+class Principals:
+    """Principals by token digest, remembered while no tenant or token changes (a request
+    then needs no database round trip to authenticate)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._known: dict[str, Principal | None] = {}
+        self._version = db.version("tenants", "api_tokens")
+
+    def remembered(self, token: str) -> Principal | bool | None:
+        """The principal (or None for an unknown token) if remembered; False if not."""
+        if self.db.version("tenants", "api_tokens") != self._version:
+            return False
+        return self._known.get(hash_token(token), False)
+
+    def look_up(self, token: str) -> Principal | None:
+        version = self.db.version("tenants", "api_tokens")  # noted before reading
+        principal = authenticate(self.db, token)
+        if version != self._version:
+            self._known, self._version = {}, version
+        if len(self._known) < 10_000:  # bounded: unknown tokens are remembered too
+            self._known[hash_token(token)] = principal
+        return principal
+
+
 def bootstrap(db: Database, configured: str | None) -> str | None:
     """On first start (no tokens yet) install the configured admin token or generate one.
     Returns a generated token so the caller can print it once; None otherwise."""

@@ -5,6 +5,7 @@ any SQLAlchemy URL (Postgres) works."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -102,13 +103,42 @@ class RunEvent(Base):
 
 
 class Database:
+    """Sessions on one engine, and counters of committed changes to what readers are shown.
+
+    ``version(*tables)`` grows after every commit that added, changed or deleted a row of
+    one of those tables (``tenants``, ``api_tokens``, ``stacks``, ``runs``; not events): a
+    reader that noted it before reading knows its copy is current while it stays the same.
+    Every write of the service goes through this object, in this one process.
+    """
+
+    WATCHED = ("tenants", "api_tokens", "stacks", "runs")
+
     def __init__(self, url: str) -> None:
-        connect_args = {"check_same_thread": False, "timeout": 30} if url.startswith("sqlite") else {}
-        self.engine: Engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
-        if url.startswith("sqlite"):
+        sqlite = url.startswith("sqlite")
+        if sqlite:  # a local file: no server to drop connections, so no ping; one per request thread
+            self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                                                pool_size=16, max_overflow=48)
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._changes = dict.fromkeys(self.WATCHED, 0)
+        self._counting = threading.Lock()
+        event.listen(self._sessions, "after_flush", _note_changed_tables)
+        event.listen(self._sessions, "after_commit", self._count_changes)
         Base.metadata.create_all(self.engine)
+        if sqlite:
+            with self.engine.connect() as connection:  # persistent in the file: set once
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+    def version(self, *tables: str) -> tuple[int, ...]:
+        return tuple(self._changes[t] for t in tables)
+
+    def _count_changes(self, session: Session) -> None:
+        changed = session.info.pop("changed_tables", ())
+        with self._counting:
+            for table in changed:
+                self._changes[table] += 1
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -119,9 +149,15 @@ class Database:
         self.engine.dispose()
 
 
+def _note_changed_tables(session: Session, _flush_context: Any) -> None:
+    tables = {getattr(obj, "__tablename__", None) for obj in (*session.new, *session.dirty, *session.deleted)}
+    watched = tables.intersection(Database.WATCHED)
+    if watched:
+        session.info["changed_tables"] = session.info.get("changed_tables", set()) | watched
+
+
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")

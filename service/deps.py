@@ -1,49 +1,63 @@
-"""Dependencies shared by the routers, as ``Annotated`` aliases."""
+"""Dependencies shared by the routers, as ``Annotated`` aliases.
+
+They are ``async``: none of them blocks, and FastAPI would run a plain function on its
+thread pool, a thread hand-off per dependency per request."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 
-from service.auth import Principal, authenticate
+from service.auth import Principal, Principals
 from service.db import Database
 from service.errors import Forbidden, Unauthorized
 from service.runner import Runner
 from service.settings import Settings
+from service.views import StackViews
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def get_runner(request: Request) -> Runner:
+async def get_runner(request: Request) -> Runner:
     return request.app.state.runner
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_views(request: Request) -> StackViews:
+    return request.app.state.views
+
+
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
 DbDep = Annotated[Database, Depends(get_db)]
 RunnerDep = Annotated[Runner, Depends(get_runner)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ViewsDep = Annotated[StackViews, Depends(get_views)]
 
 
-def get_principal(db: DbDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
+async def get_principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
-    principal = authenticate(db, token.strip())
+    principals: Principals = request.app.state.principals
+    principal = principals.remembered(token.strip())
+    if principal is False:
+        principal = await run_in_threadpool(principals.look_up, token.strip())
     if principal is None:
         raise Unauthorized("the token is not valid")
+    assert isinstance(principal, Principal)
     return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_admin(principal: PrincipalDep) -> Principal:
+async def get_admin(principal: PrincipalDep) -> Principal:
     if not principal.admin:
         raise Forbidden("this needs an admin token")
     return principal

@@ -14,6 +14,7 @@ resource inputs cannot leak through events.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import re
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pulumi import automation as auto
+from pulumi.automation._stack import StackInitMode  # the public Stack constructor's mode type
 
 from programs import targets
 
@@ -60,16 +62,49 @@ class JobError(Exception):
         self.detail = detail
 
 
-def _stack(job: Job, *, new: bool) -> auto.Stack:
+SECRET_SENTINEL = "[secret]"  # how the engine's events (and `stack output --json`) show a secret value
+SECRET_SIG_KEY, SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+
+
+class ReportedStack(auto.Stack):
+    """A stack whose operations take their outputs and result from the engine's own events.
+
+    ``Stack.up``, ``refresh`` and ``destroy`` end by reading the outputs back (``stack output``,
+    twice) and the result (``stack history``): three more CLI processes, each loading the
+    backend, after every operation. The events already carry both: the root stack's outputs
+    event lists its outputs (secret values masked) and the summary event the changes.
+    """
+
+    reported_outputs: auto.OutputMap | None = None
+    reported_summary: dict[str, Any] | None = None
+
+    def outputs(self) -> auto.OutputMap:
+        if self.reported_outputs is not None:
+            return self.reported_outputs
+        return super().outputs()
+
+    def info(self, show_secrets: bool = True) -> auto.UpdateSummary | None:
+        if self.reported_summary is None:
+            return super().info(show_secrets)
+        return auto.UpdateSummary(kind=self.reported_summary["kind"], start_time=self.reported_summary["start"],
+                                  end_time=self.reported_summary["end"], message="", environment={}, config={},
+                                  result="succeeded", resource_changes=self.reported_summary["resource_changes"])
+
+
+def command(toolchain_bin: str) -> auto.PulumiCommand:
+    """The pinned CLI (constructing it runs `pulumi version`; a warm worker does this ahead)."""
+    return auto.PulumiCommand(root=str(Path(toolchain_bin).parent))
+
+
+def _stack(job: Job, *, new: bool, pulumi: auto.PulumiCommand | None = None) -> ReportedStack:
     work_dir = Path(job.workspace_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "Pulumi.yaml").write_text(targets.project_file())
-    command = auto.PulumiCommand(root=str(Path(job.toolchain_bin).parent))
-    opts = auto.LocalWorkspaceOptions(work_dir=str(work_dir), env_vars=job.env, pulumi_command=command,
-                                      secrets_provider=job.secrets_provider)
-    if new:  # one CLI call instead of a failed select followed by a create
-        return auto.create_stack(job.pulumi_stack, work_dir=str(work_dir), opts=opts)
-    return auto.select_stack(job.pulumi_stack, work_dir=str(work_dir), opts=opts)
+    workspace = auto.LocalWorkspace(work_dir=str(work_dir), env_vars=job.env,
+                                    pulumi_command=pulumi or command(job.toolchain_bin),
+                                    secrets_provider=job.secrets_provider)
+    # CREATE is one CLI call instead of a failed select followed by a create
+    return ReportedStack(job.pulumi_stack, workspace, StackInitMode.CREATE if new else StackInitMode.SELECT)
 
 
 def _configure(stack: auto.Stack, job: Job, on_secrets: Callable[[list[str]], None]) -> None:
@@ -80,14 +115,18 @@ def _configure(stack: auto.Stack, job: Job, on_secrets: Callable[[list[str]], No
             secret_before = json.loads(current[f"{CONFIG}:secretArgs"].value or "{}")
     secret_args = {**secret_before, **job.secret_args}
     on_secrets([str(v) for v in secret_args.values()])  # stored secrets are scrubbed from output too
-    config = {
-        f"{CONFIG}:target": auto.ConfigValue(job.target),
-        f"{CONFIG}:case": auto.ConfigValue(job.case),
-        f"{CONFIG}:args": auto.ConfigValue(json.dumps(job.args)),
-    }
-    if secret_args:
-        config[f"{CONFIG}:secretArgs"] = auto.ConfigValue(json.dumps(secret_args), secret=True)
-    stack.set_all_config(config)
+    # Plain values go straight into the stack's settings file (what `config set` would write,
+    # without a CLI process); encryption salt or key and secure values are kept as they are.
+    workspace = stack.workspace
+    try:
+        settings = workspace.stack_settings(stack.name)
+    except FileNotFoundError:
+        settings = auto.StackSettings()
+    settings.config = {**(settings.config or {}), f"{CONFIG}:target": job.target, f"{CONFIG}:case": job.case,
+                       f"{CONFIG}:args": json.dumps(job.args)}
+    workspace.save_stack_settings(stack.name, settings)
+    if job.secret_args:  # new secret values are encrypted by the CLI, with the stack's key
+        stack.set_config(f"{CONFIG}:secretArgs", auto.ConfigValue(json.dumps(secret_args), secret=True))
 
 
 def event_json(event: auto.EngineEvent) -> dict[str, Any] | None:
@@ -127,7 +166,14 @@ class _Collector:
         self.counts: dict[str, int] = {}
         self.live: set[str] = set()  # URNs of managed resources that exist after the operation
 
+        self.stack: ReportedStack | None = None  # told the outputs and summary as they are reported
+        self.started: dt.datetime | None = None
+
     def __call__(self, event: auto.EngineEvent) -> None:
+        if self.started is None:
+            self.started = dt.datetime.fromtimestamp(event.timestamp, dt.UTC)
+        if self.stack is not None:
+            self._report(event)
         data = event_json(event)
         if data is None:
             return
@@ -145,6 +191,35 @@ class _Collector:
         if data["type"] == "summary":
             self.counts = data["resource_changes"]
         self.emit(data)
+
+
+    def _report(self, event: auto.EngineEvent) -> None:
+        assert self.stack is not None
+        outputs = event.res_outputs_event
+        if outputs is not None and outputs.metadata.type == "pulumi:pulumi:Stack" and outputs.metadata.new is not None:
+            self.stack.reported_outputs = {
+                k: auto.OutputValue(value=None, secret=True) if _holds_secret(v) else auto.OutputValue(v, secret=False)
+                for k, v in (outputs.metadata.new.outputs or {}).items()}
+        summary = event.summary_event
+        if summary is not None:
+            self.stack.reported_summary = {
+                "kind": "update", "start": self.started,
+                "end": dt.datetime.fromtimestamp(event.timestamp, dt.UTC),
+                "resource_changes": dict(summary.resource_changes or {})}
+
+
+def _holds_secret(value: Any) -> bool:
+    """Whether an output value as events show it holds a secret: the masked sentinel, or the
+    engine's secret envelope (signature key and secret signature; its ciphertext is masked)."""
+    if value == SECRET_SENTINEL:
+        return True
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG_KEY) == SECRET_SIG:
+            return True
+        return any(_holds_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_secret(v) for v in value)
+    return False
 
 
 def _managed(type_token: str) -> bool:
@@ -170,12 +245,16 @@ def translate(exc: Exception, errors: list[str]) -> JobError:
     return JobError("EngineError", f"{type(exc).__name__} while running the engine")
 
 
-def run_job(job: Job, emit: Emit, on_secrets: Callable[[list[str]], None] = lambda values: None) -> dict[str, Any]:
+def run_job(job: Job, emit: Emit, on_secrets: Callable[[list[str]], None] = lambda values: None,
+            pulumi: auto.PulumiCommand | None = None) -> dict[str, Any]:
     """Run ``job``; return its result (summary, outputs, resource count) or raise JobError.
-    ``on_secrets`` learns every secret value the run handles, so its output can be scrubbed."""
+    ``on_secrets`` learns every secret value the run handles, so its output can be scrubbed;
+    ``pulumi`` is the CLI if the caller made it ahead of time."""
     collector = _Collector(emit)
     try:
-        stack = _stack(job, new=job.kind == "up")
+        stack = _stack(job, new=job.kind == "up", pulumi=pulumi)
+        if job.kind != "preview":  # a preview's reported outputs are planned, not the stack's
+            collector.stack = stack
         if job.kind in ("up", "update"):
             _configure(stack, job, on_secrets)
             up = stack.up(on_event=collector, color="never", suppress_progress=True)

@@ -80,10 +80,13 @@ class Runner:
         self._busy_stacks: set[str] = set()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._spares: list[subprocess.Popen[str]] = []  # workers waiting for a run
+        self._spares_lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
         self.recover()
+        self._replenish()
         self._thread = threading.Thread(target=self._schedule, name="run-scheduler", daemon=True)
         self._thread.start()
 
@@ -95,6 +98,10 @@ class Runner:
             self._wake.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        with self._spares_lock:
+            spares, self._spares = self._spares, []
+        for spare in spares:  # it has no run: closing its input ends it
+            _end_spare(spare)
         workers = [w for w in list(self._running.values()) if w.poll() is None]
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
@@ -190,9 +197,7 @@ class Runner:
             stack = self._stack(session, run)
             secrets = self.box.open(run.sealed_secrets)
             job = self._job(run, secrets)
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "service.worker"], cwd=REPO_ROOT, stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            worker = self._take_worker()
             run.status, run.started_at, run.worker_pid, run.sealed_secrets = "running", utcnow(), worker.pid, None
             if stack is not None:
                 run.params = {**run.params, "stack_status_before": stack.status}
@@ -206,6 +211,29 @@ class Runner:
         worker.stdin.close()
         threading.Thread(target=self._follow, args=(run_id, pulumi_stack, worker), name=f"run-{run_id[:8]}",
                          daemon=True).start()
+
+    def _spawn_worker(self) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "service.worker", str(self.toolchain_bin)], cwd=REPO_ROOT, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def _take_worker(self) -> subprocess.Popen[str]:
+        """A warm spare (started earlier, already past its imports and CLI check), else a new worker."""
+        with self._spares_lock:
+            while self._spares:
+                worker = self._spares.pop()
+                if worker.poll() is None:
+                    return worker
+        return self._spawn_worker()
+
+    def _replenish(self) -> None:
+        """Start spares up to one per parallel run, only while no run is in progress: starting
+        a worker costs CPU that runs in progress would otherwise have."""
+        if not self.settings.warm_worker or self._running or not self.toolchain_ready():
+            return
+        with self._spares_lock:
+            while not self._stopping and len(self._spares) < self.settings.max_parallel_runs:
+                self._spares.append(self._spawn_worker())
 
     def _job(self, run: Run, secrets: dict[str, Any]) -> dict[str, Any]:
         env = targets.engine_env(run.params["target"], _base_env(), str(self.toolchain_bin))
@@ -282,6 +310,7 @@ class Runner:
                 self._running.pop(run_id, None)
                 self._busy_stacks.discard(pulumi_stack)
                 self._wake.notify_all()
+            self._replenish()
 
     def _finish(self, run_id: str, outcome: dict[str, Any], returncode: int) -> None:
         with self.db.session() as session:
@@ -350,6 +379,15 @@ def _status_after_failure(run: Run) -> str:
         return "cancelled" if run.status == "cancelled" else "failed"
     before = run.params.get("stack_status_before", "ready")
     return str(before) if before not in _BUSY.values() else "ready"
+
+
+def _end_spare(worker: subprocess.Popen[str]) -> None:
+    try:
+        worker.communicate(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
 
 
 def _kill_orphan(pid: int | None) -> None:

@@ -80,6 +80,23 @@ class Service:
         if self._log is not None and not self._log.closed:
             self._log.close()
 
+    def workers(self) -> dict[int, int]:
+        """This service's worker processes (spares included): pid -> parent pid."""
+        found = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if b"service.worker" not in (entry / "cmdline").read_bytes():
+                    continue
+                environ = (entry / "environ").read_bytes().split(b"\0")
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if f"SERVERLESS_CASES_DATA_DIR={self.data_dir}".encode() in environ:
+                found[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        return found
+
     def client(self, token: str = ADMIN_TOKEN) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 

@@ -9,8 +9,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ def test_kill_at_any_point_of_an_up_leaves_a_consistent_stack(service: Service, 
                     break
     service.kill()
     service.start()
+    assert _until(lambda: set(service.workers().values()) <= {service.process.pid}), \
+        "a worker of the killed service outlived it"
     with service.client() as api:
         assert api.get(f"/v1/runs/{run['id']}").json()["status"] in ("interrupted", "succeeded")
         runs = api.get("/v1/stacks/killed/runs").json()
@@ -81,6 +84,17 @@ def test_kill_at_any_point_of_an_up_leaves_a_consistent_stack(service: Service, 
     assert stack["status"] == "ready" and stack["resource_count"] == len(aws_records)
     locks = service.data_dir / "state" / ".pulumi" / "locks"
     assert not list(locks.rglob("*.json")) if locks.exists() else True
+    service.stop()
+    assert service.workers() == {}, "a worker (or a spare) outlived the stopped service"
+
+
+def _until(condition: Callable[[], bool], timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def test_fifty_conflicting_updates_run_in_order_and_none_is_lost(tmp_path: Path, pulumi_toolchain: str) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import boto3
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from components import ComponentArgsError, UnknownCaseError, get_case
 from service.db import Run, StackRecord
-from service.deps import PrincipalDep, RunnerDep, SettingsDep
+from service.deps import PrincipalDep, RunnerDep, SettingsDep, ViewsDep
 from service.errors import (
     InvalidStackConfig,
     MissingCredentials,
@@ -23,32 +24,22 @@ from service.errors import (
 from service.routers.runs import run_read
 from service.schemas import (
     COMMON_ERRORS,
-    SECRET_MARK,
     STACK_NAME,
     ErrorBody,
     RunRead,
-    RunRef,
     StackCreate,
     StackList,
     StackRead,
     StackUpdate,
 )
+from service.views import StackViews, TenantStacks
 
 router = APIRouter(prefix="/v1/stacks", tags=["stacks"], responses={
     **COMMON_ERRORS, 503: {"model": ErrorBody, "description": "The Pulumi toolchain is missing"}})
 StackName = Annotated[str, Path(pattern=STACK_NAME, description="The stack's name")]
+JSON = "application/json"
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 INVALID: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody}}
-
-
-def stack_read(session: Session, stack: StackRecord) -> StackRead:
-    last = session.get(Run, stack.last_run_id) if stack.last_run_id else None
-    arguments = {**stack.args, **{name: SECRET_MARK for name in stack.secret_arg_names}}
-    return StackRead(
-        name=stack.name, case=stack.case, target=stack.target, pulumi_stack=stack.pulumi_stack,  # type: ignore[arg-type]
-        arguments=arguments, status=stack.status, outputs=stack.outputs, resource_count=stack.resource_count,
-        last_run=RunRef(id=last.id, kind=last.kind, status=last.status) if last else None,  # type: ignore[arg-type]
-        created_at=stack.created_at, updated_at=stack.updated_at)
 
 
 def _find(session: Session, tenant: str, name: str) -> StackRecord:
@@ -116,23 +107,29 @@ def create_stack(body: StackCreate, principal: PrincipalDep, runner: RunnerDep, 
     return result
 
 
+async def _views_of(views: StackViews, tenant: str) -> TenantStacks:
+    current = views.current(tenant)
+    return current if current is not None else await run_in_threadpool(views.build, tenant)
+
+
 @router.get("", response_model=StackList)
-def list_stacks(principal: PrincipalDep, runner: RunnerDep,
-                case: Annotated[str | None, Query(max_length=64)] = None,
-                status_: Annotated[str | None, Query(alias="status", max_length=32)] = None) -> StackList:
-    with runner.db.session() as session:
-        query = select(StackRecord).where(StackRecord.tenant_id == principal.tenant).order_by(StackRecord.name)
-        if case is not None:
-            query = query.where(StackRecord.case == case)
-        if status_ is not None:
-            query = query.where(StackRecord.status == status_)
-        return StackList(items=[stack_read(session, s) for s in session.scalars(query)])
+async def list_stacks(principal: PrincipalDep, views: ViewsDep,
+                      case: Annotated[str | None, Query(max_length=64)] = None,
+                      status_: Annotated[str | None, Query(alias="status", max_length=32)] = None) -> Response:
+    tenant = await _views_of(views, principal.tenant)
+    if case is None and status_ is None:
+        return Response(tenant.listing, media_type=JSON)
+    items = [s for s in tenant.items if case in (None, s.case) and status_ in (None, s.status)]
+    return Response(StackList(items=items).model_dump_json(), media_type=JSON)
 
 
 @router.get("/{name}", response_model=StackRead, responses={**NOT_FOUND, **INVALID})
-def read_stack(name: StackName, principal: PrincipalDep, runner: RunnerDep) -> StackRead:
-    with runner.db.session() as session:
-        return stack_read(session, _find(session, principal.tenant, name))
+async def read_stack(name: StackName, principal: PrincipalDep, views: ViewsDep) -> Response:
+    tenant = await _views_of(views, principal.tenant)
+    body = tenant.by_name.get(name)
+    if body is None:
+        raise StackNotFound(f"no stack named {name!r}")
+    return Response(body, media_type=JSON)
 
 
 @router.patch("/{name}", response_model=RunRead, status_code=status.HTTP_202_ACCEPTED,

@@ -1,0 +1,110 @@
+"""Reads are served from per-tenant views and a principal cache: both must follow every
+change they depend on, and nothing else."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service.auth import Principals, issue_token
+from service.db import Database, Run, RunEvent, StackRecord, Tenant
+from service.engine import _holds_secret
+from service.views import StackViews
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(f"sqlite:///{tmp_path / 'service.db'}")
+    with database.session() as session:
+        session.add_all([Tenant(id="acme"), Tenant(id="globex")])
+    return database
+
+
+def _stack(db: Database, tenant: str, name: str, status: str = "ready") -> None:
+    with db.session() as session:
+        session.add(StackRecord(tenant_id=tenant, name=name, pulumi_stack=f"{tenant}.{name}", case="todo-app",
+                                target="sandbox", status=status))
+
+
+def test_stack_views_follow_every_stack_and_run_change(db: Database) -> None:
+    views = StackViews(db)
+    _stack(db, "acme", "alpha")
+    assert [s.name for s in views.build("acme").items] == ["alpha"]
+    assert views.current("acme") is not None
+
+    _stack(db, "acme", "beta")  # a new stack
+    assert views.current("acme") is None
+    assert [s.name for s in views.build("acme").items] == ["alpha", "beta"]
+
+    with db.session() as session:  # a changed stack
+        stack = session.query(StackRecord).filter_by(name="alpha").one()
+        stack.status = "updating"
+        session.add(Run(id="run-1", tenant_id="acme", stack_name="alpha", pulumi_stack="acme.alpha", kind="update",
+                        status="queued"))
+        stack.last_run_id = "run-1"
+    assert views.current("acme") is None
+    alpha = json.loads(views.build("acme").by_name["alpha"])
+    assert alpha["status"] == "updating" and alpha["last_run"] == {"id": "run-1", "kind": "update", "status": "queued"}
+
+    with db.session() as session:  # a run changing on its own shows in the stack's last_run
+        session.get_one(Run, "run-1").status = "running"
+    assert views.current("acme") is None
+    assert json.loads(views.build("acme").by_name["alpha"])["last_run"]["status"] == "running"
+
+    with db.session() as session:  # a deleted stack
+        session.delete(session.query(StackRecord).filter_by(name="beta").one())
+    assert views.current("acme") is None
+    assert "beta" not in views.build("acme").by_name
+
+
+def test_run_events_and_rolled_back_sessions_leave_views_current(db: Database) -> None:
+    views = StackViews(db)
+    _stack(db, "acme", "alpha")
+    with db.session() as session:
+        session.add(Run(id="run-1", tenant_id="acme", stack_name="alpha", pulumi_stack="acme.alpha", kind="up",
+                        status="running"))
+    built = views.build("acme")
+    with db.session() as session:
+        session.add_all([RunEvent(run_id="run-1", seq=i, data={"type": "diagnostic"}) for i in range(1, 20)])
+    assert views.current("acme") is built
+    with pytest.raises(RuntimeError), db.session() as session:
+        session.get_one(Run, "run-1").status = "failed"
+        session.flush()
+        raise RuntimeError("rolled back")
+    assert views.current("acme") is built
+
+
+def test_a_tenants_views_hold_only_its_own_stacks(db: Database) -> None:
+    views = StackViews(db)
+    _stack(db, "acme", "alpha")
+    _stack(db, "globex", "gamma")
+    assert set(views.build("acme").by_name) == {"alpha"}
+    assert set(views.build("globex").by_name) == {"gamma"}
+    assert json.loads(views.build("globex").listing)["items"][0]["name"] == "gamma"
+
+
+def test_a_token_refused_once_is_accepted_after_it_is_issued(db: Database) -> None:
+    principals = Principals(db)
+    token = "sc_token-issued-later-0123456789"
+    assert principals.look_up(token) is None
+    assert principals.remembered(token) is None  # the refusal is remembered...
+    issue_token(db, "globex", token=token)
+    assert principals.remembered(token) is False  # ...until a token changes
+    found = principals.look_up(token)
+    assert found is not None and found.tenant == "globex" and not found.admin
+    assert principals.remembered(token) == found
+
+
+@pytest.mark.parametrize(("value", "secret"), [
+    ("[secret]", True),
+    ({"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "ciphertext": "[secret]"}, True),
+    ({"endpoints": ["https://a.example", {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+                                          "ciphertext": "[secret]"}]}, True),
+    ({"4dabf18193072939515e22adb298388d": "c44067f5952c0a294b673a41bacd8c17", "path": "x"}, False),  # an asset
+    ("https://d111.cloudfront.net", False),
+    ({"bucket": "b", "ports": [443]}, False),
+])
+def test_outputs_holding_a_secret_anywhere_are_reported_secret(value: object, secret: bool) -> None:
+    assert _holds_secret(value) is secret
