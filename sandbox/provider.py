@@ -232,8 +232,12 @@ def serve() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
-    server.stop(grace=1)
-    return 0
+    # The engine stops plugins once their operations are done and kills them 5 s after its
+    # interrupt; leave promptly (records are written atomically, so nothing is half-done).
+    server.stop(grace=1).wait(2)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

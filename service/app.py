@@ -26,7 +26,7 @@ from service.errors import PayloadTooLarge, ServiceError, ToolchainMissing
 from service.routers import ROUTERS
 from service.runner import Runner
 from service.settings import Settings, get_settings
-from service.views import StackViews
+from service.views import RunViews, StackViews
 
 LOG = logging.getLogger("serverless_cases.service")
 
@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None, *, toolchain_bin: Path | None =
             print(f"serverless-cases: admin token (shown once, keep it): {generated}", file=sys.stderr, flush=True)
         runner = Runner(settings, db, toolchain_bin or resolve_toolchain(settings))
         app.state.settings, app.state.db, app.state.runner = settings, db, runner
-        app.state.principals, app.state.views = Principals(db), StackViews(db)
+        app.state.principals, app.state.views, app.state.run_views = Principals(db), StackViews(db), RunViews(db)
         runner.start()
         # Everything loaded so far (the case catalog and its Pulumi SDKs included) lives as
         # long as the process: kept out of the collector's full passes, which would otherwise

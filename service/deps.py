@@ -15,7 +15,7 @@ from service.db import Database
 from service.errors import Forbidden, Unauthorized
 from service.runner import Runner
 from service.settings import Settings
-from service.views import StackViews
+from service.views import RunViews, StackViews
 
 
 async def get_db(request: Request) -> Database:
@@ -30,6 +30,10 @@ async def get_views(request: Request) -> StackViews:
     return request.app.state.views
 
 
+async def get_run_views(request: Request) -> RunViews:
+    return request.app.state.run_views
+
+
 async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
@@ -38,6 +42,7 @@ DbDep = Annotated[Database, Depends(get_db)]
 RunnerDep = Annotated[Runner, Depends(get_runner)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ViewsDep = Annotated[StackViews, Depends(get_views)]
+RunViewsDep = Annotated[RunViews, Depends(get_run_views)]
 
 
 async def get_principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:

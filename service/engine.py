@@ -167,6 +167,7 @@ class _Collector:
         self.live: set[str] = set()  # URNs of managed resources that exist after the operation
 
         self.stack: ReportedStack | None = None  # told the outputs and summary as they are reported
+        self.kind = "update"  # the history kind of the operation: update, refresh or destroy
         self.started: dt.datetime | None = None
 
     def __call__(self, event: auto.EngineEvent) -> None:
@@ -203,7 +204,7 @@ class _Collector:
         summary = event.summary_event
         if summary is not None:
             self.stack.reported_summary = {
-                "kind": "update", "start": self.started,
+                "kind": self.kind, "start": self.started,
                 "end": dt.datetime.fromtimestamp(event.timestamp, dt.UTC),
                 "resource_changes": dict(summary.resource_changes or {})}
 
@@ -255,6 +256,7 @@ def run_job(job: Job, emit: Emit, on_secrets: Callable[[list[str]], None] = lamb
         stack = _stack(job, new=job.kind == "up", pulumi=pulumi)
         if job.kind != "preview":  # a preview's reported outputs are planned, not the stack's
             collector.stack = stack
+            collector.kind = {"refresh": "refresh", "recover": "refresh", "destroy": "destroy"}.get(job.kind, "update")
         if job.kind in ("up", "update"):
             _configure(stack, job, on_secrets)
             up = stack.up(on_event=collector, color="never", suppress_progress=True)

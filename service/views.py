@@ -1,9 +1,10 @@
-"""What ``GET /v1/stacks`` and ``GET /v1/stacks/{name}`` show, kept per tenant as ready JSON.
+"""What ``GET /v1/stacks``, ``GET /v1/stacks/{name}`` and ``GET /v1/runs/{id}`` show, kept as
+ready JSON (stacks per tenant, runs one by one).
 
-A tenant's views are rebuilt (one query) only after a stack or run changed: the database
-counts committed changes, and views noted with an older count are not served. Reads
-therefore cost no database round trip while runs stream events, which is what keeps them
-fast next to busy runs.
+A view is rebuilt (one query) only after a stack or run changed: the database counts
+committed changes, and a view noted with an older count is not served. Reads therefore
+cost no database round trip while runs stream events, which is what keeps them fast next
+to busy runs (and cheap for clients polling a run).
 """
 
 from __future__ import annotations
@@ -13,9 +14,17 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from service.db import Database, Run, StackRecord
-from service.schemas import SECRET_MARK, RunRef, StackList, StackRead
+from service.schemas import SECRET_MARK, ErrorBody, RunRead, RunRef, StackList, StackRead
 
 TABLES = ("stacks", "runs")
+
+
+def run_read(run: Run) -> RunRead:
+    duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else None
+    error = ErrorBody(error=run.error_type, detail=run.error_detail) if run.error_type else None
+    return RunRead(id=run.id, stack=run.stack_name, kind=run.kind, status=run.status,  # type: ignore[arg-type]
+                   queued_at=run.queued_at, started_at=run.started_at, finished_at=run.finished_at,
+                   duration_seconds=duration, summary=run.summary or {}, error=error)
 
 
 def stack_read(stack: StackRecord, last_run: Run | None) -> StackRead:
@@ -57,3 +66,33 @@ class StackViews:
                              listing=StackList(items=items).model_dump_json().encode())
         self._tenants[tenant] = views
         return views
+
+
+class RunViews:
+    """Single runs as ready JSON with their tenant, kept while no run changed."""
+
+    LIMIT = 4096
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._runs: dict[str, tuple[tuple[int, ...], str, bytes]] = {}
+
+    def current(self, run_id: str) -> tuple[str, bytes] | None:
+        """(tenant, JSON) if nothing changed since it was built (no database access)."""
+        found = self._runs.get(run_id)
+        if found is None or found[0] != self.db.version("runs"):
+            return None
+        return found[1], found[2]
+
+    def build(self, run_id: str) -> tuple[str, bytes] | None:
+        """(tenant, JSON) of the run, or None if there is no such run."""
+        version = self.db.version("runs")  # noted before reading: a later change makes this stale
+        with self.db.session() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                return None
+            found = (version, run.tenant_id, run_read(run).model_dump_json().encode())
+        if len(self._runs) >= self.LIMIT or any(v != version for v, _, _ in self._runs.values()):
+            self._runs.clear()  # bounded, and no stale entries kept
+        self._runs[run_id] = found
+        return found[1], found[2]

@@ -11,7 +11,7 @@ import pytest
 from service.auth import Principals, issue_token
 from service.db import Database, Run, RunEvent, StackRecord, Tenant
 from service.engine import _holds_secret
-from service.views import StackViews
+from service.views import RunViews, StackViews
 
 
 @pytest.fixture
@@ -83,6 +83,28 @@ def test_a_tenants_views_hold_only_its_own_stacks(db: Database) -> None:
     assert set(views.build("acme").by_name) == {"alpha"}
     assert set(views.build("globex").by_name) == {"gamma"}
     assert json.loads(views.build("globex").listing)["items"][0]["name"] == "gamma"
+
+
+def test_run_views_follow_every_run_change_and_name_the_runs_tenant(db: Database) -> None:
+    views = RunViews(db)
+    _stack(db, "acme", "alpha")
+    with db.session() as session:
+        session.add(Run(id="run-1", tenant_id="acme", stack_name="alpha", pulumi_stack="acme.alpha", kind="up",
+                        status="running"))
+    assert views.build("no-such-run") is None
+    found = views.build("run-1")
+    assert found is not None and found[0] == "acme" and json.loads(found[1])["status"] == "running"
+    assert views.current("run-1") == found
+    with db.session() as session:
+        session.add(RunEvent(run_id="run-1", seq=1, data={"type": "prelude"}))
+    assert views.current("run-1") == found  # events are not part of a run's view
+    with db.session() as session:
+        run = session.get_one(Run, "run-1")
+        run.status, run.error_type, run.error_detail = "failed", "DeploymentFailed", "the program failed"
+    assert views.current("run-1") is None
+    rebuilt = views.build("run-1")
+    assert rebuilt is not None
+    assert json.loads(rebuilt[1])["error"] == {"error": "DeploymentFailed", "detail": "the program failed"}
 
 
 def test_a_token_refused_once_is_accepted_after_it_is_issued(db: Database) -> None:

@@ -7,27 +7,21 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Header, Path, Request, Response
 from sqlalchemy import select
 from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
 
 from service.db import Database, Run, RunEvent
-from service.deps import PrincipalDep, RunnerDep
+from service.deps import PrincipalDep, RunnerDep, RunViewsDep
 from service.errors import RunFinished, RunNotFound
 from service.runner import FINISHED
 from service.schemas import COMMON_ERRORS, ErrorBody, RunRead
+from service.views import run_read
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses={**COMMON_ERRORS})
 RunId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$", description="The run's id")]
 POLL_SECONDS = 0.2
-
-
-def run_read(run: Run) -> RunRead:
-    duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else None
-    error = ErrorBody(error=run.error_type, detail=run.error_detail) if run.error_type else None
-    return RunRead(id=run.id, stack=run.stack_name, kind=run.kind, status=run.status,  # type: ignore[arg-type]
-                   queued_at=run.queued_at, started_at=run.started_at, finished_at=run.finished_at,
-                   duration_seconds=duration, summary=run.summary or {}, error=error)
 
 
 def _find(db: Database, tenant: str, run_id: str) -> Run:
@@ -39,8 +33,13 @@ def _find(db: Database, tenant: str, run_id: str) -> Run:
 
 
 @router.get("/{run_id}", response_model=RunRead, responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
-def read_run(run_id: RunId, principal: PrincipalDep, runner: RunnerDep) -> RunRead:
-    return run_read(_find(runner.db, principal.tenant, run_id))
+async def read_run(run_id: RunId, principal: PrincipalDep, views: RunViewsDep) -> Response:
+    found = views.current(run_id)
+    if found is None:
+        found = await run_in_threadpool(views.build, run_id)
+    if found is None or found[0] != principal.tenant:
+        raise RunNotFound(f"no run {run_id!r}")
+    return Response(found[1], media_type="application/json")
 
 
 @router.post("/{run_id}/cancel", response_model=RunRead,

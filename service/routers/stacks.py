@@ -21,7 +21,6 @@ from service.errors import (
     TargetChange,
     UnknownCase,
 )
-from service.routers.runs import run_read
 from service.schemas import (
     COMMON_ERRORS,
     STACK_NAME,
@@ -32,7 +31,7 @@ from service.schemas import (
     StackRead,
     StackUpdate,
 )
-from service.views import StackViews, TenantStacks
+from service.views import StackViews, TenantStacks, run_read
 
 router = APIRouter(prefix="/v1/stacks", tags=["stacks"], responses={
     **COMMON_ERRORS, 503: {"model": ErrorBody, "description": "The Pulumi toolchain is missing"}})
