@@ -35,7 +35,7 @@ from components import CASES  # noqa: E402
 from tests.engine import Workspace, toolchain_bin  # noqa: E402
 from tests.service_harness import ADMIN_TOKEN, Service  # noqa: E402
 
-REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 MOCKS_SUITE = ["tests/test_todo_app.py", "tests/test_blog.py", "tests/test_microservices.py",
                "tests/test_premium_content.py", "tests/test_software_updates.py", "tests/test_big_data_ingestion.py",
                "tests/test_secure_defaults.py", "tests/test_case_args.py"]
@@ -204,14 +204,19 @@ def unit_speed() -> dict[str, float]:
     suite = time.perf_counter() - started
     code = ("import time; t=time.perf_counter(); from tests.mocks import build; "
             "build('blog'); print(time.perf_counter()-t)")
-    started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    process = time.perf_counter() - started
     code_imports = ("import time; t=time.perf_counter(); import pulumi, pulumi_aws; import components; "
                     "print(time.perf_counter()-t)")
-    imports = subprocess.run([sys.executable, "-c", code_imports], cwd=REPO, capture_output=True, text=True, check=True)
-    return {"suite": suite, "cold_start_in_process": float(out.stdout.strip().splitlines()[-1]),
-            "cold_start_process": process, "imports": float(imports.stdout.strip().splitlines()[-1])}
+    in_process, process, imports = [], [], []
+    for _ in range(REPEATS):  # fresh processes: every one is a cold start
+        started = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+        process.append(time.perf_counter() - started)
+        in_process.append(float(out.stdout.strip().splitlines()[-1]))
+        done = subprocess.run([sys.executable, "-c", code_imports], cwd=REPO, capture_output=True, text=True,
+                              check=True)
+        imports.append(float(done.stdout.strip().splitlines()[-1]))
+    return {"suite": suite, "cold_start_in_process": statistics.median(in_process),
+            "cold_start_process": statistics.median(process), "imports": statistics.median(imports)}
 
 
 def main() -> int:
@@ -246,7 +251,8 @@ def main() -> int:
         lines.append(f"| {label}, 32 readers, 4 runs in progress | n={r['n']}, p50 {r['p50']:.1f} ms, "
                      f"**p99 {r['p99']:.1f} ms** | p99 < 50 ms |")
     lines.append(f"| mocks suite, six cases | **{unit['suite']:.1f} s** | < 20 s |")
-    lines.append(f"| program cold start (blog under mocks) | imports + construction **{unit['cold_start_in_process']:.2f} s** "
+    lines.append(f"| program cold start (blog under mocks, median of fresh processes) | imports + construction "
+                 f"**{unit['cold_start_in_process']:.2f} s** "
                  f"(of which pulumi + pulumi_aws + components imports {unit['imports']:.2f} s); whole process "
                  f"{unit['cold_start_process']:.2f} s | < 2 s |")
     report = "\n".join(lines)

@@ -16,7 +16,8 @@ def main() -> int:
     settings = get_settings()
     print(f"serverless-cases: serving on http://{settings.host}:{settings.port} "
           f"(data in {settings.data_dir}, default target {settings.default_target})", file=sys.stderr, flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                access_log=settings.access_log)
     return 0
 
 

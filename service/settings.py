@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     bootstrap_token: SecretStr | None = None
     """An admin token to install on first start; when absent one is generated and printed once."""
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    access_log: bool = False
+    """One log line per HTTP request (off: it costs about a quarter of a read's CPU; runs and
+    errors are logged either way)."""
     warm_worker: bool = True
     """Keep worker processes (one per parallel run) started ahead of runs, imports and CLI check done."""
     sandbox_latency_ms: int = Field(default=0, ge=0, le=60_000)
