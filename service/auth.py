@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from service.db import ApiToken, Database, Tenant
+from service.db import ApiToken, Database, Remembered, Tenant
 
 TOKEN_PREFIX = "sc_"
 
@@ -46,27 +46,18 @@ def authenticate(db: Database, token: str) -> Principal | None:
 
 class Principals:
     """Principals by token digest, remembered while no tenant or token changes (a request
-    then needs no database round trip to authenticate)."""
+    then needs no database round trip to authenticate). Unknown tokens are remembered too."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._known: dict[str, Principal | None] = {}
-        self._version = db.version("tenants", "api_tokens")
+        self._known: Remembered[Principal | None] = Remembered(db, ("tenants", "api_tokens"))
 
-    def remembered(self, token: str) -> Principal | bool | None:
-        """The principal (or None for an unknown token) if remembered; False if not."""
-        if self.db.version("tenants", "api_tokens") != self._version:
-            return False
-        return self._known.get(hash_token(token), False)
+    def remembered(self, token: str) -> tuple[bool, Principal | None]:
+        """(True, principal or None for an unknown token) if remembered; (False, None) if not."""
+        return self._known.get(hash_token(token))
 
     def look_up(self, token: str) -> Principal | None:
-        version = self.db.version("tenants", "api_tokens")  # noted before reading
-        principal = authenticate(self.db, token)
-        if version != self._version:
-            self._known, self._version = {}, version
-        if len(self._known) < 10_000:  # bounded: unknown tokens are remembered too
-            self._known[hash_token(token)] = principal
-        return principal
+        return self._known.load(hash_token(token), lambda: authenticate(self.db, token))
 
 
 def bootstrap(db: Database, configured: str | None) -> str | None:

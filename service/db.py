@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+V = TypeVar("V")
 
 
 def utcnow() -> dt.datetime:
@@ -147,6 +149,39 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class Remembered(Generic[V]):
+    """Values by key, kept while the given tables see no committed change.
+
+    ``load`` notes the change count before reading: a value read under an older count than
+    the one kept is returned but not kept, and a newer count drops every kept value. Bounded:
+    past ``limit`` values, all are dropped.
+    """
+
+    def __init__(self, db: Database, tables: tuple[str, ...], limit: int = 10_000) -> None:
+        self.db, self.tables, self.limit = db, tables, limit
+        self._version = db.version(*tables)
+        self._values: dict[str, V] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[bool, V | None]:
+        """(True, value) if a value is kept and still current; (False, None) if not (no database access)."""
+        with self._lock:
+            if self._version != self.db.version(*self.tables) or key not in self._values:
+                return False, None
+            return True, self._values[key]
+
+    def load(self, key: str, read: Callable[[], V]) -> V:
+        version = self.db.version(*self.tables)
+        value = read()
+        with self._lock:
+            if version < self._version:
+                return value
+            if version > self._version or len(self._values) >= self.limit:
+                self._values, self._version = {}, version
+            self._values[key] = value
+        return value
 
 
 def _note_changed_tables(session: Session, _flush_context: Any) -> None:

@@ -50,12 +50,11 @@ async def get_principal(request: Request, authorization: Annotated[str | None, H
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
     principals: Principals = request.app.state.principals
-    principal = principals.remembered(token.strip())
-    if principal is False:
+    known, principal = principals.remembered(token.strip())
+    if not known:
         principal = await run_in_threadpool(principals.look_up, token.strip())
     if principal is None:
         raise Unauthorized("the token is not valid")
-    assert isinstance(principal, Principal)
     return principal
 
 

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from pulumi import automation as auto
+from pulumi.automation._config import _SECRET_SENTINEL
 from pulumi.automation._stack import StackInitMode  # the public Stack constructor's mode type
+from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key  # the engine's secret envelope
 
 from programs import targets
 
@@ -62,8 +64,7 @@ class JobError(Exception):
         self.detail = detail
 
 
-SECRET_SENTINEL = "[secret]"  # how the engine's events (and `stack output --json`) show a secret value
-SECRET_SIG_KEY, SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+SECRET_SENTINEL = _SECRET_SENTINEL  # how events (and `stack output --json`) show a secret value
 
 
 class ReportedStack(auto.Stack):
@@ -215,7 +216,7 @@ def _holds_secret(value: Any) -> bool:
     if value == SECRET_SENTINEL:
         return True
     if isinstance(value, dict):
-        if value.get(SECRET_SIG_KEY) == SECRET_SIG:
+        if value.get(_special_sig_key) == _special_secret_sig:
             return True
         return any(_holds_secret(v) for v in value.values())
     if isinstance(value, list):

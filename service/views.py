@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from service.db import Database, Run, StackRecord
+from service.db import Database, Remembered, Run, StackRecord
 from service.schemas import SECRET_MARK, ErrorBody, RunRead, RunRef, StackList, StackRead
 
 TABLES = ("stacks", "runs")
@@ -38,61 +38,51 @@ def stack_read(stack: StackRecord, last_run: Run | None) -> StackRead:
 
 @dataclass(frozen=True)
 class TenantStacks:
-    version: tuple[int, ...]
     items: list[StackRead]
     by_name: dict[str, bytes]
     listing: bytes
 
 
 class StackViews:
+    """Each tenant's stacks, kept while no stack or run changed."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._tenants: dict[str, TenantStacks] = {}
+        self._tenants: Remembered[TenantStacks] = Remembered(db, TABLES)
 
     def current(self, tenant: str) -> TenantStacks | None:
         """The tenant's views if nothing changed since they were built (no database access)."""
-        views = self._tenants.get(tenant)
-        return views if views is not None and views.version == self.db.version(*TABLES) else None
+        return self._tenants.get(tenant)[1]
 
     def build(self, tenant: str) -> TenantStacks:
-        version = self.db.version(*TABLES)  # noted before reading: a later change makes these stale
+        return self._tenants.load(tenant, lambda: self._read(tenant))
+
+    def _read(self, tenant: str) -> TenantStacks:
         with self.db.session() as session:
             rows = session.execute(
                 select(StackRecord, Run).outerjoin(Run, Run.id == StackRecord.last_run_id)
                 .where(StackRecord.tenant_id == tenant).order_by(StackRecord.name)).all()
             items = [stack_read(stack, run) for stack, run in rows]
-        views = TenantStacks(version=version, items=items,
-                             by_name={item.name: item.model_dump_json().encode() for item in items},
-                             listing=StackList(items=items).model_dump_json().encode())
-        self._tenants[tenant] = views
-        return views
+        return TenantStacks(items=items, by_name={item.name: item.model_dump_json().encode() for item in items},
+                            listing=StackList(items=items).model_dump_json().encode())
 
 
 class RunViews:
-    """Single runs as ready JSON with their tenant, kept while no run changed."""
-
-    LIMIT = 4096
+    """Single runs as ready JSON with their tenant (None for no such run), kept while no run changed."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._runs: dict[str, tuple[tuple[int, ...], str, bytes]] = {}
+        self._runs: Remembered[tuple[str, bytes] | None] = Remembered(db, ("runs",), limit=4096)
 
-    def current(self, run_id: str) -> tuple[str, bytes] | None:
-        """(tenant, JSON) if nothing changed since it was built (no database access)."""
-        found = self._runs.get(run_id)
-        if found is None or found[0] != self.db.version("runs"):
-            return None
-        return found[1], found[2]
+    def current(self, run_id: str) -> tuple[bool, tuple[str, bytes] | None]:
+        """(True, (tenant, JSON) or None) if kept and current; (False, None) if not (no database access)."""
+        return self._runs.get(run_id)
 
     def build(self, run_id: str) -> tuple[str, bytes] | None:
         """(tenant, JSON) of the run, or None if there is no such run."""
-        version = self.db.version("runs")  # noted before reading: a later change makes this stale
+        return self._runs.load(run_id, lambda: self._read(run_id))
+
+    def _read(self, run_id: str) -> tuple[str, bytes] | None:
         with self.db.session() as session:
             run = session.get(Run, run_id)
-            if run is None:
-                return None
-            found = (version, run.tenant_id, run_read(run).model_dump_json().encode())
-        if len(self._runs) >= self.LIMIT or any(v != version for v, _, _ in self._runs.values()):
-            self._runs.clear()  # bounded, and no stale entries kept
-        self._runs[run_id] = found
-        return found[1], found[2]
+            return (run.tenant_id, run_read(run).model_dump_json().encode()) if run is not None else None

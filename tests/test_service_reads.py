@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from service.auth import Principals, issue_token
-from service.db import Database, Run, RunEvent, StackRecord, Tenant
+from service.db import Database, Remembered, Run, RunEvent, StackRecord, Tenant
 from service.engine import _holds_secret
 from service.views import RunViews, StackViews
 
@@ -28,6 +28,10 @@ def _stack(db: Database, tenant: str, name: str, status: str = "ready") -> None:
                                 target="sandbox", status=status))
 
 
+def _alpha_run(kind: str, status: str) -> Run:
+    return Run(id="run-1", tenant_id="acme", stack_name="alpha", pulumi_stack="acme.alpha", kind=kind, status=status)
+
+
 def test_stack_views_follow_every_stack_and_run_change(db: Database) -> None:
     views = StackViews(db)
     _stack(db, "acme", "alpha")
@@ -41,8 +45,7 @@ def test_stack_views_follow_every_stack_and_run_change(db: Database) -> None:
     with db.session() as session:  # a changed stack
         stack = session.query(StackRecord).filter_by(name="alpha").one()
         stack.status = "updating"
-        session.add(Run(id="run-1", tenant_id="acme", stack_name="alpha", pulumi_stack="acme.alpha", kind="update",
-                        status="queued"))
+        session.add(_alpha_run("update", "queued"))
         stack.last_run_id = "run-1"
     assert views.current("acme") is None
     alpha = json.loads(views.build("acme").by_name["alpha"])
@@ -63,8 +66,7 @@ def test_run_events_and_rolled_back_sessions_leave_views_current(db: Database) -
     views = StackViews(db)
     _stack(db, "acme", "alpha")
     with db.session() as session:
-        session.add(Run(id="run-1", tenant_id="acme", stack_name="alpha", pulumi_stack="acme.alpha", kind="up",
-                        status="running"))
+        session.add(_alpha_run("up", "running"))
     built = views.build("acme")
     with db.session() as session:
         session.add_all([RunEvent(run_id="run-1", seq=i, data={"type": "diagnostic"}) for i in range(1, 20)])
@@ -89,19 +91,18 @@ def test_run_views_follow_every_run_change_and_name_the_runs_tenant(db: Database
     views = RunViews(db)
     _stack(db, "acme", "alpha")
     with db.session() as session:
-        session.add(Run(id="run-1", tenant_id="acme", stack_name="alpha", pulumi_stack="acme.alpha", kind="up",
-                        status="running"))
+        session.add(_alpha_run("up", "running"))
     assert views.build("no-such-run") is None
     found = views.build("run-1")
     assert found is not None and found[0] == "acme" and json.loads(found[1])["status"] == "running"
-    assert views.current("run-1") == found
+    assert views.current("run-1") == (True, found)
     with db.session() as session:
         session.add(RunEvent(run_id="run-1", seq=1, data={"type": "prelude"}))
-    assert views.current("run-1") == found  # events are not part of a run's view
+    assert views.current("run-1") == (True, found)  # events are not part of a run's view
     with db.session() as session:
         run = session.get_one(Run, "run-1")
         run.status, run.error_type, run.error_detail = "failed", "DeploymentFailed", "the program failed"
-    assert views.current("run-1") is None
+    assert views.current("run-1") == (False, None)
     rebuilt = views.build("run-1")
     assert rebuilt is not None
     assert json.loads(rebuilt[1])["error"] == {"error": "DeploymentFailed", "detail": "the program failed"}
@@ -111,12 +112,32 @@ def test_a_token_refused_once_is_accepted_after_it_is_issued(db: Database) -> No
     principals = Principals(db)
     token = "sc_token-issued-later-0123456789"
     assert principals.look_up(token) is None
-    assert principals.remembered(token) is None  # the refusal is remembered...
+    assert principals.remembered(token) == (True, None)  # the refusal is remembered...
     issue_token(db, "globex", token=token)
-    assert principals.remembered(token) is False  # ...until a token changes
+    assert principals.remembered(token) == (False, None)  # ...until a token changes
     found = principals.look_up(token)
     assert found is not None and found.tenant == "globex" and not found.admin
-    assert principals.remembered(token) == found
+    assert principals.remembered(token) == (True, found)
+
+
+def test_a_value_read_before_a_change_is_returned_but_never_served(db: Database) -> None:
+    remembered: Remembered[str] = Remembered(db, ("stacks",))
+
+    def read_while_a_stack_changes() -> str:
+        _stack(db, "acme", "raced")  # commits between noting the count and keeping the value
+        return "read before the change"
+
+    assert remembered.load("acme", read_while_a_stack_changes) == "read before the change"
+    assert remembered.get("acme") == (False, None)
+
+    def read_while_a_newer_value_is_kept() -> str:
+        _stack(db, "acme", "raced-again")
+        assert remembered.load("globex", lambda: "read after the change") == "read after the change"
+        return "read before the change"
+
+    assert remembered.load("acme", read_while_a_newer_value_is_kept) == "read before the change"
+    assert remembered.get("acme") == (False, None)  # older than what is kept: not kept
+    assert remembered.get("globex") == (True, "read after the change")
 
 
 @pytest.mark.parametrize(("value", "secret"), [

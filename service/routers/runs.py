@@ -34,8 +34,8 @@ def _find(db: Database, tenant: str, run_id: str) -> Run:
 
 @router.get("/{run_id}", response_model=RunRead, responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
 async def read_run(run_id: RunId, principal: PrincipalDep, views: RunViewsDep) -> Response:
-    found = views.current(run_id)
-    if found is None:
+    known, found = views.current(run_id)
+    if not known:
         found = await run_in_threadpool(views.build, run_id)
     if found is None or found[0] != principal.tenant:
         raise RunNotFound(f"no run {run_id!r}")
