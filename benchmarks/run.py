@@ -57,12 +57,21 @@ def case_args(case: str, unique: str) -> dict[str, Any]:
     return args
 
 
-def cli_up(root: Path, tools: str, case: str, stack: str) -> float:
+def cli_stack(root: Path, tools: str, case: str, stack: str) -> Workspace:
+    """A new stack of ``case``, made and configured with the CLI (before any timer)."""
     workspace = Workspace(root, tools)
     workspace.new_stack(stack, case, args=case_args(case, f"cli-{root.name}"))
+    return workspace
+
+
+def timed_up(workspace: Workspace, stack: str) -> float:
     started = time.perf_counter()
     workspace.pulumi("up", "--yes", "--skip-preview", "--stack", stack)
     return time.perf_counter() - started
+
+
+def cli_up(root: Path, tools: str, case: str, stack: str) -> float:
+    return timed_up(cli_stack(root, tools, case, stack), stack)
 
 
 def service_up(api: Any, case: str, name: str) -> float:
@@ -128,20 +137,10 @@ def parallel(tools: str, work: Path, case: str) -> dict[str, Any]:
 def parallel_cli(tools: str, work: Path, case: str) -> dict[str, Any]:
     """The same four-at-once measure for the plain CLI: the floor the engine sets here."""
     single = cli_up(work / "cli-par-single", tools, case, "single")
-    workspaces = []
-    for i in range(4):
-        workspace = Workspace(work / f"cli-par-{i}", tools)
-        workspace.new_stack("par", case, args=case_args(case, f"cli-par-{i}"))
-        workspaces.append(workspace)
-
-    def up(workspace: Workspace) -> float:
-        started = time.perf_counter()
-        workspace.pulumi("up", "--yes", "--skip-preview", "--stack", "par")
-        return time.perf_counter() - started
-
+    workspaces = [cli_stack(work / f"cli-par-{i}", tools, case, "par") for i in range(4)]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=4) as pool:
-        times = list(pool.map(up, workspaces))
+        times = list(pool.map(lambda workspace: timed_up(workspace, "par"), workspaces))
     makespan = time.perf_counter() - started
     return {"case": case, "single": single, "per_stack": times, "makespan": makespan, "ratio": makespan / single}
 

@@ -96,8 +96,6 @@ def main() -> int:
     if not text.strip():
         return 0  # never given a run: the service stopped (or died) first
     job = Job(**json.loads(text))
-    if pulumi is not None and sys.argv[1] != job.toolchain_bin:
-        pulumi = None
     secret_values = [str(v) for v in job.secret_args.values()] + [
         v for k, v in job.env.items() if k in ("PULUMI_CONFIG_PASSPHRASE",)]
     scrub = Scrubber(secret_values)
