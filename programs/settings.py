@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
+from programs import backend
 from programs.targets import REPO_ROOT
 
 DATA_ENV = "SERVERLESS_CASES_DATA"
@@ -37,7 +38,7 @@ def state_env(env: Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     if not env.get("PULUMI_BACKEND_URL"):
         (data / "state").mkdir(parents=True, exist_ok=True)
-        out["PULUMI_BACKEND_URL"] = f"file://{data / 'state'}"
+        out["PULUMI_BACKEND_URL"] = backend.file_url(data / "state")
     if not env.get("PULUMI_CONFIG_PASSPHRASE") and not env.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
         out["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(ensure_passphrase(data / "passphrase"))
     if not env.get("SANDBOX_CLOUD_DIR"):

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from programs import backend
 from programs.targets import REPO_ROOT
 from service.auth import Principals, bootstrap
 from service.db import Database
@@ -95,8 +96,8 @@ def create_app(settings: Settings | None = None, *, toolchain_bin: Path | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        if settings.backend.startswith("file://"):
-            Path(settings.backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        if (state := backend.folder(settings.backend)) is not None:
+            state.mkdir(parents=True, exist_ok=True)
         db = Database(settings.database)
         generated = bootstrap(db, settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None)
         if generated:

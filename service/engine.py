@@ -28,7 +28,7 @@ from pulumi.automation._config import _SECRET_SENTINEL
 from pulumi.automation._stack import StackInitMode  # the public Stack constructor's mode type
 from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key  # the engine's secret envelope
 
-from programs import targets
+from programs import backend, targets
 
 Emit = Callable[[dict[str, Any]], None]
 LOG = logging.getLogger("serverless_cases.engine")
@@ -253,6 +253,8 @@ def run_job(job: Job, emit: Emit, on_secrets: Callable[[list[str]], None] = lamb
     ``on_secrets`` learns every secret value the run handles, so its output can be scrubbed;
     ``pulumi`` is the CLI if the caller made it ahead of time."""
     collector = _Collector(emit)
+    if job.kind == "recover":  # before the CLI first reads the state: a killed CLI's half-written metadata
+        backend.repair_sidecars(job.env.get("PULUMI_BACKEND_URL", ""))
     try:
         stack = _stack(job, new=job.kind == "up", pulumi=pulumi)
         if job.kind != "preview":  # a preview's reported outputs are planned, not the stack's

@@ -10,9 +10,10 @@ Cancel: a queued run is dropped; a running one gets SIGTERM (the worker passes S
 the Pulumi CLI, which stops cleanly and saves state), then SIGKILL after a grace period
 followed by a recovery run.
 
-Start-up recovery: runs left ``running`` by a killed service are marked ``interrupted``,
-their worker process groups killed, and a ``recover`` run (cancel the lock, refresh with
-pending creates cleared) is queued first for each of their stacks.
+Start-up recovery: runs left ``running`` by a killed service are marked ``interrupted`` and
+a ``recover`` run (cancel the lock, refresh with pending creates cleared) is queued first for
+each of their stacks. A worker that outlived the service is stopped as a cancel would stop
+it (killed after the grace period) before its stack's recovery starts.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -352,11 +354,15 @@ class Runner:
 
     # -- recovery after a crash ----------------------------------------------------------------
     def recover(self) -> list[str]:
-        """Mark runs a killed service left running as interrupted and queue their recovery."""
+        """Mark runs a killed service left running as interrupted and queue their recovery.
+        A run whose worker outlived the service is stopped first (see ``_retire_orphan``)."""
         recovered = []
         with self.db.session() as session:
             for run in session.scalars(select(Run).where(Run.status == "running")).all():
-                _kill_orphan(run.worker_pid)
+                if run.worker_pid and _group(run.worker_pid):
+                    self._busy_stacks.add(run.pulumi_stack)  # no run of this stack starts beside it
+                    threading.Thread(target=self._retire_orphan, args=(run.pulumi_stack, run.worker_pid),
+                                     name=f"orphan-{run.worker_pid}", daemon=True).start()
                 run.status, run.finished_at = "interrupted", utcnow()
                 run.error_type = "Interrupted"
                 run.error_detail = "the service stopped while this run was in progress; the stack was recovered"
@@ -370,6 +376,18 @@ class Runner:
                                  params=dict(run.params), first=True)
                     recovered.append(stack.name)
         return recovered
+
+    def _retire_orphan(self, pulumi_stack: str, group: int) -> None:
+        """Stop a run the killed service left behind as a cancel would (the CLI finishes the
+        resource operations in flight and saves them, so nothing it created is forgotten),
+        kill it after the cancel grace period, and only then let the stack's runs, its
+        recovery first, start."""
+        try:
+            _stop_group(group, self.settings.cancel_grace_seconds)
+        finally:
+            with self._wake:
+                self._busy_stacks.discard(pulumi_stack)
+                self._wake.notify_all()
 
 
 def _status_after_failure(run: Run) -> str:
@@ -390,16 +408,49 @@ def _end_spare(worker: subprocess.Popen[str]) -> None:
         worker.wait()
 
 
-def _kill_orphan(pid: int | None) -> None:
-    if not pid:
-        return
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return
-    if b"service.worker" in cmdline:
+def _group(leader: int) -> dict[int, bytes]:
+    """The live processes (pid -> command line) of the process group a worker led, if it is
+    one: the worker may have exited, the Pulumi CLI it started stays in its group. Linux does
+    not reuse a pid while a group still carries it, so a group whose members are a worker or
+    a Pulumi CLI is the worker's."""
+    members = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, _, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            cmdline = (entry / "cmdline").read_bytes() if int(pgrp) == leader and state != "Z" else None
+        except (OSError, ValueError):
+            continue
+        if cmdline is not None:
+            members[int(entry.name)] = cmdline
+    ours = any(b"service.worker" in c or c.split(b"\0")[0].endswith(b"pulumi") for c in members.values())
+    return members if ours else {}
+
+
+def _stop_group(leader: int, grace_seconds: float) -> None:
+    """Ask a worker's group to stop cleanly (SIGTERM to the worker, which passes SIGINT to its
+    CLI; SIGINT to the CLI directly if the worker is gone), SIGKILL it after ``grace_seconds``,
+    and return once none of it is left."""
+    members = _group(leader)
+    for pid, cmdline in members.items():
+        if pid == leader or (leader not in members and cmdline.split(b"\0")[0].endswith(b"pulumi")):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM if pid == leader else signal.SIGINT)
+    if members and not _gone(leader, grace_seconds):
+        LOG.warning("a run left by the stopped service did not stop within the grace period; killing it")
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(leader, signal.SIGKILL)
+        _gone(leader, 30)
+
+
+def _gone(leader: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _group(leader):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _base_env() -> dict[str, str]:

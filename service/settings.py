@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from programs import backend
 from programs import settings as state_settings
 from programs.targets import REPO_ROOT
 
@@ -32,7 +33,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy URL; default ``sqlite:///<data_dir>/service.db``. Postgres works too."""
     backend_url: str | None = None
-    """Pulumi state backend; default the local file backend ``file://<data_dir>/state``."""
+    """Pulumi state backend; default the local file backend ``file://<data_dir>/state``. File
+    backends get ``metadata=skip`` unless they choose (see :mod:`programs.backend`)."""
     secrets_provider: str | None = None
     """A Pulumi secrets provider URL (``awskms://...``, ``hashivault://...``); default: passphrase."""
     passphrase: SecretStr | None = None
@@ -59,7 +61,7 @@ class Settings(BaseSettings):
 
     @property
     def backend(self) -> str:
-        return self.backend_url or f"file://{self.data_dir / 'state'}"
+        return backend.without_sidecars(self.backend_url) if self.backend_url else backend.file_url(self.data_dir / "state")
 
     @property
     def passphrase_file(self) -> Path:

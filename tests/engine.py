@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from programs import targets
+from programs import backend, targets
 from sandbox.cloud import SandboxCloud
 
 REPO = targets.REPO_ROOT
@@ -56,7 +56,7 @@ class Workspace:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "SANDBOX_"))}
         env = targets.engine_env(target or self.target, base, self.toolchain)
         env.update({
-            "PULUMI_BACKEND_URL": f"file://{self.data_dir / 'state'}",
+            "PULUMI_BACKEND_URL": backend.file_url(self.data_dir / "state"),
             "PULUMI_CONFIG_PASSPHRASE_FILE": str(self.data_dir / "passphrase"),
             "PULUMI_HOME": str(self.root / "pulumi-home"),
             "SANDBOX_CLOUD_DIR": str(self.data_dir / "sandbox-cloud"),

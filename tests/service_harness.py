@@ -3,6 +3,7 @@ sandbox) as a separate process on loopback, with its own data folder, and talk t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from programs import targets
 from programs.targets import REPO_ROOT
 
 ADMIN_TOKEN = "sc_admin-token-for-tests-0123456789"
@@ -69,6 +71,24 @@ class Service:
         self.process.wait(timeout=30)
         self._log.close()
 
+    def crash(self) -> None:
+        """SIGKILL the service and, at the same moment, every worker and engine it started, as
+        a machine crash would."""
+        workers = self.workers()
+        self.kill()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+    def cli(self, pulumi_stack: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """The plain Pulumi CLI on this service's state backend, in the stack's workspace."""
+        env = targets.engine_env("sandbox", {"PATH": "/usr/bin:/bin"}, self.env["SERVERLESS_CASES_TOOLCHAIN_BIN"])
+        env.update({"PULUMI_BACKEND_URL": f"file://{self.data_dir / 'state'}",
+                    "PULUMI_CONFIG_PASSPHRASE_FILE": str(self.data_dir / "passphrase"),
+                    "PULUMI_HOME": str(self.data_dir / "pulumi-home")})
+        return subprocess.run(["pulumi", "--non-interactive", *args], cwd=self.data_dir / "workspaces" / pulumi_stack,
+                              env=env, capture_output=True, text=True, timeout=120)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -81,7 +101,8 @@ class Service:
             self._log.close()
 
     def workers(self) -> dict[int, int]:
-        """This service's worker processes (spares included): pid -> parent pid."""
+        """This service's live worker processes (spares included; exited ones not yet reaped are
+        not counted): pid -> parent pid."""
         found = {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -93,8 +114,9 @@ class Service:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if f"SERVERLESS_CASES_DATA_DIR={self.data_dir}".encode() in environ:
-                found[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            state, parent = stat.rsplit(")", 1)[1].split()[:2]
+            if f"SERVERLESS_CASES_DATA_DIR={self.data_dir}".encode() in environ and state != "Z":
+                found[int(entry.name)] = int(parent)
         return found
 
     def client(self, token: str = ADMIN_TOKEN) -> httpx.Client:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from components import CASES
-from programs import targets
 from sandbox.cloud import SandboxCloud
 from tests.service_harness import Service, wait_run
 
@@ -34,7 +32,7 @@ def test_every_case_has_a_change_to_exercise() -> None:
 
 
 @pytest.mark.parametrize("case_name", sorted(CASES))
-def test_stack_lifecycle_over_http(service: Service, pulumi_toolchain: str, case_name: str) -> None:
+def test_stack_lifecycle_over_http(service: Service, case_name: str) -> None:
     case = CASES[case_name]
     name = f"life-{case_name}"
     with service.client() as api:
@@ -47,17 +45,10 @@ def test_stack_lifecycle_over_http(service: Service, pulumi_toolchain: str, case
             assert stack["outputs"].get(output) not in (None, "", [], {}), output
 
         # The same stack, seen by the plain CLI on the same backend.
-        env = targets.engine_env("sandbox", {"PATH": "/usr/bin:/bin"}, pulumi_toolchain)
-        env.update({"PULUMI_BACKEND_URL": f"file://{service.data_dir / 'state'}",
-                    "PULUMI_CONFIG_PASSPHRASE_FILE": str(service.data_dir / "passphrase"),
-                    "PULUMI_HOME": str(service.data_dir / "pulumi-home")})
-        workspace = service.data_dir / "workspaces" / stack["pulumi_stack"]
-        listed = subprocess.run(["pulumi", "stack", "ls", "--json"], cwd=workspace, env=env, capture_output=True,
-                                text=True, check=True)
-        assert stack["pulumi_stack"] in [s["name"] for s in json.loads(listed.stdout)]
-        cli_outputs = json.loads(subprocess.run(["pulumi", "stack", "output", "--json", "-s", stack["pulumi_stack"]],
-                                                cwd=workspace, env=env, capture_output=True, text=True,
-                                                check=True).stdout)
+        listed = service.cli(stack["pulumi_stack"], "stack", "ls", "--json")
+        assert stack["pulumi_stack"] in [s["name"] for s in json.loads(listed.stdout)], listed.stderr
+        cli_outputs = json.loads(service.cli(stack["pulumi_stack"], "stack", "output", "--json", "-s",
+                                             stack["pulumi_stack"]).stdout)
         assert {k: v for k, v in cli_outputs.items() if k in case.outputs} == \
             {k: v for k, v in stack["outputs"].items() if k in case.outputs}
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from sandbox.cloud import SandboxCloud
 from tests.service_harness import ADMIN_TOKEN, Service, sse_events, wait_run
 
 
@@ -65,14 +66,77 @@ def test_killed_service_recovers_the_interrupted_stack(service: Service) -> None
         interrupted = api.get(f"/v1/runs/{run['id']}").json()
         assert interrupted["status"] == "interrupted" and interrupted["error"]["error"] == "Interrupted"
         runs = api.get("/v1/stacks/crashy/runs").json()
-        recover = next(r for r in runs if r["kind"] == "recover")
-        assert wait_run(api, recover["id"])["status"] == "succeeded"
+        recover = wait_run(api, next(r for r in runs if r["kind"] == "recover")["id"])
+        assert recover["status"] == "succeeded", (recover, service.log_path.read_text()[-6000:])
         again = api.patch("/v1/stacks/crashy", json={"arguments": {"cache_ttl_seconds": 90}}).json()
         assert wait_run(api, again["id"])["status"] == "succeeded"
         assert api.get("/v1/stacks/crashy").json()["status"] == "ready"
         assert all(r["status"] != "running" for r in api.get("/v1/stacks/crashy/runs").json())
     locks = service.data_dir / "state" / ".pulumi" / "locks"
     assert not list(locks.rglob("*.json")) if locks.exists() else True
+
+
+def _start_and_crash_mid_run(service: Service, name: str, resources_seen: int) -> dict[str, Any]:
+    with service.client() as api:
+        run = api.post("/v1/stacks", json={"name": name, "case": "todo-app"}).json()
+        for event, _ in sse_events(api, run["id"]):
+            resources_seen -= event == "resource_outputs"
+            if resources_seen <= 0:
+                return dict(run)
+    raise AssertionError("the run ended before the crash")
+
+
+def test_recovery_survives_state_metadata_a_crash_left_half_written(service: Service) -> None:
+    _start_and_crash_mid_run(service, "torn", resources_seen=5)
+    service.crash()
+    # The file backend's blob library writes each state file's metadata sidecar in place: a
+    # crash inside that write leaves it empty, and then no command can read the stack.
+    state = service.data_dir / "state"
+    checkpoint = next(state.rglob("admin.torn.json"))
+    Path(f"{checkpoint}.attrs").write_bytes(b"")
+    assert "failed to load checkpoint" in service.cli("admin.torn", "stack", "output", "-s", "admin.torn").stderr
+    service.start()
+    with service.client() as api:
+        recover = next(r for r in api.get("/v1/stacks/torn/runs").json() if r["kind"] == "recover")
+        assert wait_run(api, recover["id"])["status"] == "succeeded"
+        update = api.patch("/v1/stacks/torn", json={"arguments": {"cache_ttl_seconds": 45}}).json()
+        assert wait_run(api, update["id"])["status"] == "succeeded"
+        assert api.get("/v1/stacks/torn").json()["status"] == "ready"
+    assert service.cli("admin.torn", "stack", "output", "-s", "admin.torn").returncode == 0
+    assert not list(state.rglob("*.attrs")), "the service's file backend writes no metadata sidecars"
+
+
+def test_a_run_that_outlived_the_killed_service_is_stopped_cleanly_before_recovery(tmp_path: Path,
+                                                                                    pulumi_toolchain: str) -> None:
+    service = Service(tmp_path / "svc", pulumi_toolchain, sandbox_latency_ms=1500).start()
+    try:
+        run = _start_and_crash_mid_run(service, "outlived", resources_seen=3)
+        spares_and_runs = service.workers()
+        service.kill()  # the service only: its worker and engine carry on
+        orphans = {pid for pid in spares_and_runs if _leads_an_engine(pid)}
+        assert orphans, "the run's worker outlived the service"
+        service.start()
+        with service.client() as api:
+            assert api.get(f"/v1/runs/{run['id']}").json()["status"] == "interrupted"
+            recover = next(r for r in api.get("/v1/stacks/outlived/runs").json() if r["kind"] == "recover")
+            assert wait_run(api, recover["id"])["status"] == "succeeded"
+            assert not orphans & set(service.workers())
+            stack = api.get("/v1/stacks/outlived").json()
+        # Stopped with SIGINT, the engine finished and saved the creates in flight: every
+        # resource in the (sandbox) cloud is in the stack, none is forgotten.
+        cloud = service.data_dir / "sandbox-cloud"
+        records = [r for region in cloud.iterdir() for r in SandboxCloud(cloud, region.name).records()]
+        assert stack["status"] == "ready" and stack["resource_count"] == len(records)
+        assert "did not stop within the grace period" not in service.log_path.read_text()
+    finally:
+        service.stop()
+
+
+def _leads_an_engine(worker: int) -> bool:
+    """Whether a worker runs a Pulumi CLI (a run's worker, not a spare)."""
+    children = " ".join(Path(f"/proc/{worker}/task/{worker}/children").read_text().split())
+    return any(Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0].endswith(b"pulumi")
+               for child in children.split())
 
 
 def test_restart_keeps_stacks_runs_and_events(service: Service) -> None:

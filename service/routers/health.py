@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from programs import backend
 from service.db import Tenant
 from service.deps import DbDep, RunnerDep, SettingsDep
 from service.schemas import Health
@@ -41,9 +42,9 @@ def _toolchain(folder: Path) -> str:
 
 
 def _backend(url: str) -> str:
-    if not url.startswith("file://"):
+    path = backend.folder(url)
+    if path is None:
         return "ok"  # remote backends are checked by the runs themselves
-    path = Path(url.removeprefix("file://"))
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".ready-{uuid.uuid4().hex}"

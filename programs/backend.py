@@ -1,0 +1,60 @@
+"""The local file state backend (``file://``): its URL, its folder, and the repair a killed CLI needs.
+
+The file backend stores each state file with a metadata *sidecar* (``<file>.attrs``, JSON).
+The blob library writes a state file through a temporary file and a rename, but the sidecar
+in place: a CLI killed during that write leaves an empty sidecar, and every later command on
+the stack then fails with ``failed to load checkpoint: EOF``. The sidecar holds nothing Pulumi
+needs, so the project's URLs turn sidecars off (``metadata=skip``), and recovery removes the
+broken ones that state written without that option can still hold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+LOG = logging.getLogger("serverless_cases.backend")
+SCHEME = "file://"
+SIDECAR_SUFFIX = ".attrs"
+NO_SIDECARS = "metadata=skip"
+
+
+def file_url(folder: Path) -> str:
+    """The file backend URL for ``folder``, without metadata sidecars."""
+    return f"{SCHEME}{folder}?{NO_SIDECARS}"
+
+
+def without_sidecars(url: str) -> str:
+    """``url`` with metadata sidecars turned off, if it is a file backend that does not choose."""
+    if not url.startswith(SCHEME) or "metadata" in parse_qs(urlsplit(url).query, keep_blank_values=True):
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{NO_SIDECARS}"
+
+
+def folder(url: str) -> Path | None:
+    """The folder of a file backend URL (``None`` for any other backend)."""
+    if not url.startswith(SCHEME):
+        return None
+    return Path(url.removeprefix(SCHEME).split("?", 1)[0]).expanduser()
+
+
+def repair_sidecars(url: str) -> list[Path]:
+    """Remove the metadata sidecars under a file backend that do not hold a JSON object (an
+    interrupted write); return them. Other backends have no sidecars: nothing is done."""
+    root = folder(url)
+    if root is None or not root.is_dir():
+        return []
+    removed = []
+    for sidecar in root.rglob(f"*{SIDECAR_SUFFIX}"):
+        try:
+            intact = isinstance(json.loads(sidecar.read_bytes() or b"null"), dict)
+        except (OSError, ValueError):
+            intact = False
+        if not intact:
+            sidecar.unlink(missing_ok=True)
+            removed.append(sidecar)
+    if removed:
+        LOG.warning("removed %d broken state metadata file(s) left by an interrupted write", len(removed))
+    return removed
