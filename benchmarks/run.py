@@ -90,12 +90,26 @@ def service_up(api: Any, case: str, name: str) -> float:
 
 def settle(service: Service, spares: int) -> Service:
     """Measure from a quiet start: wait until the service's spare workers are started and
-    past their imports (they start while the service is idle, at low priority)."""
-    deadline = time.monotonic() + 30
-    while len(service.workers()) < spares and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(2.0)
+    done with their imports and preload (they start while the service is idle, at low
+    priority): all of them there, and none used CPU for a second."""
+    deadline = time.monotonic() + 120
+    before = None
+    while time.monotonic() < deadline:
+        workers = service.workers()
+        now = (sorted(workers), sum(_cpu_seconds(pid) for pid in workers))
+        if len(workers) >= spares and now == before:
+            break
+        before = now
+        time.sleep(1.0)
     return service
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def overhead(tools: str, work: Path, cases: list[str]) -> list[dict[str, Any]]:

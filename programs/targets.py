@@ -75,6 +75,12 @@ def environment_problem(target: str, env: Mapping[str, str]) -> str | None:
     return None
 
 
+def runtime_env(repo: Path = REPO_ROOT) -> dict[str, str]:
+    """What the language host would tell the plugins it serves about the runtime: an inline
+    program has no language host, and the dynamic resource provider needs the virtualenv."""
+    return {"PULUMI_RUNTIME_VIRTUALENV": str(repo / ".venv")}
+
+
 def project_file(repo: Path = REPO_ROOT) -> str:
     """A ``Pulumi.yaml`` for a folder outside the repository that runs this project's program
     with its virtualenv: how the service and the tests keep per-stack workspaces."""

@@ -3,8 +3,11 @@
 It runs one operation (a *job*) on one stack of the ``serverless-cases`` project: the
 stack's own workspace folder holds a generated ``Pulumi.yaml`` pointing at the repository's
 program, so stacks made here are ordinary stacks of the project on the configured backend.
-The worker process (:mod:`service.worker`) calls :func:`run_job`; nothing in the API
-process imports this module.
+Updates and previews run that program inline (:func:`programs.program.main`, in this
+process, through the Automation API's language server), with its imports done before the
+job arrived; ``pulumi up`` in the workspace runs the very same function through the
+language host. The worker process (:mod:`service.worker`) calls :func:`run_job`; nothing
+in the API process imports this module.
 
 Engine events are reduced to a curated JSON shape (operation, URN, type, names of changed
 properties, diagnostics, summary): property values are never copied out, so secrets in
@@ -28,7 +31,7 @@ from pulumi.automation._config import _SECRET_SENTINEL
 from pulumi.automation._stack import StackInitMode  # the public Stack constructor's mode type
 from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key  # the engine's secret envelope
 
-from programs import backend, targets
+from programs import backend, program, targets
 
 Emit = Callable[[dict[str, Any]], None]
 LOG = logging.getLogger("serverless_cases.engine")
@@ -101,7 +104,7 @@ def _stack(job: Job, *, new: bool, pulumi: auto.PulumiCommand | None = None) -> 
     work_dir = Path(job.workspace_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "Pulumi.yaml").write_text(targets.project_file())
-    workspace = auto.LocalWorkspace(work_dir=str(work_dir), env_vars=job.env,
+    workspace = auto.LocalWorkspace(work_dir=str(work_dir), env_vars={**targets.runtime_env(), **job.env},
                                     pulumi_command=pulumi or command(job.toolchain_bin),
                                     secrets_provider=job.secrets_provider)
     # CREATE is one CLI call instead of a failed select followed by a create
@@ -262,12 +265,12 @@ def run_job(job: Job, emit: Emit, on_secrets: Callable[[list[str]], None] = lamb
             collector.kind = {"refresh": "refresh", "recover": "refresh", "destroy": "destroy"}.get(job.kind, "update")
         if job.kind in ("up", "update"):
             _configure(stack, job, on_secrets)
-            up = stack.up(on_event=collector, color="never", suppress_progress=True)
+            up = stack.up(on_event=collector, color="never", suppress_progress=True, program=program.main)
             # Stack.up already read the outputs; every resource reported its outputs as it went.
             return {"summary": {"resource_changes": collector.counts}, "outputs": _outputs(up.outputs),
                     "resource_count": len(collector.live)}
         if job.kind == "preview":
-            result = stack.preview(on_event=collector, color="never")
+            result = stack.preview(on_event=collector, color="never", program=program.main)
             counts = {(k.value if hasattr(k, "value") else str(k)): v for k, v in result.change_summary.items()}
             summary: dict[str, Any] = {"resource_changes": counts, "changes": collector.changed}
             return {"summary": summary, "outputs": _outputs(stack.outputs()), "resource_count": None}

@@ -2,7 +2,9 @@
 runs it through :mod:`service.engine`, and writes JSON lines on stdout: ``{"event": ...}``
 for each engine event, then one ``{"result": ...}`` or ``{"error": ...}``.
 
-Secret values given in the job never leave this process: every line is scrubbed of them.
+The case program runs inline, in this process (:mod:`service.engine`); a spare worker has
+done its imports before the job arrives. Secret values given in the job never leave this
+process: every protocol line, and everything written to stdout or stderr, is scrubbed of them.
 SIGTERM asks for a clean stop: it is passed to the Pulumi CLI as SIGINT, which finishes
 the resource operations in flight, saves the state and exits; this process then reports
 the run as cancelled.
@@ -16,9 +18,11 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
+from programs import program
 from service.engine import Job, JobError, command, run_job
 
 _cancel_requested = False
@@ -87,25 +91,69 @@ class ScrubbingFormatter(logging.Formatter):
         return self.scrub(super().format(record))
 
 
+class ScrubbedOutput:
+    """The protocol keeps the real stdout to itself. This process's own output (the inline
+    program's prints, library warnings, log lines) goes through the scrubber to the real
+    stderr, the service log."""
+
+    def __init__(self, scrub: Scrubber) -> None:
+        self.scrub = scrub
+        self.protocol = os.fdopen(os.dup(1), "w")
+        self._log = os.fdopen(os.dup(2), "w", errors="replace")
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 1)
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self._pump = threading.Thread(target=self._copy, args=(read_end,), name="scrubbed-output", daemon=True)
+        self._pump.start()
+
+    def _copy(self, read_end: int) -> None:
+        with os.fdopen(read_end, errors="replace") as lines:
+            for line in lines:
+                with contextlib.suppress(OSError, ValueError):  # no service log any more: keep draining
+                    self._log.write(self.scrub(line))
+                    self._log.flush()
+
+    def close(self) -> None:
+        """Pass on what is left, then give stdout and stderr back."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(self._log.fileno(), 1)  # the pipe's last writers go: its reader ends
+        os.dup2(self._log.fileno(), 2)
+        self._pump.join(timeout=5)
+
+
 def main() -> int:
     yield_cpu()
+    scrub = Scrubber([])
+    output = ScrubbedOutput(scrub)
+    try:
+        return _serve(output)
+    finally:
+        output.close()
+
+
+def _serve(output: ScrubbedOutput) -> int:
+    scrub = output.scrub
     # Started ahead of its run (a warm spare): everything that needs no job happens before
-    # the job arrives, including the CLI version check, off the run's critical path.
+    # the job arrives (the CLI version check, the program's imports), off the run's critical path.
     pulumi = command(sys.argv[1]) if len(sys.argv) > 1 else None
+    program.preload()
     text = sys.stdin.read()
     if not text.strip():
         return 0  # never given a run: the service stopped (or died) first
     job = Job(**json.loads(text))
-    secret_values = [str(v) for v in job.secret_args.values()] + [
-        v for k, v in job.env.items() if k in ("PULUMI_CONFIG_PASSPHRASE",)]
-    scrub = Scrubber(secret_values)
+    os.environ.clear()  # the inline program sees what the engine and its plugins see
+    os.environ.update(job.env)
+    scrub.learn([str(v) for v in job.secret_args.values()] + [
+        v for k, v in job.env.items() if k in ("PULUMI_CONFIG_PASSPHRASE",)])
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(ScrubbingFormatter(scrub))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
     def write(kind: str, payload: Any) -> None:
-        sys.stdout.write(scrub(json.dumps({kind: payload})) + "\n")
-        sys.stdout.flush()
+        output.protocol.write(scrub(json.dumps({kind: payload})) + "\n")
+        output.protocol.flush()
 
     signal.signal(signal.SIGTERM, _forward_cancel)
     signal.signal(signal.SIGINT, _forward_cancel)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from components import CASES, ComponentArgsError, UnknownCaseError, get_case
-from tests.engine import Workspace, managed
+from tests.engine import REPO, Workspace, managed
 
 
 def test_unknown_case_lists_valid_cases() -> None:
@@ -48,3 +52,20 @@ def test_missing_target_is_reported(workspace: Workspace) -> None:
     done = workspace.pulumi("preview", "--stack", "dev", check=False)
     assert done.returncode != 0
     assert "serverless-cases:target" in done.stdout
+
+
+def test_the_service_worker_reports_a_program_error_inline_as_one_clear_message(workspace: Workspace) -> None:
+    """The service runs the program inline, in its worker: a problem is the same message,
+    with no traceback, and nothing is created."""
+    job = {"run_id": "inline-check", "kind": "up", "pulumi_stack": "inline", "case": "todo-app",
+           "target": "sandbox", "workspace_dir": str(workspace.root / "inline"), "env": workspace.env(),
+           "toolchain_bin": workspace.toolchain, "args": {"cache_ttl_seconds": -5}}
+    done = subprocess.run([sys.executable, "-m", "service.worker", workspace.toolchain], input=json.dumps(job),
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 1 and "error" in lines[-1], done.stderr[-3000:]
+    error = lines[-1]["error"]
+    assert error["type"] == "DeploymentFailed"
+    assert "cache_ttl_seconds: -5 is outside 0..3600" in error["detail"]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert workspace.cloud_records() == []

@@ -1,0 +1,134 @@
+"""The serverless-cases Pulumi program: :func:`main`.
+
+It runs two ways: as the project's Python program (``programs/__main__.py``, through the
+language host: ``pulumi up`` directly), and inline in the service's workers (the Automation
+API's own language server), where :func:`preload` has done the imports before the run.
+
+Stack config (namespace ``serverless-cases``):
+
+- ``case``: which case to build (see ``components.catalog``),
+- ``target``: ``sandbox`` or ``aws``, fixed when the stack is created,
+- ``args``: the case's arguments as an object (optional),
+- ``secretArgs``: more arguments, kept encrypted in the stack config (optional; set with
+  ``pulumi config set --secret serverless-cases:secretArgs '{"field": "value"}'``).
+
+Everything is checked before the first resource is registered: an unknown case lists the
+valid ones, invalid arguments list every invalid field, a changed target is refused.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
+
+import pulumi
+
+from components import ComponentArgsError, UnknownCaseError, get_case
+from programs import targets
+
+# The pulumi_aws modules the cases use. pulumi_aws loads a module's generated classes on its
+# first use (about a second of CPU for these); a worker waiting for a run loads them ahead.
+AWS_MODULES = ("acm", "apigateway", "athena", "autoscaling", "cloudfront", "cloudwatch", "cognito", "dax",
+               "dynamodb", "ec2", "glue", "iam", "iot", "kinesis", "lambda_", "lb", "route53", "s3",
+               "secretsmanager", "sesv2", "sns", "sqs", "ssm", "vpc")
+
+
+class ProgramError(pulumi.RunError):
+    """A problem the program reports as one clear message (no traceback), before any resource."""
+
+
+def fail(message: str) -> NoReturn:
+    raise ProgramError(message)
+
+
+def preload() -> None:
+    """Import what a run of any case needs, so that a run spends no time on it."""
+    for name in AWS_MODULES:
+        module = importlib.import_module(f"pulumi_aws.{name}")
+        getattr(module, "__all__", None)  # a lazy module loads on its first attribute use
+
+
+def previous_target(attempts: int = 20, pause: float = 0.1) -> str | None:
+    """The target this stack was last deployed with (its ``target`` output), if any.
+
+    Reads the stack's own outputs through the engine. During an update the engine may be
+    rewriting the checkpoint at that moment ("failed to load checkpoint"), so that error is
+    retried briefly; any other failure stops the run (the check fails closed)."""
+    name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    for attempt in range(attempts):
+        try:
+            result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": name})
+            break
+        except Exception as exc:
+            if "failed to load checkpoint" not in str(exc) or attempt == attempts - 1:
+                fail(f"cannot read this stack's previous outputs to check its target: {exc}")
+            time.sleep(pause)
+    outputs = (result.value or {}).get("outputs") or {}
+    value = outputs.get("target")
+    return value if isinstance(value, str) else None
+
+
+def secrets_marker(values: Iterable[Any]) -> pulumi.ResourceTransform:
+    """A transform that marks secret every resource property whose value contains one of
+    ``values`` (the secret arguments), so state and outputs keep them encrypted."""
+    needles = [str(v) for v in values if str(v)]
+    contains = _contains_any(needles)
+
+    def mark(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult:
+        props = {key: _secret_if(value, contains) for key, value in args.props.items()}
+        return pulumi.ResourceTransformResult(props, args.opts)
+
+    return mark
+
+
+def _secret_if(value: Any, contains: Callable[[Any], bool]) -> pulumi.Output[Any]:
+    return pulumi.Output.from_input(value).apply(lambda v: pulumi.Output.secret(v) if contains(v) else v)
+
+
+def _contains_any(needles: list[str]) -> Callable[[Any], bool]:
+    def contains(value: Any) -> bool:
+        if isinstance(value, str):
+            return any(n in value for n in needles)
+        if isinstance(value, dict):
+            return any(contains(v) for v in value.values())
+        if isinstance(value, list | tuple):
+            return any(contains(v) for v in value)
+        return value is not None and not isinstance(value, bool | int | float) and contains(str(value))
+
+    return contains
+
+
+def main() -> None:
+    config = pulumi.Config(targets.CONFIG_NAMESPACE)
+    try:
+        target = targets.check_target(config.require("target"))
+        case = get_case(config.require("case"))
+    except (targets.TargetError, UnknownCaseError) as exc:
+        fail(str(exc))
+
+    before = previous_target()
+    if before is not None and before != target:
+        fail(f"this stack was deployed to target {before!r}; its target cannot change to {target!r}. "
+             "Create a new stack for the other target.")
+    problem = targets.environment_problem(target, os.environ)
+    if problem:
+        fail(problem)
+
+    secret_args = config.get_object("secretArgs") or {}
+    try:
+        args = case.parse_args({**(config.get_object("args") or {}), **secret_args})
+    except ComponentArgsError as exc:
+        fail(str(exc))
+    if secret_args:
+        pulumi.runtime.register_resource_transform(secrets_marker(secret_args.values()))
+
+    component = case.component(case.name, args, None)
+    contains = _contains_any([str(v) for v in secret_args.values() if str(v)])
+    for key, value in component.outputs().items():
+        pulumi.export(key, _secret_if(value, contains) if secret_args else value)
+    pulumi.export("case", case.name)
+    pulumi.export("target", target)
+
