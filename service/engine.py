@@ -107,8 +107,10 @@ def _stack(job: Job, *, new: bool, pulumi: auto.PulumiCommand | None = None) -> 
     workspace = auto.LocalWorkspace(work_dir=str(work_dir), env_vars={**targets.runtime_env(), **job.env},
                                     pulumi_command=pulumi or command(job.toolchain_bin),
                                     secrets_provider=job.secrets_provider)
-    # CREATE is one CLI call instead of a failed select followed by a create
-    return ReportedStack(job.pulumi_stack, workspace, StackInitMode.CREATE if new else StackInitMode.SELECT)
+    # A new stack is created (and must not exist yet). Any other run selects the stack, or
+    # creates it empty if a first `up` stopped before it existed on the backend (cancelled,
+    # or interrupted by a crash while it started): the service's record says the stack exists.
+    return ReportedStack(job.pulumi_stack, workspace, StackInitMode.CREATE if new else StackInitMode.CREATE_OR_SELECT)
 
 
 def _configure(stack: auto.Stack, job: Job, on_secrets: Callable[[list[str]], None]) -> None:

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +55,34 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _forward_cancel(signum: int, frame: Any) -> None:
-    global _cancel_requested
-    _cancel_requested = True
+def _interrupt_cli(already: set[int]) -> None:
     for child in _children(os.getpid()):
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
         except OSError:
             continue
-        if cmdline.endswith(b"pulumi"):
-            os.kill(child, signal.SIGINT)
+        if cmdline.endswith(b"pulumi") and child not in already:
+            already.add(child)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGINT)
+
+
+def _forward_cancel(signum: int, frame: Any) -> None:
+    """SIGINT to the Pulumi CLI at work, and to any the run starts afterwards (a cancel can
+    arrive between two CLI calls, or before the first)."""
+    global _cancel_requested
+    if _cancel_requested:
+        return
+    _cancel_requested = True
+    interrupted: set[int] = set()
+    _interrupt_cli(interrupted)
+
+    def keep_interrupting() -> None:
+        while True:
+            time.sleep(0.1)
+            _interrupt_cli(interrupted)
+
+    threading.Thread(target=keep_interrupting, name="cancel", daemon=True).start()
 
 
 # Runs are background work: they yield the CPU to the API process (and the Pulumi CLI,

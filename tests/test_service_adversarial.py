@@ -71,8 +71,8 @@ def test_kill_at_any_point_of_an_up_leaves_a_consistent_stack(service: Service, 
     with service.client() as api:
         assert api.get(f"/v1/runs/{run['id']}").json()["status"] in ("interrupted", "succeeded")
         runs = api.get("/v1/stacks/killed/runs").json()
-        for recover in [r for r in runs if r["kind"] == "recover"]:
-            assert wait_run(api, recover["id"])["status"] == "succeeded"
+        for recover in [wait_run(api, r["id"]) for r in runs if r["kind"] == "recover"]:
+            assert recover["status"] == "succeeded", (recover, service.log_path.read_text()[-6000:])
         update = api.patch("/v1/stacks/killed", json={"arguments": {"cache_ttl_seconds": 77}}).json()
         assert wait_run(api, update["id"])["status"] == "succeeded"
         preview = wait_run(api, api.post("/v1/stacks/killed/preview").json()["id"])

@@ -93,6 +93,25 @@ def test_running_run_stops_cleanly_and_the_stack_stays_usable(slow_service: Serv
         assert stack["status"] == "ready" and stack["resource_count"] == len(records)
 
 
+def test_an_up_cancelled_as_it_starts_stops_and_leaves_a_usable_stack(slow_service: Service) -> None:
+    """A cancel can land before the stack exists on the backend, or between two CLI calls:
+    the run still stops, and the stack can be changed and deleted afterwards."""
+    with slow_service.client() as api:
+        run = _create(api, "early")
+        wait_run(api, run["id"], until={"running"})
+        api.post(f"/v1/runs/{run['id']}/cancel")
+        stopped = wait_run(api, run["id"])
+        assert stopped["status"] == "cancelled", stopped
+        again = api.patch("/v1/stacks/early", json={"arguments": {"cache_ttl_seconds": 30}}).json()
+        assert wait_run(api, again["id"])["status"] == "succeeded"
+        assert api.get("/v1/stacks/early").json()["status"] == "ready"
+        gone = api.delete("/v1/stacks/early").json()
+        assert wait_run(api, gone["id"])["status"] == "succeeded"
+        assert api.get("/v1/stacks/early").status_code == 404
+    cloud = slow_service.data_dir / "sandbox-cloud"
+    assert [r for region in cloud.iterdir() for r in SandboxCloud(cloud, region.name).records()] == []
+
+
 def test_concurrent_changes_to_one_stack_run_in_order(slow_service: Service) -> None:
     with slow_service.client() as api:
         wait_run(api, _create(api, "ordered")["id"])
