@@ -87,7 +87,7 @@ def _forward_cancel(signum: int, frame: Any) -> None:
 
 # Runs are background work: they yield the CPU to the API process (and the Pulumi CLI,
 # language host and plugins they start inherit this).
-RUN_NICENESS = 10
+RUN_NICENESS = 19
 
 
 def yield_cpu() -> None:
