@@ -99,6 +99,17 @@ def yield_cpu() -> None:
         Path("/proc/self/autogroup").write_text(str(RUN_NICENESS))
 
 
+class ScrubbingFormatter(logging.Formatter):
+    """Log lines (raw engine output included) go to the service log without secrets."""
+
+    def __init__(self, scrub: Scrubber) -> None:
+        super().__init__("%(levelname)s:%(name)s:%(message)s")
+        self.scrub = scrub
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.scrub(super().format(record))
+
+
 class ScrubbedOutput:
     """The protocol keeps the real stdout to itself. This process's own output (the inline
     program's prints, library warnings, log lines) goes through the scrubber to the real
@@ -155,8 +166,9 @@ def _serve(output: ScrubbedOutput) -> int:
     os.environ.update(job.env)
     scrub.learn([str(v) for v in job.secret_args.values()] + [
         v for k, v in job.env.items() if k in ("PULUMI_CONFIG_PASSPHRASE",)])
-    # Log lines (raw engine output included) go to stderr, which ScrubbedOutput scrubs.
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s:%(name)s:%(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ScrubbingFormatter(scrub))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
     def write(kind: str, payload: Any) -> None:
         output.protocol.write(scrub(json.dumps({kind: payload})) + "\n")
