@@ -25,8 +25,11 @@ lint: setup
 typecheck: setup
 	$(PY) -m mypy
 
+# Two pytest workers (the machine's two cores: engine tests spend much of their time waiting
+# on processes and simulated AWS latency); the slowest tests are listed at the end.
+PYTEST_WORKERS ?= 2
 unit: setup
-	SERVERLESS_CASES_TOOLCHAIN_BIN=$$(cat $(STAMPS)/toolchain-bin) $(PY) -m pytest $(PYTEST_ARGS)
+	SERVERLESS_CASES_TOOLCHAIN_BIN=$$(cat $(STAMPS)/toolchain-bin) $(PY) -m pytest -n $(PYTEST_WORKERS) --durations=25 $(PYTEST_ARGS)
 
 test: lint typecheck unit
 

@@ -11,6 +11,7 @@ components call. What AWS computes (ARNs, endpoints, ids) comes from
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ import time
 from collections.abc import Mapping
 from concurrent import futures
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -36,6 +38,55 @@ IDENTITY_ENV = "SANDBOX_PROVIDER_IDENTITY"
 LAUNCH_LOG_ENV = "SANDBOX_LAUNCH_LOG"
 # Simulated AWS API latency for create/update/delete, in milliseconds (default none).
 LATENCY_ENV = "SANDBOX_LATENCY_MS"
+# A folder that can hold operations (see OperationGate); unset, nothing is ever held.
+GATE_ENV = "SANDBOX_GATE_DIR"
+
+
+class OperationGate:
+    """Holds create/update/delete operations while ``<dir>/closed`` exists, so a drill (or a
+    test) can keep a run in progress for as long as it needs, without racing the clock.
+
+    ``closed`` may hold a number: that many operations of this provider pass before the gate
+    holds the rest (a run can be caught mid-resources). Each held operation leaves a file in
+    ``<dir>/held/``, so whoever closed the gate can wait until a run has really reached it.
+    Held operations go on when ``closed`` is removed, or when the engine signals cancellation
+    (the provider's ``Cancel`` RPC, sent on the CLI's first SIGINT): a cancelled run's
+    in-flight operations then finish, as real AWS calls would, and the engine starts no more.
+    """
+
+    POLL_SECONDS = 0.05
+
+    def __init__(self, folder: str | None) -> None:
+        self.folder = Path(folder) if folder else None
+        self._released = threading.Event()
+        self._passed = 0
+        self._count_lock = threading.Lock()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _allowance(self) -> int | None:
+        """Operations let through before holding, or None while the gate is open."""
+        assert self.folder is not None
+        try:
+            text = (self.folder / "closed").read_text().strip()
+        except FileNotFoundError:
+            return None
+        return int(text) if text.isdigit() else 0
+
+    def pass_through(self, urn: str) -> None:
+        if self.folder is None or self._released.is_set():
+            return
+        allowance = self._allowance()
+        with self._count_lock:
+            if allowance is None or self._passed < allowance:
+                self._passed += 1
+                return
+        held = self.folder / "held"
+        held.mkdir(parents=True, exist_ok=True)
+        (held / hashlib.sha256(f"{os.getpid()} {urn}".encode()).hexdigest()[:20]).write_text(urn)
+        while self._allowance() is not None and not self._released.wait(self.POLL_SECONDS):
+            pass
 
 
 def _simulate_latency() -> None:
@@ -108,6 +159,7 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         self.region = synthesis.DEFAULT_REGION
         self._cloud: SandboxCloud | None = None
         self._lock = threading.Lock()
+        self.gate = OperationGate(os.environ.get(GATE_ENV))
 
     @property
     def cloud(self) -> SandboxCloud:
@@ -165,6 +217,7 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
             planned = synthesis.outputs(type_token, name, inputs, synthesis.UNKNOWN, self.region, request.urn)
             unknown = {k: synthesis.UNKNOWN for k in planned if k not in inputs}
             return provider_pb2.CreateResponse(properties=_to_struct({**planned, **unknown}))
+        self.gate.pass_through(request.urn)
         _simulate_latency()
         rid = synthesis.resource_id(type_token, name, inputs, self.region, request.urn)
         outputs = synthesis.outputs(type_token, name, inputs, rid, self.region, request.urn)
@@ -189,11 +242,13 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         outputs = synthesis.outputs(type_token, name, inputs, request.id, self.region, request.urn)
         if request.preview:
             return provider_pb2.UpdateResponse(properties=_to_struct(synthesis.unknown_if_derived(outputs)))
+        self.gate.pass_through(request.urn)
         _simulate_latency()
         self.cloud.put(Record(type_token, request.id, request.urn, inputs, outputs))
         return provider_pb2.UpdateResponse(properties=_to_struct(outputs))
 
     def Delete(self, request, context):
+        self.gate.pass_through(request.urn)
         self.cloud.delete(_type_of(request.urn, request.type), request.id)
         return empty_pb2.Empty()
 
@@ -207,6 +262,7 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         return provider_pb2.InvokeResponse(**{"return": _to_struct(result)})
 
     def Cancel(self, request, context):
+        self.gate.release()
         return empty_pb2.Empty()
 
 

@@ -25,6 +25,7 @@ from service.auth import Principals, bootstrap
 from service.db import Database
 from service.errors import PayloadTooLarge, ServiceError, ToolchainMissing
 from service.routers import ROUTERS
+from service.routers.health import router as health_router
 from service.runner import Runner
 from service.settings import Settings, get_settings
 from service.views import RunViews, StackViews
@@ -106,7 +107,11 @@ def create_app(settings: Settings | None = None, *, toolchain_bin: Path | None =
         runner = Runner(settings, db, toolchain_bin or resolve_toolchain(settings))
         app.state.settings, app.state.db, app.state.runner = settings, db, runner
         app.state.principals, app.state.views, app.state.run_views = Principals(db), StackViews(db), RunViews(db)
-        runner.start()
+        if "runs" in settings.roles:
+            runner.start()
+        else:
+            LOG.info("this node's roles are %s: it accepts runs, and nodes with the runs role execute them",
+                     ",".join(sorted(settings.roles)))
         # Everything loaded so far (the case catalog and its Pulumi SDKs included) lives as
         # long as the process: kept out of the collector's full passes, which would otherwise
         # pause requests to walk it.
@@ -120,7 +125,7 @@ def create_app(settings: Settings | None = None, *, toolchain_bin: Path | None =
     app = FastAPI(title="serverless-cases", version="1.0.0", lifespan=lifespan, redirect_slashes=False,
                   description="Create, preview, update, refresh and destroy stacks of secure-by-default AWS "
                               "serverless reference architectures.")
-    for router in ROUTERS:
+    for router in ROUTERS if "api" in settings.roles else [health_router]:
         app.include_router(router)
 
     @app.exception_handler(ServiceError)

@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
 
 from programs import targets
@@ -117,6 +117,10 @@ class Runner:
     def toolchain_ready(self) -> bool:
         return (self.toolchain_bin / "pulumi").is_file() and (self.toolchain_bin / "pulumi-language-python").is_file()
 
+    def scheduling(self) -> bool:
+        """Whether the run scheduler is alive (for readiness)."""
+        return self._thread is not None and self._thread.is_alive() and not self._stopping
+
     def wake(self) -> None:
         with self._wake:
             self._wake.notify_all()
@@ -188,8 +192,28 @@ class Runner:
                 if len(chosen) >= capacity:
                     break
         for run_id in chosen:
-            self._launch(run_id)
+            try:
+                self._launch(run_id)
+            except Exception as exc:  # one run that cannot start must not stop the others
+                LOG.exception("run %s could not start", run_id)
+                self._refuse_start(run_id, exc)
         return bool(chosen)
+
+    def _refuse_start(self, run_id: str, exc: Exception) -> None:
+        """A run that cannot start (its sealed secrets do not open, its worker does not spawn)
+        fails with a typed error, and the scheduler goes on with the others."""
+        reason = "its secret arguments cannot be unsealed (was the passphrase changed?)" \
+            if isinstance(exc, InvalidToken) else f"its worker could not start ({type(exc).__name__})"
+        with self.db.session() as session:
+            run = session.get(Run, run_id)
+            if run is None or run.status != "queued":
+                return
+            run.status, run.finished_at, run.sealed_secrets = "failed", utcnow(), None
+            run.error_type, run.error_detail = "RunStartFailed", f"the run could not start: {reason}"
+            stack = self._stack(session, run)
+            if stack is not None:
+                stack.status = _status_after_failure(run)
+                stack.updated_at = utcnow()
 
     def _launch(self, run_id: str) -> None:
         with self.db.session() as session:
@@ -209,8 +233,11 @@ class Runner:
             self._busy_stacks.add(run.pulumi_stack)
             pulumi_stack = run.pulumi_stack
         assert worker.stdin is not None
-        worker.stdin.write(json.dumps(job))
-        worker.stdin.close()
+        try:
+            worker.stdin.write(json.dumps(job))
+            worker.stdin.close()
+        except OSError:  # the worker died before taking its job: following it reports WorkerFailed
+            LOG.warning("run %s: its worker exited before taking the job", run_id)
         threading.Thread(target=self._follow, args=(run_id, pulumi_stack, worker), name=f"run-{run_id[:8]}",
                          daemon=True).start()
 
@@ -243,6 +270,8 @@ class Runner:
         env.update({"PULUMI_BACKEND_URL": self.settings.backend,
                     "SANDBOX_CLOUD_DIR": str(self.settings.sandbox_cloud_dir),
                     "SANDBOX_LATENCY_MS": str(self.settings.sandbox_latency_ms)})
+        if self.settings.sandbox_gate_dir is not None:
+            env["SANDBOX_GATE_DIR"] = str(self.settings.sandbox_gate_dir)
         return {
             "run_id": run.id, "kind": run.kind, "pulumi_stack": run.pulumi_stack, "case": run.params["case"],
             "target": run.params["target"], "args": run.params.get("args", {}), "secret_args": secrets,

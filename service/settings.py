@@ -11,22 +11,28 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from programs import backend
 from programs import settings as state_settings
 from programs.targets import REPO_ROOT
 
 Target = Literal["sandbox", "aws"]
+Role = Literal["api", "runs"]
+ROLES: frozenset[Role] = frozenset({"api", "runs"})
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SERVERLESS_CASES_", extra="ignore")
 
     environment: Literal["development", "production"] = "development"
+    roles: Annotated[frozenset[Role], NoDecode] = ROLES
+    """What this node does, comma-separated: ``api`` (serve the REST API) and ``runs`` (execute
+    queued runs, recover crashed ones). A node without ``runs`` only accepts work; without
+    ``api`` it serves only ``/healthz`` and ``/readyz``."""
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     data_dir: Path = REPO_ROOT / ".data"
@@ -54,6 +60,18 @@ class Settings(BaseSettings):
     """Keep worker processes (one per parallel run) started ahead of runs, imports and CLI check done."""
     sandbox_latency_ms: int = Field(default=0, ge=0, le=60_000)
     """Simulated AWS API latency per sandbox create/update/delete (demos, cancellation drills)."""
+    sandbox_gate_dir: Path | None = None
+    """A folder whose ``closed`` file holds sandbox operations until it is removed or the run is
+    cancelled (drills and tests keep a run in progress without racing the clock)."""
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _split_roles(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = {part.strip() for part in value.split(",") if part.strip()}
+        if not value:
+            raise ValueError("SERVERLESS_CASES_ROLES needs at least one of: api, runs")
+        return value
 
     @property
     def database(self) -> str:

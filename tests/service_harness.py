@@ -30,16 +30,49 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class Gate:
+    """The sandbox's operation gate (``sandbox.provider.OperationGate``) of one service: close it
+    and a run stays in progress, deterministically, until the test opens it or cancels the run."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def close(self, allow: int = 0) -> None:
+        """Hold every sandbox operation after the first ``allow`` of each run."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "closed").write_text(str(allow))
+
+    def open(self) -> None:
+        (self.folder / "closed").unlink(missing_ok=True)
+
+    def held(self) -> list[str]:
+        """URNs of the operations held so far."""
+        folder = self.folder / "held"
+        return [p.read_text() for p in folder.iterdir()] if folder.exists() else []
+
+    def wait_held(self, count: int = 1, stack: str = "", timeout: float = 240) -> list[str]:
+        """Wait until ``count`` operations (of the backend stack ``stack``, if given) are held."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            held = [urn for urn in self.held() if f":{stack}::" in urn or not stack]
+            if len(held) >= count:
+                return held
+            time.sleep(0.1)
+        raise AssertionError(f"no run reached the sandbox gate ({count} operation(s) of {stack or 'any stack'}) "
+                             f"within {timeout:.0f} s; held so far: {self.held()}")
+
+
 class Service:
     def __init__(self, data_dir: Path, toolchain: str, **settings: Any) -> None:
         self.data_dir = data_dir
+        self.gate = Gate(data_dir / "gate")
         self.port = free_port()
         self.log_path = data_dir / "service.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("SERVERLESS_CASES_", "PULUMI_"))}
         self.env.update({
             "SERVERLESS_CASES_DATA_DIR": str(data_dir), "SERVERLESS_CASES_PORT": str(self.port),
             "SERVERLESS_CASES_BOOTSTRAP_TOKEN": ADMIN_TOKEN, "SERVERLESS_CASES_TOOLCHAIN_BIN": toolchain,
-            "PULUMI_HOME": str(data_dir / "pulumi-home"),
+            "PULUMI_HOME": str(data_dir / "pulumi-home"), "SERVERLESS_CASES_SANDBOX_GATE_DIR": str(self.gate.folder),
         })
         self.env.update({f"SERVERLESS_CASES_{k.upper()}": str(v) for k, v in settings.items()})
         self.process: subprocess.Popen[bytes] | None = None
@@ -132,12 +165,20 @@ class Service:
 def wait_run(client: httpx.Client, run_id: str, timeout: float = 300, until: set[str] | None = None) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     until = until or FINISHED
+    run: dict[str, Any] = {}
     while time.monotonic() < deadline:
         run = client.get(f"/v1/runs/{run_id}").json()
         if run["status"] in until:
             return dict(run)
         time.sleep(0.2)
-    raise TimeoutError(f"run {run_id} did not reach {until}")
+    raise TimeoutError(f"run {run_id} ({run.get('kind')}) did not reach {sorted(until)} within {timeout:.0f} s: "
+                       f"last seen {run.get('status')!r}, error {run.get('error')}")
+
+
+def describe(run: dict[str, Any]) -> str:
+    """One line for an assertion message: what a run ended as, and why."""
+    error = run.get("error") or {}
+    return f"run {run.get('id')} ({run.get('kind')}) {run.get('status')}: {error.get('error')} {error.get('detail') or ''}"
 
 
 def sse_events(client: httpx.Client, run_id: str, last_event_id: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from sandbox.cloud import SandboxCloud
-from tests.service_harness import Service, sse_events, wait_run
+from tests.service_harness import Service, describe, sse_events, wait_run
 
 
 @pytest.fixture
@@ -56,37 +56,39 @@ def test_events_stream_live_and_replay_from_the_start(slow_service: Service) -> 
 
 
 def test_queued_run_is_dropped_on_cancel(slow_service: Service) -> None:
+    slow_service.gate.close()  # the first run stays in progress until the gate opens
     with slow_service.client() as api:
         first = _create(api, "queue-cancel")
-        wait_run(api, first["id"], until={"running"})
+        slow_service.gate.wait_held(stack="admin.queue-cancel")
         second = api.patch("/v1/stacks/queue-cancel", json={"arguments": {"cache_ttl_seconds": 30}}).json()
         assert second["status"] == "queued"
         cancelled = api.post(f"/v1/runs/{second['id']}/cancel")
-        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-        assert wait_run(api, first["id"])["status"] == "succeeded"
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled", cancelled.text
+        slow_service.gate.open()
+        finished = wait_run(api, first["id"])
+        assert finished["status"] == "succeeded", describe(finished)
         dropped = api.get(f"/v1/runs/{second['id']}").json()
-        assert dropped["status"] == "cancelled" and dropped["started_at"] is None
+        assert dropped["status"] == "cancelled" and dropped["started_at"] is None, describe(dropped)
         assert api.post(f"/v1/runs/{second['id']}/cancel").status_code == 409
 
 
 def test_running_run_stops_cleanly_and_the_stack_stays_usable(slow_service: Service) -> None:
+    slow_service.gate.close(allow=8)  # caught mid-resources: 8 operations done, the rest held
     with slow_service.client() as api:
         run = _create(api, "stop-me", case="blog", arguments={"sender_email": "a@blog.example"})
-        started = 0
-        for name, _ in sse_events(api, run["id"]):
-            started += name == "resource_pre"
-            if started >= 8:
-                break
+        slow_service.gate.wait_held(stack="admin.stop-me")
         assert api.post(f"/v1/runs/{run['id']}/cancel").json()["status"] in ("running", "cancelled")
-        stopped = wait_run(api, run["id"])
-        assert stopped["status"] == "cancelled" and stopped["error"]["error"] == "Cancelled"
+        stopped = wait_run(api, run["id"])  # the engine's cancellation releases the held operations
+        assert stopped["status"] == "cancelled" and stopped["error"]["error"] == "Cancelled", describe(stopped)
         assert api.get("/v1/stacks/stop-me").json()["status"] == "cancelled"
 
         # Consistent: no lock left, and the next change completes the stack.
         locks = slow_service.data_dir / "state" / ".pulumi" / "locks"
         assert not [p for p in locks.rglob("*.json")] if locks.exists() else True
-        again = api.patch("/v1/stacks/stop-me", json={"arguments": {"thumbnail_size": "100x100"}}).json()
-        assert wait_run(api, again["id"])["status"] == "succeeded"
+        slow_service.gate.open()
+        again = wait_run(api, api.patch("/v1/stacks/stop-me", json={"arguments": {"thumbnail_size": "100x100"}})
+                         .json()["id"])
+        assert again["status"] == "succeeded", describe(again)
         stack = api.get("/v1/stacks/stop-me").json()
         cloud = slow_service.data_dir / "sandbox-cloud"
         records = [r for region in cloud.iterdir() for r in SandboxCloud(cloud, region.name).records()]
@@ -96,17 +98,19 @@ def test_running_run_stops_cleanly_and_the_stack_stays_usable(slow_service: Serv
 def test_an_up_cancelled_as_it_starts_stops_and_leaves_a_usable_stack(slow_service: Service) -> None:
     """A cancel can land before the stack exists on the backend, or between two CLI calls:
     the run still stops, and the stack can be changed and deleted afterwards."""
+    slow_service.gate.close()  # whatever the machine's speed, the up cannot finish before the cancel
     with slow_service.client() as api:
         run = _create(api, "early")
         wait_run(api, run["id"], until={"running"})
         api.post(f"/v1/runs/{run['id']}/cancel")
         stopped = wait_run(api, run["id"])
-        assert stopped["status"] == "cancelled", stopped
-        again = api.patch("/v1/stacks/early", json={"arguments": {"cache_ttl_seconds": 30}}).json()
-        assert wait_run(api, again["id"])["status"] == "succeeded"
+        assert stopped["status"] == "cancelled", describe(stopped)
+        slow_service.gate.open()
+        again = wait_run(api, api.patch("/v1/stacks/early", json={"arguments": {"cache_ttl_seconds": 30}}).json()["id"])
+        assert again["status"] == "succeeded", describe(again)
         assert api.get("/v1/stacks/early").json()["status"] == "ready"
-        gone = api.delete("/v1/stacks/early").json()
-        assert wait_run(api, gone["id"])["status"] == "succeeded"
+        gone = wait_run(api, api.delete("/v1/stacks/early").json()["id"])
+        assert gone["status"] == "succeeded", describe(gone)
         assert api.get("/v1/stacks/early").status_code == 404
     cloud = slow_service.data_dir / "sandbox-cloud"
     assert [r for region in cloud.iterdir() for r in SandboxCloud(cloud, region.name).records()] == []
@@ -136,10 +140,15 @@ def test_concurrent_changes_to_one_stack_run_in_order(slow_service: Service) -> 
 
 
 def test_different_stacks_run_in_parallel(slow_service: Service) -> None:
+    slow_service.gate.close()
     with slow_service.client() as api:
         first, second = _create(api, "par-one"), _create(api, "par-two")
+        # Both runs are in the middle of their resources at the same moment.
+        slow_service.gate.wait_held(stack="admin.par-one")
+        slow_service.gate.wait_held(stack="admin.par-two")
+        slow_service.gate.open()
         a, b = wait_run(api, first["id"]), wait_run(api, second["id"])
-        assert a["status"] == b["status"] == "succeeded"
+        assert a["status"] == b["status"] == "succeeded", (describe(a), describe(b))
         assert _time(a["started_at"]) < _time(b["finished_at"]) and _time(b["started_at"]) < _time(a["finished_at"])
 
 

@@ -53,14 +53,9 @@ def test_a_tenant_sees_and_touches_only_its_own_stacks(service: Service) -> None
 
 
 def test_killed_service_recovers_the_interrupted_stack(service: Service) -> None:
-    with service.client() as api:
-        run = api.post("/v1/stacks", json={"name": "crashy", "case": "todo-app"}).json()
-        seen = 0
-        for name, _ in sse_events(api, run["id"]):
-            seen += name == "resource_outputs"
-            if seen >= 10:
-                break
+    run = _start_and_hold_mid_run(service, "crashy", resources_done=10)
     service.kill()
+    service.gate.open()
     service.start()
     with service.client() as api:
         interrupted = api.get(f"/v1/runs/{run['id']}").json()
@@ -76,19 +71,20 @@ def test_killed_service_recovers_the_interrupted_stack(service: Service) -> None
     assert not list(locks.rglob("*.json")) if locks.exists() else True
 
 
-def _start_and_crash_mid_run(service: Service, name: str, resources_seen: int) -> dict[str, Any]:
+def _start_and_hold_mid_run(service: Service, name: str, resources_done: int) -> dict[str, Any]:
+    """An up of todo-app that has done ``resources_done`` sandbox operations and is held in the
+    middle of the next ones (the sandbox's gate), however fast or slow the machine is."""
+    service.gate.close(allow=resources_done)
     with service.client() as api:
         run = api.post("/v1/stacks", json={"name": name, "case": "todo-app"}).json()
-        for event, _ in sse_events(api, run["id"]):
-            resources_seen -= event == "resource_outputs"
-            if resources_seen <= 0:
-                return dict(run)
-    raise AssertionError("the run ended before the crash")
+    service.gate.wait_held(stack=f"admin.{name}")
+    return dict(run)
 
 
 def test_recovery_survives_state_metadata_a_crash_left_half_written(service: Service) -> None:
-    _start_and_crash_mid_run(service, "torn", resources_seen=5)
+    _start_and_hold_mid_run(service, "torn", resources_done=5)
     service.crash()
+    service.gate.open()
     # The file backend's blob library writes each state file's metadata sidecar in place: a
     # crash inside that write leaves it empty, and then no command can read the stack.
     state = service.data_dir / "state"
@@ -110,12 +106,13 @@ def test_a_run_that_outlived_the_killed_service_is_stopped_cleanly_before_recove
                                                                                     pulumi_toolchain: str) -> None:
     service = Service(tmp_path / "svc", pulumi_toolchain, sandbox_latency_ms=1500).start()
     try:
-        run = _start_and_crash_mid_run(service, "outlived", resources_seen=3)
+        run = _start_and_hold_mid_run(service, "outlived", resources_done=3)
         spares_and_runs = service.workers()
         service.kill()  # the service only: its worker and engine carry on
         orphans = {pid for pid in spares_and_runs if _leads_an_engine(pid)}
         assert orphans, "the run's worker outlived the service"
-        service.start()
+        service.start()  # stopping the orphan cleanly signals the engine's cancellation: held operations finish
+        service.gate.open()
         with service.client() as api:
             assert api.get(f"/v1/runs/{run['id']}").json()["status"] == "interrupted"
             recover = next(r for r in api.get("/v1/stacks/outlived/runs").json() if r["kind"] == "recover")
