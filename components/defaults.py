@@ -68,6 +68,19 @@ CDN_DEFAULT_ROOT_OBJECT = "index.html"
 CDN_CACHING_OPTIMIZED_POLICY_ID = "658327ea-f89d-4fab-a63d-7e88639e58f6"
 HSTS_MAX_AGE_SECONDS = 63_072_000
 
+# -- Cognito ----------------------------------------------------------------------------------
+# Threat protection (advanced security, ENFORCED) exists only on the Plus feature plan; new
+# pools default to Essentials, where asking for it fails with FeatureUnavailableInTierException.
+USER_POOL_TIER = "PLUS"
+USER_POOL_TIERS = ("LITE", "ESSENTIALS", "PLUS")
+USER_POOL_THREAT_PROTECTION = "ENFORCED"
+
+
+def user_pool_add_ons(tier: str) -> dict[str, str] | None:
+    """Threat protection, enforced, where the tier offers it (Plus); none elsewhere."""
+    return {"advanced_security_mode": USER_POOL_THREAT_PROTECTION} if tier == "PLUS" else None
+
+
 # -- DAX and networking -----------------------------------------------------------------------
 DAX_NODE_TYPE = "dax.t3.small"
 DAX_REPLICATION_FACTOR = 3

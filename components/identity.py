@@ -9,6 +9,7 @@ import json
 import pulumi
 import pulumi_aws as aws
 
+from components import defaults
 from components.args import check_args
 
 TOKEN = "serverless-cases:identity:UserDirectory"
@@ -22,9 +23,15 @@ class UserDirectoryArgs:
     mfa: str = "OPTIONAL"
     """OFF, OPTIONAL or ON."""
     password_min_length: int = 12
+    tier: str = defaults.USER_POOL_TIER
+    """Cognito feature plan: ``PLUS`` (threat protection enforced; billed per monthly active
+    user, no free tier), ``ESSENTIALS`` or ``LITE`` (no threat protection; free up to 10,000
+    monthly active users)."""
 
     def problems(self) -> list[str]:
         problems = []
+        if self.tier not in defaults.USER_POOL_TIERS:
+            problems.append(f"user_pool_tier: {self.tier!r} is not one of {', '.join(defaults.USER_POOL_TIERS)}")
         if self.mfa not in ("OFF", "OPTIONAL", "ON"):
             problems.append(f"mfa: {self.mfa!r} is not OFF, OPTIONAL or ON")
         if not 8 <= self.password_min_length <= 99:
@@ -44,6 +51,8 @@ class UserDirectory(pulumi.ComponentResource):
         args = args or UserDirectoryArgs()
         check_args(args, component=TOKEN)
         child = pulumi.ResourceOptions(parent=self)
+        if args.tier != defaults.USER_POOL_TIER:
+            defaults.warn_weakened(name, "user_pool_tier", args.tier, defaults.USER_POOL_TIER)
         self.user_pool = aws.cognito.UserPool(
             f"{name}-users",
             auto_verified_attributes=["email"],
@@ -54,7 +63,8 @@ class UserDirectory(pulumi.ComponentResource):
                 "minimum_length": args.password_min_length, "require_lowercase": True, "require_uppercase": True,
                 "require_numbers": True, "require_symbols": True, "temporary_password_validity_days": 3,
             },
-            user_pool_add_ons={"advanced_security_mode": "ENFORCED"},
+            user_pool_tier=args.tier,
+            user_pool_add_ons=defaults.user_pool_add_ons(args.tier),
             account_recovery_setting={"recovery_mechanisms": [{"name": "verified_email", "priority": 1}]},
             admin_create_user_config={"allow_admin_create_user_only": False},
             opts=child,

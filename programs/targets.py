@@ -81,14 +81,14 @@ def runtime_env(repo: Path = REPO_ROOT) -> dict[str, str]:
     return {"PULUMI_RUNTIME_VIRTUALENV": str(repo / ".venv")}
 
 
-def project_file(repo: Path = REPO_ROOT) -> str:
+def project_file(repo: Path = REPO_ROOT, main: Path | None = None) -> str:
     """A ``Pulumi.yaml`` for a folder outside the repository that runs this project's program
-    with its virtualenv: how the service and the tests keep per-stack workspaces."""
+    (or ``main``) with its virtualenv: how the service and the tests keep per-stack workspaces."""
     return (
         "name: serverless-cases\n"
         "runtime:\n"
         "  name: python\n"
         "  options:\n"
         f"    virtualenv: {repo / '.venv'}\n"
-        f"main: {repo / 'programs'}/\n"
+        f"main: {main or repo / 'programs'}/\n"
     )

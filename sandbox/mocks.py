@@ -13,10 +13,14 @@ from typing import Any
 import dill
 import pulumi
 
-from sandbox import synthesis
+from sandbox import rules, synthesis
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
 PROVIDER_KEY = "__provider"  # where a dynamic resource carries its serialized provider
+
+
+class AwsRefusalError(Exception):
+    """What AWS would answer a resource the sandbox's rules refuse (``sandbox.rules``)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,9 @@ class SandboxMocks(pulumi.runtime.Mocks):
         if args.typ == DYNAMIC:
             rid, outputs = self._create_dynamic(dict(args.inputs))
         else:
+            refused = rules.violations(args.typ, dict(args.inputs))
+            if refused:
+                raise AwsRefusalError(f"{args.typ} {args.name!r}: " + "; ".join(map(str, refused)))
             rid, outputs = synthesis.create(args.typ, args.name, dict(args.inputs), region=self.region)
         self.resources.append(RegisteredResource(args.typ, args.name, dict(args.inputs), outputs, rid))
         return rid, outputs

@@ -20,10 +20,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox import rules
+
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
 PARTITION = "aws"
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker for unknown values
+UNKNOWN = rules.UNKNOWN  # the engine's marker for unknown values
 DEFAULTS_KEY = "__defaults"  # where autonamed properties are recorded, as the AWS provider does
 
 Props = dict[str, Any]
@@ -87,7 +89,6 @@ class TypeSpec:
     id_of: Callable[[Context], str] | None = None  # default: the name property
     computed: Synth = lambda ctx, rid: {}
     replace_on: frozenset[str] = field(default_factory=frozenset)
-    validate: Callable[[Mapping[str, Any]], list[tuple[str, str]]] = lambda inputs: []
 
 
 def _prefixed(prefix: str, length: int = 17) -> Callable[[Context], str]:
@@ -104,29 +105,6 @@ def _uuid_id(ctx: Context) -> str:
 
 def _cloudfront_id(ctx: Context) -> str:
     return "E" + _alnum(ctx.seed, 13, string.ascii_uppercase + string.digits)
-
-
-def _bucket_name_problems(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
-    name = inputs.get("bucket")
-    if not isinstance(name, str) or name == UNKNOWN:
-        return []
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", name):
-        return [("bucket", f"invalid bucket name {name!r}: 3-63 lowercase letters, digits, '.' or '-'")]
-    return []
-
-
-def _dax_name_problems(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
-    name = inputs.get("clusterName")
-    if isinstance(name, str) and name != UNKNOWN and not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", name):
-        return [("clusterName", f"invalid DAX cluster name {name!r}: at most 20 lowercase letters, digits, '-'")]
-    return []
-
-
-def _identity_pool_problems(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
-    name = inputs.get("identityPoolName")
-    if isinstance(name, str) and name != UNKNOWN and not re.fullmatch(r"[\w ]{1,128}", name):
-        return [("identityPoolName", f"invalid identity pool name {name!r}: letters, digits, '_' and spaces")]
-    return []
 
 
 def _s3_bucket(ctx: Context, rid: str) -> Props:
@@ -287,7 +265,7 @@ TYPES: dict[str, TypeSpec] = {
     # storage
     "aws:s3/bucket:Bucket": TypeSpec(
         name_property="bucket", name_lower=True, computed=_s3_bucket,
-        replace_on=frozenset({"bucket", "bucketPrefix", "objectLockEnabled"}), validate=_bucket_name_problems),
+        replace_on=frozenset({"bucket", "bucketPrefix", "objectLockEnabled"})),
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": _S3_SUB,
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": _S3_SUB,
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": _S3_SUB,
@@ -342,7 +320,7 @@ TYPES: dict[str, TypeSpec] = {
     "aws:cognito/userPoolClient:UserPoolClient": TypeSpec(
         name_property="name", name_max=128, id_of=_random_id(26), replace_on=frozenset({"userPoolId", "generateSecret"})),
     "aws:cognito/identityPool:IdentityPool": TypeSpec(
-        id_of=lambda ctx: f"{ctx.region}:{_uuid(ctx.seed)}", validate=_identity_pool_problems,
+        id_of=lambda ctx: f"{ctx.region}:{_uuid(ctx.seed)}",
         computed=lambda ctx, rid: {"arn": ctx.arn("cognito-identity", f"identitypool/{rid}")},
         replace_on=frozenset({"developerProviderName"})),
     "aws:cognito/identityPoolRoleAttachment:IdentityPoolRoleAttachment": TypeSpec(
@@ -398,8 +376,7 @@ TYPES: dict[str, TypeSpec] = {
     "aws:dax/cluster:Cluster": TypeSpec(
         id_of=_name_id("clusterName"), computed=_dax_cluster,
         replace_on=frozenset({"clusterName", "nodeType", "serverSideEncryption", "subnetGroupName",
-                              "iamRoleArn", "availabilityZones", "clusterEndpointEncryptionType"}),
-        validate=_dax_name_problems),
+                              "iamRoleArn", "availabilityZones", "clusterEndpointEncryptionType"})),
     "aws:dax/subnetGroup:SubnetGroup": TypeSpec(name_property="name", name_max=255, name_lower=True, replace_on=frozenset({"name"})),
     "aws:dax/parameterGroup:ParameterGroup": TypeSpec(name_property="name", name_max=255, name_lower=True, replace_on=frozenset({"name"})),
     # edge
@@ -522,8 +499,7 @@ TYPES: dict[str, TypeSpec] = {
         replace_on=frozenset({"name", "destination", "kinesisSourceConfiguration"})),
     "aws:iot/topicRule:TopicRule": TypeSpec(
         id_of=_name_id("name"), computed=lambda ctx, rid: {"arn": ctx.arn("iot", f"rule/{rid}")},
-        replace_on=frozenset({"name"}), validate=lambda inputs: [] if re.fullmatch(
-            r"[A-Za-z0-9_]+", str(inputs.get("name") or "x")) else [("name", "IoT rule names are letters, digits and '_'")]),
+        replace_on=frozenset({"name"})),
     "aws:glue/catalogDatabase:CatalogDatabase": TypeSpec(
         name_property="name", name_max=255, name_lower=True,
         id_of=lambda ctx: f"{ctx.account}:{ctx.get('name')}",
@@ -577,8 +553,9 @@ def autoname(type_token: str, logical_name: str, inputs: Props, *, seed: bytes |
 
 
 def check(type_token: str, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Problems AWS would reject the inputs for: ``[(property, reason)]``."""
-    return spec_for(type_token).validate(inputs)
+    """Why AWS would refuse the inputs: ``[(property, "<AWS error code>: <AWS message>")]``, from
+    the catalogue of rules (:mod:`sandbox.rules`)."""
+    return [(error.property, str(error)) for error in rules.violations(type_token, inputs)]
 
 
 def resource_id(type_token: str, logical_name: str, inputs: Mapping[str, Any], region: str, scope: str = "") -> str:

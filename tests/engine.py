@@ -37,6 +37,8 @@ class Workspace:
     root: Path
     toolchain: str
     target: str = targets.SANDBOX
+    main: Path | None = None
+    """Another program than the project's (a test program); default the project's."""
 
     @property
     def project_dir(self) -> Path:
@@ -48,7 +50,7 @@ class Workspace:
 
     def __post_init__(self) -> None:
         self.project_dir.mkdir(parents=True, exist_ok=True)
-        (self.project_dir / "Pulumi.yaml").write_text(targets.project_file())
+        (self.project_dir / "Pulumi.yaml").write_text(targets.project_file(main=self.main))
         (self.data_dir / "state").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "passphrase").write_text("test-passphrase")
 

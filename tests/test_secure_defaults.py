@@ -86,3 +86,9 @@ def test_the_suite_sees_every_kind_of_resource_it_checks() -> None:
         seen |= {r.type for r in build(name).mocks.resources}
     assert {"aws:s3/bucket:Bucket", "aws:lambda/function:Function", "aws:iam/rolePolicy:RolePolicy",
             "aws:sqs/queue:Queue"} <= seen
+
+
+def test_every_user_pool_enforces_threat_protection_on_the_tier_that_offers_it(case: Recorded) -> None:
+    for pool in case.of_type("aws:cognito/userPool:UserPool"):
+        assert pool.inputs["userPoolTier"] == "PLUS"
+        assert pool.inputs["userPoolAddOns"] == {"advancedSecurityMode": "ENFORCED"}

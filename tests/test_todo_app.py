@@ -156,3 +156,9 @@ def test_api_role_reaches_only_its_table_and_cluster(todo: Recorded) -> None:
 
 def test_component_exposes_exactly_the_declared_outputs(todo: Recorded) -> None:
     assert sorted(todo.output_names) == sorted(get_case("todo-app").outputs)
+
+
+def test_a_cheaper_user_pool_tier_drops_threat_protection_instead_of_failing() -> None:
+    """Threat protection exists only on Plus: on Essentials AWS would refuse it."""
+    pool = build("todo-app", {"user_pool_tier": "ESSENTIALS"}).one("aws:cognito/userPool:UserPool")
+    assert pool.inputs["userPoolTier"] == "ESSENTIALS" and not pool.inputs.get("userPoolAddOns")

@@ -17,7 +17,7 @@ from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.dax import DaxCluster, DaxClusterArgs
 from components.events import BucketEvents, BucketEventsArgs, StreamSubscription, StreamSubscriptionArgs
 from components.function import Function, FunctionArgs
-from components.identity import UserDirectory
+from components.identity import UserDirectory, UserDirectoryArgs
 from components.packaging import lambda_layer
 from components.rest_api import RestApi, RestApiArgs, Route
 from components.storage import PrivateBucket, PrivateBucketArgs
@@ -52,9 +52,12 @@ class BlogArgs:
     """How CloudFront reads the content bucket: 'control' (OAC) or 'identity' (legacy OAI)."""
     dax_node_type: str = defaults.DAX_NODE_TYPE
     dax_replication_factor: int = defaults.DAX_REPLICATION_FACTOR
+    user_pool_tier: str = defaults.USER_POOL_TIER
+    """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
 
     def problems(self) -> list[str]:
         problems = []
+        problems += UserDirectoryArgs(tier=self.user_pool_tier).problems()
         if not _EMAIL.fullmatch(self.sender_email):
             problems.append(f"sender_email: {self.sender_email!r} is not an email address")
         bad = [r for r in self.replica_regions if not _REGION.fullmatch(r)]
@@ -111,7 +114,7 @@ class Blog(pulumi.ComponentResource):
             opts=child)
 
         # Thumbnails: pre-signed uploads -> S3 event -> thumbnail function -> separate bucket.
-        self.users = UserDirectory(f"{name}-authors", opts=child)
+        self.users = UserDirectory(f"{name}-authors", UserDirectoryArgs(tier=args.user_pool_tier), opts=child)
         self.uploads = PrivateBucket(
             f"{name}-uploads", PrivateBucketArgs(transfer_acceleration=args.transfer_acceleration), opts=child)
         self.thumbnails = PrivateBucket(f"{name}-thumbnails", opts=child)

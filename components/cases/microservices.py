@@ -19,10 +19,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components import defaults
 from components.args import check_args, component_args
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.function import Function, FunctionArgs
-from components.identity import UserDirectory
+from components.identity import UserDirectory, UserDirectoryArgs
 from components.rest_api import RestApi, RestApiArgs, Route
 from components.table import Table, TableArgs
 
@@ -62,9 +63,12 @@ class MicroservicesArgs:
     zone_id: str | None = None
     domain: str | None = None
     """Where services live (default: zone_name); must be the zone's domain or below it."""
+    user_pool_tier: str = defaults.USER_POOL_TIER
+    """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
 
     def problems(self) -> list[str]:
         problems = []
+        problems += UserDirectoryArgs(tier=self.user_pool_tier).problems()
         if not _DOMAIN.fullmatch(self.zone_name):
             problems.append(f"zone_name: {self.zone_name!r} is not a domain name")
         domain = self.domain or self.zone_name
@@ -200,7 +204,7 @@ class Microservices(pulumi.ComponentResource):
         else:
             existing = aws.route53.get_zone_output(zone_id=args.zone_id)
             self.zone_id, self.name_servers = pulumi.Output.from_input(args.zone_id), existing.name_servers
-        self.users = UserDirectory(f"{name}-auth", opts=child)
+        self.users = UserDirectory(f"{name}-auth", UserDirectoryArgs(tier=args.user_pool_tier), opts=child)
         edge = aws.Provider(f"{name}-us-east-1", region="us-east-1", opts=child)
         self.services = {
             spec.name: Microservice(f"{name}-{spec.name}", spec, f"{spec.name}.{domain}", self.zone_id, self.users,

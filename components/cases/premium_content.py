@@ -21,7 +21,7 @@ from components.args import check_args, component_args
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.function import Function, FunctionArgs
 from components.generated import RsaKeyPair
-from components.identity import UserDirectory
+from components.identity import UserDirectory, UserDirectoryArgs
 from components.packaging import lambda_layer
 from components.rest_api import RestApi, RestApiArgs, Route
 from components.table import Table, TableArgs
@@ -41,9 +41,12 @@ class PremiumContentArgs:
     key_rotation: int = 0
     """Change to generate a new signing key pair (the old one stops being trusted)."""
     price_class: str = defaults.CDN_PRICE_CLASS
+    user_pool_tier: str = defaults.USER_POOL_TIER
+    """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
 
     def problems(self) -> list[str]:
         problems = []
+        problems += UserDirectoryArgs(tier=self.user_pool_tier).problems()
         if not 30 <= self.signed_url_expiry_seconds <= 3600:
             problems.append(f"signed_url_expiry_seconds: {self.signed_url_expiry_seconds} is outside 30..3600")
         if self.key_rotation < 0:
@@ -60,7 +63,7 @@ class PremiumContent(pulumi.ComponentResource):
         check_args(args, component=TOKEN)
         child = pulumi.ResourceOptions(parent=self)
 
-        self.users = UserDirectory(f"{name}-auth", opts=child)
+        self.users = UserDirectory(f"{name}-auth", UserDirectoryArgs(tier=args.user_pool_tier), opts=child)
         self.members = Table(f"{name}-members", TableArgs(hash_key="userId"), opts=child)
 
         self.key_pair = RsaKeyPair(f"{name}-signing-key", rotation=args.key_rotation, opts=child)

@@ -39,6 +39,8 @@ class TodoAppArgs:
     """An existing VPC for DAX and the function (with subnet_ids); default: a private VPC is created."""
     subnet_ids: list[str] = dataclasses.field(default_factory=list)
     mfa: str = "OPTIONAL"
+    user_pool_tier: str = defaults.USER_POOL_TIER
+    """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
 
     def problems(self) -> list[str]:
         problems = []
@@ -47,7 +49,7 @@ class TodoAppArgs:
         problems += DaxClusterArgs(table_arns=[], vpc_id=self.vpc_id, subnet_ids=self.subnet_ids,
                                    node_type=self.dax_node_type,
                                    replication_factor=self.dax_replication_factor).problems()
-        problems += UserDirectoryArgs(mfa=self.mfa).problems()
+        problems += UserDirectoryArgs(mfa=self.mfa, tier=self.user_pool_tier).problems()
         return problems
 
 
@@ -70,7 +72,8 @@ class TodoApp(pulumi.ComponentResource):
         check_args(args, component=TOKEN)
         child = pulumi.ResourceOptions(parent=self)
 
-        self.users = UserDirectory(f"{name}-auth", UserDirectoryArgs(identity_pool=True, mfa=args.mfa), opts=child)
+        self.users = UserDirectory(
+            f"{name}-auth", UserDirectoryArgs(identity_pool=True, mfa=args.mfa, tier=args.user_pool_tier), opts=child)
         self.files = PrivateBucket(f"{name}-files", opts=child)
         assert self.users.authenticated_role is not None and self.users.identity_pool is not None
         aws.iam.RolePolicy(

@@ -1,0 +1,88 @@
+"""The sandbox refuses what AWS refuses: each rule of the catalogue (``sandbox/rules.py``) on a
+compliant and a non-compliant resource, and each through the real engine, with AWS's own
+error code, before anything is created."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from sandbox import rules
+from sandbox.mocks import AwsRefusalError, SandboxMocks
+from tests.engine import REPO, Workspace
+
+RAW_RESOURCE = REPO / "tests" / "programs" / "raw_resource"
+
+# (rule, type token, refused inputs, accepted inputs, AWS error code)
+CASES: list[tuple[rules.Rule, str, dict[str, Any], dict[str, Any], str]] = [
+    (rules.bucket_names_follow_the_naming_rules, "aws:s3/bucket:Bucket",
+     {"bucket": "Not_A_Bucket"}, {"bucket": "a-fine-bucket"}, "InvalidBucketName"),
+    (rules.dax_cluster_names_are_short, "aws:dax/cluster:Cluster",
+     {"clusterName": "a-name-much-longer-than-twenty", "nodeType": "dax.t3.small", "replicationFactor": 1,
+      "iamRoleArn": "arn:aws:iam::123456789012:role/dax"},
+     {"clusterName": "short-name", "nodeType": "dax.t3.small", "replicationFactor": 1,
+      "iamRoleArn": "arn:aws:iam::123456789012:role/dax"}, "InvalidParameterValueException"),
+    (rules.identity_pool_names_are_words_and_spaces, "aws:cognito/identityPool:IdentityPool",
+     {"identityPoolName": "has-dashes"}, {"identityPoolName": "has_underscores"}, "InvalidParameterException"),
+    (rules.threat_protection_needs_the_plus_tier, "aws:cognito/userPool:UserPool",
+     {"userPoolAddOns": {"advancedSecurityMode": "ENFORCED"}},
+     {"userPoolAddOns": {"advancedSecurityMode": "ENFORCED"}, "userPoolTier": "PLUS"},
+     "FeatureUnavailableInTierException"),
+    (rules.topic_rule_names_are_words, "aws:iot/topicRule:TopicRule",
+     {"name": "with-dash", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},
+     {"name": "with_underscore", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},
+     "InvalidRequestException"),
+]
+IDS = [case[0].__name__ for case in CASES]
+
+
+def test_every_rule_of_the_catalogue_is_tested_here() -> None:
+    catalogued = {check.__name__ for checks in rules.RULES.values() for check in checks}
+    assert catalogued == set(IDS)
+
+
+@pytest.mark.parametrize(("check", "type_token", "refused", "accepted", "code"), CASES, ids=IDS)
+def test_rule_refuses_with_the_aws_error_code(check: rules.Rule, type_token: str, refused: dict[str, Any],
+                                              accepted: dict[str, Any], code: str) -> None:
+    error = check(refused)
+    assert error is not None and error.code == code and error.message
+    assert check(accepted) is None
+    assert [e.code for e in rules.violations(type_token, refused)] == [code]
+    assert rules.violations(type_token, accepted) == []
+
+
+def test_a_value_not_known_yet_is_not_judged() -> None:
+    assert rules.threat_protection_needs_the_plus_tier(
+        {"userPoolAddOns": {"advancedSecurityMode": "ENFORCED"}, "userPoolTier": rules.UNKNOWN}) is None
+    assert rules.bucket_names_follow_the_naming_rules({"bucket": rules.UNKNOWN}) is None
+
+
+@pytest.mark.parametrize(("check", "type_token", "refused", "accepted", "code"), CASES[3:4], ids=IDS[3:4])
+def test_mocks_refuse_what_the_rules_refuse(check: rules.Rule, type_token: str, refused: dict[str, Any],
+                                            accepted: dict[str, Any], code: str) -> None:
+    mocks = SandboxMocks()
+    with pytest.raises(AwsRefusalError, match=code):
+        mocks.new_resource(pulumi.runtime.MockResourceArgs(typ=type_token, name="subject", inputs=refused))
+    mocks.new_resource(pulumi.runtime.MockResourceArgs(typ=type_token, name="subject", inputs=accepted))
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize(("check", "type_token", "refused", "accepted", "code"), CASES, ids=IDS)
+def test_engine_refuses_before_creating_anything(tmp_path: Path, pulumi_toolchain: str, check: rules.Rule,
+                                                 type_token: str, refused: dict[str, Any], accepted: dict[str, Any],
+                                                 code: str) -> None:
+    workspace = Workspace(tmp_path, pulumi_toolchain, main=RAW_RESOURCE)
+    workspace.pulumi("stack", "init", "rule")
+    workspace.pulumi("config", "set", "serverless-cases:type", type_token)
+    workspace.pulumi("config", "set", "serverless-cases:inputs", json.dumps(refused))
+    refused_up = workspace.pulumi("up", "--yes", check=False)
+    assert refused_up.returncode != 0
+    assert code in refused_up.stdout + refused_up.stderr, refused_up.stdout[-3000:]
+    assert workspace.cloud_records() == []
+    workspace.pulumi("config", "set", "serverless-cases:inputs", json.dumps(accepted))
+    workspace.pulumi("up", "--yes")
+    assert [r.type for r in workspace.cloud_records()] == [type_token]
