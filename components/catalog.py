@@ -57,7 +57,7 @@ CASES: dict[str, Case] = {
               "dax_endpoint")),
         Case("blog", blog.DESCRIPTION, blog.Blog, blog.BlogArgs,
              ("site_url", "content_bucket", "upload_api_url", "upload_bucket", "thumbnails_bucket", "table_name",
-              "table_stream_arn", "dax_endpoint", "user_pool_id", "sender_identity"),
+              "table_stream_arn", "user_pool_id", "sender_identity"),
              {"sender_email": "welcome@myblog.example"}),
         Case("software-updates", software_updates.DESCRIPTION, software_updates.SoftwareUpdates,
              software_updates.SoftwareUpdatesArgs, ("distribution_domain", "origin_dns_name", "cached_path_patterns")),

@@ -100,10 +100,7 @@ class PrivateBucketCdn(pulumi.ComponentResource):
             default_cache_behavior=behaviour,
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             aliases=list(args.aliases) or None,
-            viewer_certificate={"acm_certificate_arn": args.certificate_arn, "ssl_support_method": "sni-only",
-                                "minimum_protocol_version": defaults.CDN_MINIMUM_TLS}
-            if args.certificate_arn is not None else
-            {"cloudfront_default_certificate": True, "minimum_protocol_version": defaults.CDN_MINIMUM_TLS},
+            viewer_certificate=defaults.viewer_certificate(args.certificate_arn),
             opts=child,
         )
         self.bucket.apply_policy(self._reader_statements)

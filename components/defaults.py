@@ -8,6 +8,7 @@ A caller may override a default. An override that weakens security is reported w
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -38,6 +39,7 @@ API_THROTTLE_BURST = 100
 API_CACHE_TTL_SECONDS = 300
 API_CACHE_CLUSTER_SIZE = "0.5"
 API_STAGE_NAME = "v1"
+API_EXECUTION_LOGGING_LEVEL = "ERROR"  # execution logs of failed requests; never request/response bodies
 API_ACCESS_LOG_FORMAT = json.dumps(
     {
         "requestId": "$context.requestId",
@@ -61,12 +63,37 @@ QUEUE_MESSAGE_RETENTION_SECONDS = 1_209_600  # 14 days, the maximum, for dead-le
 
 # -- CDN --------------------------------------------------------------------------------------
 CDN_VIEWER_PROTOCOL_POLICY = "redirect-to-https"
-CDN_MINIMUM_TLS = "TLSv1.2_2021"
+CDN_MINIMUM_TLS = "TLSv1.2_2021"  # with a custom domain's certificate (SNI)
+# On the default *.cloudfront.net certificate CloudFront accepts TLSv1 whatever is asked, so
+# that is what is stated: asking for more would be a false promise (and perpetual drift).
+CDN_DEFAULT_CERTIFICATE_TLS = "TLSv1"
 CDN_PRICE_CLASS = "PriceClass_100"
 CDN_DEFAULT_ROOT_OBJECT = "index.html"
 # AWS managed cache policy "CachingOptimized".
 CDN_CACHING_OPTIMIZED_POLICY_ID = "658327ea-f89d-4fab-a63d-7e88639e58f6"
 HSTS_MAX_AGE_SECONDS = 63_072_000
+
+def viewer_certificate(certificate_arn: Any = None) -> dict[str, Any]:
+    """A distribution's viewer certificate: a custom domain's ACM certificate (us-east-1) with
+    SNI and TLS 1.2+, or, without one, the default certificate and the TLSv1 it really serves."""
+    if certificate_arn is None:
+        return {"cloudfront_default_certificate": True, "minimum_protocol_version": CDN_DEFAULT_CERTIFICATE_TLS}
+    return {"acm_certificate_arn": certificate_arn, "ssl_support_method": "sni-only",
+            "minimum_protocol_version": CDN_MINIMUM_TLS}
+
+
+def custom_domain_problems(domain_names: Sequence[str], certificate_arn: str | None) -> list[str]:
+    """``domain_names`` and ``certificate_arn`` (an ACM certificate in us-east-1) go together."""
+    problems = []
+    if bool(domain_names) != (certificate_arn is not None):
+        problems.append("domain_names and certificate_arn go together")
+    if certificate_arn is not None and not certificate_arn.startswith("arn:aws:acm:us-east-1:"):
+        problems.append("certificate_arn: CloudFront needs an ACM certificate in us-east-1")
+    for domain in domain_names:
+        if not re.fullmatch(r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", domain):
+            problems.append(f"domain_names: {domain!r} is not a domain name")
+    return problems
+
 
 # -- Cognito ----------------------------------------------------------------------------------
 # Threat protection (advanced security, ENFORCED) exists only on the Plus feature plan; new

@@ -63,6 +63,12 @@ class RestApiArgs:
         return problems
 
 
+def deployment_fingerprint(snapshot: dict) -> str:
+    """A stable digest of everything a deployment snapshot holds."""
+    routes = sorted(snapshot["routes"], key=lambda r: (r["path"], r["method"]))
+    return hashlib.sha256(json.dumps({**snapshot, "routes": routes}, sort_keys=True).encode()).hexdigest()
+
+
 def method_path(method: str, path: str) -> str:
     """API Gateway's method-settings path: resource path without the leading slash, '/' as '~1'."""
     return f"{path.lstrip('/').replace('/', '~1')}/{method}"
@@ -99,6 +105,7 @@ class RestApi(pulumi.ComponentResource):
             return parent_id
 
         wiring: list[pulumi.Resource] = []
+        snapshot: list[pulumi.Output[dict]] = []  # what a deployment freezes, route by route
         permitted: set[str] = set()
         for route in args.routes:
             resource_id = resource_for(route.path)
@@ -117,6 +124,11 @@ class RestApi(pulumi.ComponentResource):
                 type="AWS_PROXY", integration_http_method="POST", uri=route.function.function.invoke_arn,
                 cache_key_parameters=[AUTH_HEADER, *path_params] if cached else None, opts=child)
             wiring += [method, integration]
+            snapshot.append(pulumi.Output.all(
+                method=route.method, path=route.path, authorization="COGNITO_USER_POOLS",
+                request_parameters=request_parameters, integration_type="AWS_PROXY",
+                uri=route.function.function.invoke_arn,
+                cache_key_parameters=[AUTH_HEADER, *path_params] if cached else []))
             fn_key = route.function.logical_name  # one permission per function
             if fn_key not in permitted:
                 permitted.add(fn_key)
@@ -124,10 +136,16 @@ class RestApi(pulumi.ComponentResource):
                     f"{name}-invoke-{fn_key}", "apigateway.amazonaws.com",
                     self.api.execution_arn.apply(lambda arn: f"{arn}/*/*"))
 
-        fingerprint = hashlib.sha256(json.dumps(
-            sorted((r.method, r.path, r.function.logical_name) for r in args.routes)).encode()).hexdigest()
+        # A stage serves the snapshot its deployment froze: methods, authorizers, integrations,
+        # request and cache key parameters. Any change to them must make a new deployment, or
+        # the stage keeps serving the old API (for instance a cache without the caller's token
+        # in its key) while stage settings change at once.
+        fingerprint = pulumi.Output.all(
+            routes=pulumi.Output.all(*snapshot), authorizer_type="COGNITO_USER_POOLS", identity_source=AUTH_HEADER,
+            user_pools=args.user_pool_arns,
+        ).apply(deployment_fingerprint)
         self.deployment = aws.apigateway.Deployment(
-            f"{name}-deployment", rest_api=self.api.id, triggers={"routes": fingerprint},
+            f"{name}-deployment", rest_api=self.api.id, triggers={"snapshot": fingerprint},
             opts=pulumi.ResourceOptions(parent=self, depends_on=wiring))
         self.access_logs = aws.cloudwatch.LogGroup(
             f"{name}-access-logs", retention_in_days=args.log_retention_days, opts=child)
@@ -141,6 +159,8 @@ class RestApi(pulumi.ComponentResource):
             f"{name}-all-methods", rest_api=self.api.id, stage_name=self.stage.stage_name, method_path="*/*",
             settings={
                 "metrics_enabled": True,
+                "logging_level": defaults.API_EXECUTION_LOGGING_LEVEL,
+                "data_trace_enabled": False,
                 "throttling_rate_limit": args.throttle_rate,
                 "throttling_burst_limit": args.throttle_burst,
                 "caching_enabled": False,
@@ -158,6 +178,8 @@ class RestApi(pulumi.ComponentResource):
                     method_path=method_path("GET", route.path),
                     settings={
                         "metrics_enabled": True,
+                        "logging_level": defaults.API_EXECUTION_LOGGING_LEVEL,
+                        "data_trace_enabled": False,
                         "throttling_rate_limit": args.throttle_rate,
                         "throttling_burst_limit": args.throttle_burst,
                         "caching_enabled": True,

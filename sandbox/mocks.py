@@ -13,7 +13,7 @@ from typing import Any
 import dill
 import pulumi
 
-from sandbox import rules, synthesis
+from sandbox import synthesis
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
 PROVIDER_KEY = "__provider"  # where a dynamic resource carries its serialized provider
@@ -42,9 +42,9 @@ class SandboxMocks(pulumi.runtime.Mocks):
         if args.typ == DYNAMIC:
             rid, outputs = self._create_dynamic(dict(args.inputs))
         else:
-            refused = rules.violations(args.typ, dict(args.inputs))
+            refused = synthesis.check(args.typ, dict(args.inputs))
             if refused:
-                raise AwsRefusalError(f"{args.typ} {args.name!r}: " + "; ".join(map(str, refused)))
+                raise AwsRefusalError(f"{args.typ} {args.name!r}: " + "; ".join(reason for _, reason in refused))
             rid, outputs = synthesis.create(args.typ, args.name, dict(args.inputs), region=self.region)
         self.resources.append(RegisteredResource(args.typ, args.name, dict(args.inputs), outputs, rid))
         return rid, outputs

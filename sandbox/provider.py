@@ -28,7 +28,7 @@ import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
-from sandbox import synthesis
+from sandbox import rules, synthesis
 from sandbox.cloud import Record, ResourceExistsError, SandboxCloud
 from toolchain.engine_watchdog import watch_engine
 
@@ -111,6 +111,14 @@ def _to_struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
     struct = struct_pb2.Struct()
     struct.update(json.loads(json.dumps(value)))
     return struct
+
+
+def _as_aws_keeps_it(record: Record) -> Record:
+    """The record AWS would keep for an accepted request (``sandbox.rules`` effects): what a
+    later read returns. The create or update itself answers with what was asked, as the
+    provider does, so a difference shows up as drift on refresh."""
+    return Record(record.type, record.id, record.urn, rules.effective(record.type, record.inputs),
+                  rules.effective(record.type, record.outputs))
 
 
 def _name_of(urn: str, name: str) -> str:
@@ -222,7 +230,7 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         rid = synthesis.resource_id(type_token, name, inputs, self.region, request.urn)
         outputs = synthesis.outputs(type_token, name, inputs, rid, self.region, request.urn)
         try:
-            self.cloud.put(Record(type_token, rid, request.urn, inputs, outputs), must_be_new=True)
+            self.cloud.put(_as_aws_keeps_it(Record(type_token, rid, request.urn, inputs, outputs)), must_be_new=True)
         except ResourceExistsError as exc:
             context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
         return provider_pb2.CreateResponse(id=rid, properties=_to_struct(outputs))
@@ -244,7 +252,7 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
             return provider_pb2.UpdateResponse(properties=_to_struct(synthesis.unknown_if_derived(outputs)))
         self.gate.pass_through(request.urn)
         _simulate_latency()
-        self.cloud.put(Record(type_token, request.id, request.urn, inputs, outputs))
+        self.cloud.put(_as_aws_keeps_it(Record(type_token, request.id, request.urn, inputs, outputs)))
         return provider_pb2.UpdateResponse(properties=_to_struct(outputs))
 
     def Delete(self, request, context):

@@ -35,7 +35,10 @@ class AwsError:
 Inputs = Mapping[str, Any]
 Rule = Callable[[Inputs], AwsError | None]
 
+Effect = Callable[[dict[str, Any]], dict[str, Any]]
+
 RULES: dict[str, list[Rule]] = {}
+EFFECTS: dict[str, list[Effect]] = {}
 
 
 def rule(type_token: str) -> Callable[[Rule], Rule]:
@@ -46,6 +49,25 @@ def rule(type_token: str) -> Callable[[Rule], Rule]:
         return check
 
     return register
+
+
+def effect(type_token: str) -> Callable[[Effect], Effect]:
+    """Register what AWS makes of an accepted request: the values it really stores and
+    serves, which a later read (``pulumi refresh``) returns."""
+
+    def register(change: Effect) -> Effect:
+        EFFECTS.setdefault(type_token, []).append(change)
+        return change
+
+    return register
+
+
+def effective(type_token: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+    """The properties as AWS keeps them, after every effect of this type."""
+    result = dict(properties)
+    for change in EFFECTS.get(type_token, []):
+        result = change(result)
+    return result
 
 
 def violations(type_token: str, inputs: Inputs) -> list[AwsError]:
@@ -117,3 +139,15 @@ def topic_rule_names_are_words(inputs: Inputs) -> AwsError | None:
     if isinstance(name, str) and _known(name) and not re.fullmatch(r"[A-Za-z0-9_]+", name):
         return AwsError("InvalidRequestException", f"Rule name {name!r} must match ^[a-zA-Z0-9_]+$", "name")
     return None
+
+
+# -- CloudFront ------------------------------------------------------------------------------------
+@effect("aws:cloudfront/distribution:Distribution")
+def default_certificate_serves_tls_v1(properties: dict[str, Any]) -> dict[str, Any]:
+    """With the default ``*.cloudfront.net`` certificate (``CloudFrontDefaultCertificate: true``)
+    CloudFront ignores ``MinimumProtocolVersion`` and accepts TLSv1: the distribution reads back
+    ``TLSv1``, so a stack that asked for more sees drift on every refresh."""
+    certificate = properties.get("viewerCertificate")
+    if isinstance(certificate, dict) and certificate.get("cloudfrontDefaultCertificate") is True:
+        return {**properties, "viewerCertificate": {**certificate, "minimumProtocolVersion": "TLSv1"}}
+    return properties

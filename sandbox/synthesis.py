@@ -297,6 +297,10 @@ TYPES: dict[str, TypeSpec] = {
         id_of=lambda ctx: ctx.arn("lambda", f"layer:{ctx.get('layerName')}:1"),
         computed=lambda ctx, rid: {"arn": rid, "layerArn": rid.rsplit(":", 1)[0], "version": "1"},
         replace_on=frozenset({"layerName", "code", "sourceCodeHash", "compatibleRuntimes"})),
+    "aws:cloudwatch/logStream:LogStream": TypeSpec(
+        name_property="name", name_max=512,
+        computed=lambda ctx, rid: {"arn": ctx.arn("logs", f"log-group:{ctx.get('logGroupName')}:log-stream:{rid}")},
+        replace_on=frozenset({"name", "logGroupName"})),
     "aws:cloudwatch/logGroup:LogGroup": TypeSpec(
         name_property="name", name_max=512,
         computed=lambda ctx, rid: {"arn": ctx.arn("logs", f"log-group:{rid}")},
@@ -554,7 +558,10 @@ def autoname(type_token: str, logical_name: str, inputs: Props, *, seed: bytes |
 
 def check(type_token: str, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Why AWS would refuse the inputs: ``[(property, "<AWS error code>: <AWS message>")]``, from
-    the catalogue of rules (:mod:`sandbox.rules`)."""
+    the catalogue of rules (:mod:`sandbox.rules`). An AWS type the sandbox does not model is
+    refused loudly rather than accepted with no behaviour."""
+    if type_token.startswith("aws:") and type_token not in TYPES:
+        return [("", f"NotImplemented: the sandbox does not model {type_token} (the README lists what it models)")]
     return [(error.property, str(error)) for error in rules.violations(type_token, inputs)]
 
 

@@ -37,6 +37,17 @@ def test_firehose_transforms_buffers_compresses_and_keeps_errors_apart(ingest: R
     assert processor["type"] == "Lambda" and processor["parameters"][0]["parameterValue"] == f"{transform}:$LATEST"
 
 
+def test_firehose_logs_errors_to_a_stream_that_exists_and_may_write_only_there(ingest: Recorded) -> None:
+    logging = ingest.one("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream") \
+        .inputs["extendedS3Configuration"]["cloudwatchLoggingOptions"]
+    stream = ingest.one("aws:cloudwatch/logStream:LogStream")
+    group = ingest.by_id(stream.inputs["logGroupName"])
+    assert logging == {"enabled": True, "logGroupName": group.id, "logStreamName": stream.id}
+    role_policy = next(p for p in ingest.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == "big-data-ingestion-firehose")
+    (logs,) = [s for s in statements(role_policy) if any(a.startswith("logs:") for a in as_list(s["Action"]))]
+    assert as_list(logs["Action"]) == ["logs:PutLogEvents"] and as_list(logs["Resource"]) == [stream.outputs["arn"]]
+
+
 def test_queue_admits_only_the_ingestion_bucket_and_has_a_dead_letter_queue(ingest: Recorded) -> None:
     queue = ingest.named("big-data-ingestion-objects", "aws:sqs/queue:Queue")
     bucket = ingest.named("big-data-ingestion-ingestion", "aws:s3/bucket:Bucket")

@@ -52,7 +52,25 @@ def test_cdn_redirects_to_https_with_security_headers_and_compression(blog: Reco
     assert security["strictTransportSecurity"]["accessControlMaxAgeSec"] >= 31_536_000
     assert security["contentTypeOptions"]["override"] is True
     assert security["frameOptions"]["frameOption"] == "DENY"
-    assert distribution.inputs["viewerCertificate"]["minimumProtocolVersion"].startswith("TLSv1.2")
+
+
+
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-aaaa-bbbb-cccc-000000000000"
+
+
+def test_a_custom_domain_gets_tls_1_2_with_sni() -> None:
+    blog = build("blog", {"domain_names": ["blog.example.com"], "certificate_arn": CERTIFICATE})
+    distribution = blog.one("aws:cloudfront/distribution:Distribution")
+    assert distribution.inputs["aliases"] == ["blog.example.com"]
+    assert distribution.inputs["viewerCertificate"] == {
+        "acmCertificateArn": CERTIFICATE, "sslSupportMethod": "sni-only", "minimumProtocolVersion": "TLSv1.2_2021"}
+
+
+def test_the_default_certificate_states_the_tls_it_really_serves() -> None:
+    """CloudFront's *.cloudfront.net certificate accepts TLSv1 whatever is asked: say so."""
+    distribution = build("blog").one("aws:cloudfront/distribution:Distribution")
+    assert distribution.inputs["viewerCertificate"] == {"cloudfrontDefaultCertificate": True,
+                                                         "minimumProtocolVersion": "TLSv1"}
 
 
 def test_origin_access_identity_is_available_when_asked_for() -> None:
@@ -179,3 +197,10 @@ def test_outputs_include_topic_and_queue_only_when_enabled(blog: Recorded, fanou
     declared = set(get_case("blog").outputs)
     assert set(blog.output_names) == declared
     assert set(fanout.output_names) == declared | {"topic_arn", "queue_arn"}
+
+
+def test_dax_bills_only_when_asked_for() -> None:
+    """Nothing of the blog reads through DAX: an always-on cluster would cost money for nothing."""
+    assert build("blog").of_type("aws:dax/cluster:Cluster") == []
+    cluster = build("blog", {"enable_dax": True}).one("aws:dax/cluster:Cluster")
+    assert cluster.inputs["replicationFactor"] == 3 and cluster.inputs["serverSideEncryption"] == {"enabled": True}

@@ -40,9 +40,44 @@ CASES: list[tuple[rules.Rule, str, dict[str, Any], dict[str, Any], str]] = [
 IDS = [case[0].__name__ for case in CASES]
 
 
-def test_every_rule_of_the_catalogue_is_tested_here() -> None:
+# (effect, type token, inputs whose value AWS changes, the value as read back, inputs it keeps)
+DISTRIBUTION = {"enabled": True, "origins": [{"originId": "o", "domainName": "o.example.com"}],
+                "defaultCacheBehavior": {"targetOriginId": "o", "viewerProtocolPolicy": "redirect-to-https",
+                                         "allowedMethods": ["GET", "HEAD"], "cachedMethods": ["GET", "HEAD"]},
+                "restrictions": {"geoRestriction": {"restrictionType": "none"}}}
+EFFECTS = [
+    (rules.default_certificate_serves_tls_v1, "aws:cloudfront/distribution:Distribution",
+     {**DISTRIBUTION, "viewerCertificate": {"cloudfrontDefaultCertificate": True,
+                                            "minimumProtocolVersion": "TLSv1.2_2021"}},
+     {"cloudfrontDefaultCertificate": True, "minimumProtocolVersion": "TLSv1"},
+     {**DISTRIBUTION, "viewerCertificate": {"cloudfrontDefaultCertificate": True, "minimumProtocolVersion": "TLSv1"}}),
+]
+EFFECT_IDS = [case[0].__name__ for case in EFFECTS]
+
+
+def test_every_rule_and_effect_of_the_catalogue_is_tested_here() -> None:
     catalogued = {check.__name__ for checks in rules.RULES.values() for check in checks}
     assert catalogued == set(IDS)
+    assert {change.__name__ for changes in rules.EFFECTS.values() for change in changes} == set(EFFECT_IDS)
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize(("change", "type_token", "changed", "read_back", "kept"), EFFECTS, ids=EFFECT_IDS)
+def test_what_aws_really_keeps_is_drift_on_refresh(tmp_path: Path, pulumi_toolchain: str, change: Any,
+                                                   type_token: str, changed: dict[str, Any], read_back: Any,
+                                                   kept: dict[str, Any]) -> None:
+    workspace = Workspace(tmp_path, pulumi_toolchain, main=RAW_RESOURCE)
+    workspace.pulumi("stack", "init", "effect")
+    workspace.pulumi("config", "set", "serverless-cases:type", type_token)
+    workspace.pulumi("config", "set", "serverless-cases:inputs", json.dumps(changed))
+    workspace.pulumi("up", "--yes")
+    drift = workspace.pulumi("refresh", "--yes", "--expect-no-changes", check=False)
+    assert drift.returncode != 0, "refresh saw no drift"
+    [record] = workspace.cloud_records()
+    assert record.outputs["viewerCertificate"] == read_back
+    workspace.pulumi("config", "set", "serverless-cases:inputs", json.dumps(kept))
+    workspace.pulumi("up", "--yes")
+    workspace.pulumi("refresh", "--yes", "--expect-no-changes")
 
 
 @pytest.mark.parametrize(("check", "type_token", "refused", "accepted", "code"), CASES, ids=IDS)
@@ -86,3 +121,22 @@ def test_engine_refuses_before_creating_anything(tmp_path: Path, pulumi_toolchai
     workspace.pulumi("config", "set", "serverless-cases:inputs", json.dumps(accepted))
     workspace.pulumi("up", "--yes")
     assert [r.type for r in workspace.cloud_records()] == [type_token]
+
+
+def test_a_type_the_sandbox_does_not_model_is_refused_loudly() -> None:
+    from sandbox import synthesis
+
+    [(_, reason)] = synthesis.check("aws:gamelift/fleet:Fleet", {})
+    assert reason.startswith("NotImplemented: the sandbox does not model aws:gamelift/fleet:Fleet")
+    with pytest.raises(AwsRefusalError, match="NotImplemented"):
+        SandboxMocks().new_resource(pulumi.runtime.MockResourceArgs(typ="aws:gamelift/fleet:Fleet", name="x", inputs={}))
+
+
+def test_the_readme_publishes_every_modelled_type_rule_and_effect() -> None:
+    from sandbox import synthesis
+
+    readme = (REPO / "README.md").read_text()
+    unlisted = [t for t in synthesis.TYPES if f"`{t}`" not in readme]
+    unlisted += [f.__name__ for fs in [*rules.RULES.values(), *rules.EFFECTS.values()] for f in fs
+                 if f"`{f.__name__}`" not in readme]
+    assert unlisted == [], "the README's sandbox section does not list these"

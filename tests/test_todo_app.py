@@ -162,3 +162,22 @@ def test_a_cheaper_user_pool_tier_drops_threat_protection_instead_of_failing() -
     """Threat protection exists only on Plus: on Essentials AWS would refuse it."""
     pool = build("todo-app", {"user_pool_tier": "ESSENTIALS"}).one("aws:cognito/userPool:UserPool")
     assert pool.inputs["userPoolTier"] == "ESSENTIALS" and not pool.inputs.get("userPoolAddOns")
+
+
+def test_turning_the_cache_on_makes_a_new_deployment_snapshot() -> None:
+    """A stage serves its deployment's frozen snapshot: the cache key (the caller's token) must
+    reach it together with the stage's cache settings, never after them."""
+    def trigger(ttl: int) -> str:
+        return str(build("todo-app", {"cache_ttl_seconds": ttl}).one("aws:apigateway/deployment:Deployment")
+                   .inputs["triggers"]["snapshot"])
+
+    assert trigger(0) != trigger(300)
+    assert trigger(300) == trigger(60)  # the TTL is a stage setting, not part of the snapshot
+
+
+def test_every_stage_logs_errors_and_sends_metrics() -> None:
+    todo = build("todo-app")
+    for setting in todo.of_type("aws:apigateway/methodSettings:MethodSettings"):
+        assert setting.inputs["settings"]["loggingLevel"] == "ERROR"
+        assert setting.inputs["settings"]["metricsEnabled"] is True
+        assert setting.inputs["settings"]["dataTraceEnabled"] is False

@@ -22,6 +22,7 @@ from components.naming import physical_name
 from components.storage import PrivateBucket
 
 TOKEN = "serverless-cases:cases:BigDataIngestion"
+DELIVERY_LOG_STREAM = "delivery-errors"
 DESCRIPTION = (
     "Big data ingestion: IoT Core -> Kinesis Data Streams -> Firehose with a Lambda transform -> S3 -> "
     "S3 notification -> SQS -> Lambda -> Athena -> reporting bucket (for QuickSight or Redshift)."
@@ -94,10 +95,14 @@ class BigDataIngestion(pulumi.ComponentResource):
             f"{name}-transform", FunctionArgs(handler_module="firehose_transform", timeout_seconds=60), opts=child)
         delivery_logs = aws.cloudwatch.LogGroup(f"{name}-delivery-logs", retention_in_days=defaults.LOG_RETENTION_DAYS,
                                                 opts=child)
+        # Firehose writes its delivery errors to a stream it does not create itself.
+        delivery_log_stream = aws.cloudwatch.LogStream(
+            f"{name}-delivery-errors", name=DELIVERY_LOG_STREAM, log_group_name=delivery_logs.name, opts=child)
         firehose_role = _service_role(f"{name}-firehose", "firehose.amazonaws.com", account, self)
         firehose_policy = aws.iam.RolePolicy(
             f"{name}-firehose", role=firehose_role.id,
-            policy=pulumi.Output.all(self.stream.arn, self.ingestion.arn, self.transform.arn, delivery_logs.arn).apply(
+            policy=pulumi.Output.all(self.stream.arn, self.ingestion.arn, self.transform.arn,
+                                     delivery_log_stream.arn).apply(
                 lambda p: defaults.policy_document([
                     defaults.allow(["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetShardIterator",
                                     "kinesis:GetRecords", "kinesis:ListShards"], [p[0]], sid="ReadOwnStream"),
@@ -106,7 +111,7 @@ class BigDataIngestion(pulumi.ComponentResource):
                                    sid="WriteIngestionBucket"),
                     defaults.allow(["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"], [p[2], f"{p[2]}:*"],
                                    sid="Transform"),
-                    defaults.allow(["logs:PutLogEvents"], [f"{p[3]}:*"], sid="DeliveryLogs"),
+                    defaults.allow(["logs:PutLogEvents"], [p[3]], sid="DeliveryErrorLog"),
                 ])),
             opts=child)
         self.delivery = aws.kinesis.FirehoseDeliveryStream(
@@ -127,7 +132,7 @@ class BigDataIngestion(pulumi.ComponentResource):
                                     "parameter_value": self.transform.arn.apply(lambda a: f"{a}:$LATEST")}],
                 }]},
                 "cloudwatch_logging_options": {"enabled": True, "log_group_name": delivery_logs.name,
-                                               "log_stream_name": "delivery"},
+                                               "log_stream_name": delivery_log_stream.name},
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[firehose_policy]))
 

@@ -50,13 +50,23 @@ class BlogArgs:
     """Also deliver upload events to an SQS queue (through the topic)."""
     origin_access: str = "control"
     """How CloudFront reads the content bucket: 'control' (OAC) or 'identity' (legacy OAI)."""
+    enable_dax: bool = False
+    """A DAX cluster in front of the users table, for readers you add (its endpoint is the
+    ``dax_endpoint`` output). Off by default: the blog's own functions do not read through it, and
+    its nodes bill every hour (3 x dax.t3.small is roughly $120 a month)."""
     dax_node_type: str = defaults.DAX_NODE_TYPE
     dax_replication_factor: int = defaults.DAX_REPLICATION_FACTOR
     user_pool_tier: str = defaults.USER_POOL_TIER
     """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
+    domain_names: list[str] = dataclasses.field(default_factory=list)
+    """Custom domain names for the distribution (with certificate_arn): TLS 1.2+ with SNI. Without
+    them the distribution answers on its *.cloudfront.net name, where CloudFront accepts TLSv1."""
+    certificate_arn: str | None = None
+    """The ACM certificate (us-east-1) covering domain_names."""
 
     def problems(self) -> list[str]:
         problems = []
+        problems += defaults.custom_domain_problems(self.domain_names, self.certificate_arn)
         problems += UserDirectoryArgs(tier=self.user_pool_tier).problems()
         if not _EMAIL.fullmatch(self.sender_email):
             problems.append(f"sender_email: {self.sender_email!r} is not an email address")
@@ -86,16 +96,18 @@ class Blog(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         # Static content.
-        self.site = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(origin_access=args.origin_access),
+        self.site = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(
+            origin_access=args.origin_access, aliases=args.domain_names, certificate_arn=args.certificate_arn),
                                      opts=child)
 
-        # Users: a global table, read through DAX, with a welcome email for each new user.
+        # Users: a global table (optionally fronted by DAX), with a welcome email for each new user.
         self.users_table = Table(
             f"{name}-users", TableArgs(hash_key="userId", stream=True, replica_regions=args.replica_regions),
             opts=child)
         self.dax = DaxCluster(
             f"{name}-dax", DaxClusterArgs(table_arns=[self.users_table.arn], node_type=args.dax_node_type,
-                                          replication_factor=args.dax_replication_factor), opts=child)
+                                          replication_factor=args.dax_replication_factor), opts=child) \
+            if args.enable_dax else None
         self.sender = aws.sesv2.EmailIdentity(f"{name}-sender", email_identity=args.sender_email, opts=child)
         self.welcome = Function(
             f"{name}-welcome",
@@ -165,10 +177,11 @@ class Blog(pulumi.ComponentResource):
             "thumbnails_bucket": self.thumbnails.name,
             "table_name": self.users_table.name,
             "table_stream_arn": self.users_table.stream_arn,
-            "dax_endpoint": self.dax.endpoint,
             "user_pool_id": self.users.user_pool.id,
             "sender_identity": self.sender.email_identity,
         }
+        if self.dax is not None:
+            out["dax_endpoint"] = self.dax.endpoint
         if self.upload_events.topic is not None:
             out["topic_arn"] = self.upload_events.topic.arn
         if self.upload_events.queue is not None:

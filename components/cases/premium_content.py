@@ -10,6 +10,7 @@ Rotate it by changing ``key_rotation``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, cast
 
@@ -43,9 +44,15 @@ class PremiumContentArgs:
     price_class: str = defaults.CDN_PRICE_CLASS
     user_pool_tier: str = defaults.USER_POOL_TIER
     """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
+    domain_names: list[str] = dataclasses.field(default_factory=list)
+    """Custom domain names for the distribution (with certificate_arn): TLS 1.2+ with SNI. Without
+    them the distribution answers on its *.cloudfront.net name, where CloudFront accepts TLSv1."""
+    certificate_arn: str | None = None
+    """The ACM certificate (us-east-1) covering domain_names."""
 
     def problems(self) -> list[str]:
         problems = []
+        problems += defaults.custom_domain_problems(self.domain_names, self.certificate_arn)
         problems += UserDirectoryArgs(tier=self.user_pool_tier).problems()
         if not 30 <= self.signed_url_expiry_seconds <= 3600:
             problems.append(f"signed_url_expiry_seconds: {self.signed_url_expiry_seconds} is outside 30..3600")
@@ -73,7 +80,8 @@ class PremiumContent(pulumi.ComponentResource):
         self.key_group = aws.cloudfront.KeyGroup(f"{name}-signers", items=[self.public_key.id], opts=child)
         self.content = PrivateBucketCdn(
             f"{name}-content",
-            PrivateBucketCdnArgs(trusted_key_group_ids=[self.key_group.id], price_class=args.price_class),
+            PrivateBucketCdnArgs(trusted_key_group_ids=[self.key_group.id], price_class=args.price_class,
+                                 aliases=args.domain_names, certificate_arn=args.certificate_arn),
             opts=child)
 
         self.signing_secret = aws.secretsmanager.Secret(

@@ -55,9 +55,15 @@ class SoftwareUpdatesArgs:
     secret_rotation: int = 0
     """Change to rotate the origin secret header."""
     instance_type: str = "t3.micro"
+    domain_names: list[str] = dataclasses.field(default_factory=list)
+    """Custom domain names for the distribution (with certificate_arn): TLS 1.2+ with SNI. Without
+    them the distribution answers on its *.cloudfront.net name, where CloudFront accepts TLSv1."""
+    certificate_arn: str | None = None
+    """The ACM certificate (us-east-1) covering domain_names."""
 
     def problems(self) -> list[str]:
         problems = []
+        problems += defaults.custom_domain_problems(self.domain_names, self.certificate_arn)
         given = [f for f in _EXISTING if getattr(self, f) is not None]
         if given and len(given) != len(_EXISTING):
             problems.append(f"an existing load balancer needs all of {', '.join(_EXISTING)}")
@@ -230,8 +236,8 @@ class SoftwareUpdates(pulumi.ComponentResource):
                 "compress": True,
             } for pattern in args.cached_paths],
             restrictions={"geo_restriction": {"restriction_type": "none"}},
-            viewer_certificate={"cloudfront_default_certificate": True,
-                                "minimum_protocol_version": defaults.CDN_MINIMUM_TLS},
+            aliases=list(args.domain_names) or None,
+            viewer_certificate=defaults.viewer_certificate(args.certificate_arn),
             opts=child)
         self.distribution_domain = self.distribution.domain_name
         self.origin_dns_name = pulumi.Output.from_input(origin_dns)
