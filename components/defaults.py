@@ -60,6 +60,8 @@ BUCKET_SSE_ALGORITHM = "AES256"  # S3-managed keys: readable by CloudFront OAC w
 BUCKET_OBJECT_OWNERSHIP = "BucketOwnerEnforced"
 TABLE_BILLING_MODE = "PAY_PER_REQUEST"
 QUEUE_MESSAGE_RETENTION_SECONDS = 1_209_600  # 14 days, the maximum, for dead-letter queues
+QUEUE_KMS_DATA_KEY_REUSE_SECONDS = 300  # SQS's default: fewer KMS calls, a data key lives 5 minutes
+KMS_DELETION_WINDOW_DAYS = 30  # the longest: a key deleted by mistake can be restored for a month
 
 # -- CDN --------------------------------------------------------------------------------------
 CDN_VIEWER_PROTOCOL_POLICY = "redirect-to-https"
@@ -179,6 +181,22 @@ def service_principal_statement(service: str, actions: Sequence[str], resources:
             "StringEquals": {"aws:SourceAccount": source_account},
         },
     }
+
+
+def fanout_key_policy(*, account: str, bucket_arn: str, topic_arn_pattern: str) -> str:
+    """The key policy of an S3 event fan-out key: the account administers it; S3 may use it only
+    for the one bucket's events, SNS only for the fan-out topic's deliveries to its queue."""
+    def service_use(service: str, source: str, sid: str) -> dict[str, Any]:
+        return {"Sid": sid, "Effect": "Allow", "Principal": {"Service": service},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+                "Condition": {"ArnLike": {"aws:SourceArn": source}, "StringEquals": {"aws:SourceAccount": account}}}
+
+    return policy_document([
+        {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+         "Action": "kms:*", "Resource": "*"},
+        service_use("s3.amazonaws.com", bucket_arn, "OnlyThisBucketsEvents"),
+        service_use("sns.amazonaws.com", topic_arn_pattern, "OnlyTheFanoutTopic"),
+    ])
 
 
 def lambda_basic_statements(log_group_arn: str) -> list[dict[str, Any]]:

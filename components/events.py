@@ -111,6 +111,7 @@ class BucketEventsArgs:
 class BucketEvents(pulumi.ComponentResource):
     topic: aws.sns.Topic | None
     queue: aws.sqs.Queue | None
+    key: aws.kms.Key | None
 
     def __init__(self, name: str, args: BucketEventsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(BUCKET_TOKEN, name, None, opts)
@@ -118,10 +119,20 @@ class BucketEvents(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         account = aws.get_caller_identity_output().account_id
         events = ["s3:ObjectCreated:*"]
-        self.topic = self.queue = None
+        self.topic = self.queue = self.key = None
         if args.topic or args.queue:
-            self.topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id="alias/aws/sns", opts=child)
-            aws.sns.TopicPolicy(
+            region = aws.get_region_output().region
+            # AWS managed keys cannot admit S3 (or SNS delivering to a queue): a key of the stack's
+            # own, whose policy admits exactly those sources, encrypts the topic and the queue.
+            self.key = aws.kms.Key(
+                f"{name}-key", description=f"{name}: S3 event fan-out (topic and queue)", enable_key_rotation=True,
+                deletion_window_in_days=defaults.KMS_DELETION_WINDOW_DAYS,
+                policy=pulumi.Output.all(account, args.bucket.arn, region).apply(
+                    lambda p: defaults.fanout_key_policy(account=p[0], bucket_arn=p[1],
+                                                         topic_arn_pattern=f"arn:aws:sns:{p[2]}:{p[0]}:{name}-topic-*")),
+                opts=child)
+            self.topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=self.key.arn, opts=child)
+            topic_policy = aws.sns.TopicPolicy(
                 f"{name}-topic-policy", arn=self.topic.arn,
                 policy=pulumi.Output.all(self.topic.arn, args.bucket.arn, account).apply(lambda p: defaults.policy_document([
                     defaults.service_principal_statement("s3.amazonaws.com", ["sns:Publish"], [p[0]], source_arn=p[1],
@@ -133,9 +144,13 @@ class BucketEvents(pulumi.ComponentResource):
             aws.sns.TopicSubscription(
                 f"{name}-function", topic=self.topic.arn, protocol="lambda", endpoint=args.function.arn,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]))
+            # S3 validates its destinations when the notification is put: their policies first.
+            waits: list[pulumi.Resource] = [topic_policy]
             if args.queue:
-                self.queue = aws.sqs.Queue(f"{name}-queue", sqs_managed_sse_enabled=True, opts=child)
-                aws.sqs.QueuePolicy(
+                self.queue = aws.sqs.Queue(f"{name}-queue", kms_master_key_id=self.key.arn,
+                                           kms_data_key_reuse_period_seconds=defaults.QUEUE_KMS_DATA_KEY_REUSE_SECONDS,
+                                           opts=child)
+                queue_policy = aws.sqs.QueuePolicy(
                     f"{name}-queue-policy", queue_url=self.queue.url,
                     policy=pulumi.Output.all(self.queue.arn, self.topic.arn, account).apply(
                         lambda p: defaults.policy_document([
@@ -147,12 +162,11 @@ class BucketEvents(pulumi.ComponentResource):
                     opts=child)
                 aws.sns.TopicSubscription(
                     f"{name}-queue", topic=self.topic.arn, protocol="sqs", endpoint=self.queue.arn,
-                    raw_message_delivery=True, opts=child)
+                    raw_message_delivery=True, opts=pulumi.ResourceOptions(parent=self, depends_on=[queue_policy]))
             target: dict[str, Any] = {"topic_arn": self.topic.arn, "events": events}
             if args.prefix:
                 target["filter_prefix"] = args.prefix
             notification = {"topics": [target]}
-            waits: list[pulumi.Resource] = []
         else:
             permission = args.function.allow_invoke(f"{name}-from-bucket", "s3.amazonaws.com", args.bucket.arn,
                                                     source_account=account)

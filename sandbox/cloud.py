@@ -73,6 +73,16 @@ class SandboxCloud:
     def delete(self, type_token: str, rid: str) -> None:
         self._path(type_token, rid).unlink(missing_ok=True)
 
+    def find(self, type_token: str, **outputs: Any) -> list[dict[str, Any]]:
+        """The outputs of the live resources of a type whose outputs have these values."""
+        kind = type_token.replace(":", "_").replace("/", "_")
+        found = []
+        for path in sorted((self.root / kind).glob("*.json")):
+            record = Record(**json.loads(path.read_text()))
+            if all(record.outputs.get(k) == v for k, v in outputs.items()):
+                found.append(record.outputs)
+        return found
+
     def records(self) -> Iterator[Record]:
         for path in sorted(self.root.glob("*/*.json")):
             yield Record(**json.loads(path.read_text()))

@@ -13,7 +13,7 @@ from typing import Any
 import dill
 import pulumi
 
-from sandbox import synthesis
+from sandbox import rules, synthesis
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
 PROVIDER_KEY = "__provider"  # where a dynamic resource carries its serialized provider
@@ -42,9 +42,10 @@ class SandboxMocks(pulumi.runtime.Mocks):
         if args.typ == DYNAMIC:
             rid, outputs = self._create_dynamic(dict(args.inputs))
         else:
-            refused = synthesis.check(args.typ, dict(args.inputs))
+            refused = [reason for _, reason in synthesis.check(args.typ, dict(args.inputs))]
+            refused += [str(error) for error in rules.call_violations(args.typ, dict(args.inputs), self)]
             if refused:
-                raise AwsRefusalError(f"{args.typ} {args.name!r}: " + "; ".join(reason for _, reason in refused))
+                raise AwsRefusalError(f"{args.typ} {args.name!r}: " + "; ".join(refused))
             rid, outputs = synthesis.create(args.typ, args.name, dict(args.inputs), region=self.region)
         self.resources.append(RegisteredResource(args.typ, args.name, dict(args.inputs), outputs, rid))
         return rid, outputs
@@ -66,6 +67,10 @@ class SandboxMocks(pulumi.runtime.Mocks):
         if args.token == "pulumi:pulumi:readStackOutputs":
             return {"outputs": {}, "secretOutputNames": []}, []
         return synthesis.invoke(args.token, args.args, region=self.region), []
+
+    def find(self, type_token: str, **outputs: Any) -> list[dict[str, Any]]:
+        """The sandbox rules' view of what exists (``sandbox.rules.Cloud``): what was registered."""
+        return [r.outputs for r in self.of_type(type_token) if all(r.outputs.get(k) == v for k, v in outputs.items())]
 
     def of_type(self, type_token: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.type == type_token]

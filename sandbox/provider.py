@@ -227,6 +227,9 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
             return provider_pb2.CreateResponse(properties=_to_struct({**planned, **unknown}))
         self.gate.pass_through(request.urn)
         _simulate_latency()
+        refused = rules.call_violations(type_token, inputs, self.cloud)
+        if refused:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(map(str, refused)))
         rid = synthesis.resource_id(type_token, name, inputs, self.region, request.urn)
         outputs = synthesis.outputs(type_token, name, inputs, rid, self.region, request.urn)
         try:
@@ -252,6 +255,9 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
             return provider_pb2.UpdateResponse(properties=_to_struct(synthesis.unknown_if_derived(outputs)))
         self.gate.pass_through(request.urn)
         _simulate_latency()
+        refused = rules.call_violations(type_token, inputs, self.cloud)
+        if refused:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(map(str, refused)))
         self.cloud.put(_as_aws_keeps_it(Record(type_token, request.id, request.urn, inputs, outputs)))
         return provider_pb2.UpdateResponse(properties=_to_struct(outputs))
 

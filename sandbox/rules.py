@@ -12,10 +12,12 @@ What the sandbox does *not* model is listed in the README (Sandbox: what it mode
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker for a value not known yet
 
@@ -37,7 +39,19 @@ Rule = Callable[[Inputs], AwsError | None]
 
 Effect = Callable[[dict[str, Any]], dict[str, Any]]
 
+
+class Cloud(Protocol):
+    """What exists already, as a rule checked at the API call sees it."""
+
+    def find(self, type_token: str, **outputs: Any) -> list[dict[str, Any]]:
+        """The outputs of the live resources of a type whose outputs have these values."""
+        ...
+
+
+CallRule = Callable[[Inputs, Cloud], AwsError | None]
+
 RULES: dict[str, list[Rule]] = {}
+CALL_RULES: dict[str, list[CallRule]] = {}
 EFFECTS: dict[str, list[Effect]] = {}
 
 
@@ -49,6 +63,22 @@ def rule(type_token: str) -> Callable[[Rule], Rule]:
         return check
 
     return register
+
+
+def rule_at_call(type_token: str) -> Callable[[CallRule], CallRule]:
+    """Register a rule AWS checks when the create or update call is made, against the other
+    resources that exist at that moment (so the order of creation matters, as on AWS)."""
+
+    def register(check: CallRule) -> CallRule:
+        CALL_RULES.setdefault(type_token, []).append(check)
+        return check
+
+    return register
+
+
+def call_violations(type_token: str, inputs: Inputs, cloud: Cloud) -> list[AwsError]:
+    """Every rule checked at the call that the inputs break, given what exists."""
+    return [error for check in CALL_RULES.get(type_token, []) if (error := check(inputs, cloud)) is not None]
 
 
 def effect(type_token: str) -> Callable[[Effect], Effect]:
@@ -87,6 +117,78 @@ def bucket_names_follow_the_naming_rules(inputs: Inputs) -> AwsError | None:
     name = inputs.get("bucket")
     if isinstance(name, str) and _known(name) and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", name):
         return AwsError("InvalidBucketName", "The specified bucket is not valid.", "bucket")
+    return None
+
+
+AWS_MANAGED_KEYS = frozenset({"alias/aws/sns", "alias/aws/sqs"})
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _statements(policy: Any) -> list[Mapping[str, Any]]:
+    document = json.loads(policy) if isinstance(policy, str) else policy or {}
+    return [s for s in _as_list(document.get("Statement", [])) if isinstance(s, Mapping)]
+
+
+def _admits_service(policy: Any, service: str, actions: Sequence[str], source_arn: str | None) -> bool:
+    """Whether a resource or key policy allows ``service`` one of ``actions`` for ``source_arn``
+    (a statement without a source condition admits every source)."""
+    for statement in _statements(policy):
+        principal = statement.get("Principal")
+        services = _as_list(principal.get("Service", [])) if isinstance(principal, Mapping) else []
+        allowed = _as_list(statement.get("Action", []))
+        if statement.get("Effect") != "Allow" or service not in services:
+            continue
+        if not any(fnmatch.fnmatchcase(wanted, granted) for wanted in actions for granted in allowed):
+            continue
+        sources = [v for test, values in (statement.get("Condition") or {}).items()
+                   if test in ("ArnEquals", "ArnLike", "StringEquals", "StringLike")
+                   for key, v in values.items() if key.lower() == "aws:sourcearn"]
+        if source_arn is None or not sources or any(fnmatch.fnmatchcase(source_arn, pattern)
+                                                     for value in sources for pattern in _as_list(value)):
+            return True
+    return False
+
+
+def _destination_accepts(cloud: Cloud, kind: str, arn: str, bucket_arn: str) -> bool:
+    """An SNS topic or SQS queue S3 may deliver this bucket's events to: its policy admits S3 for
+    this bucket, and its key (if any) is one whose key policy S3 can use."""
+    topic = kind == "topic"
+    found = cloud.find("aws:sns/topic:Topic" if topic else "aws:sqs/queue:Queue", arn=arn)
+    if not found:
+        return False
+    key = found[0].get("kmsMasterKeyId")
+    if key in AWS_MANAGED_KEYS:
+        return False  # an AWS managed key's policy cannot admit s3.amazonaws.com
+    if key:
+        keys = cloud.find("aws:kms/key:Key", arn=key) or cloud.find("aws:kms/key:Key", keyId=key)
+        if keys and not _admits_service(keys[0].get("policy"), "s3.amazonaws.com", ["kms:GenerateDataKey"],
+                                        bucket_arn):
+            return False
+    policies = cloud.find("aws:sns/topicPolicy:TopicPolicy", arn=arn) if topic else \
+        cloud.find("aws:sqs/queuePolicy:QueuePolicy", queueUrl=found[0].get("url"))
+    action = "sns:Publish" if topic else "sqs:SendMessage"
+    return any(_admits_service(p.get("policy"), "s3.amazonaws.com", [action], bucket_arn) for p in policies)
+
+
+@rule_at_call("aws:s3/bucketNotification:BucketNotification")
+def s3_validates_notification_destinations(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """PutBucketNotificationConfiguration: S3 sends a test message to every SNS topic and SQS queue
+    it is given. A destination whose policy does not let ``s3.amazonaws.com`` publish (or send)
+    for this bucket, or that is encrypted with an AWS managed key (``alias/aws/sns``,
+    ``alias/aws/sqs``: their key policies cannot admit S3) or a key whose policy does not admit S3,
+    fails the whole call with ``InvalidArgument: Unable to validate the following destination
+    configurations``. The policies must therefore exist before the notification is put."""
+    bucket_arn = f"arn:aws:s3:::{inputs.get('bucket')}"
+    failed = [target.get("topicArn") for target in inputs.get("topics") or []
+              if not _destination_accepts(cloud, "topic", str(target.get("topicArn")), bucket_arn)]
+    failed += [target.get("queueArn") for target in inputs.get("queues") or []
+               if not _destination_accepts(cloud, "queue", str(target.get("queueArn")), bucket_arn)]
+    if failed:
+        return AwsError("InvalidArgument", "Unable to validate the following destination configurations: "
+                        + ", ".join(map(str, failed)), "topics" if inputs.get("topics") else "queues")
     return None
 
 
@@ -151,3 +253,14 @@ def default_certificate_serves_tls_v1(properties: dict[str, Any]) -> dict[str, A
     if isinstance(certificate, dict) and certificate.get("cloudfrontDefaultCertificate") is True:
         return {**properties, "viewerCertificate": {**certificate, "minimumProtocolVersion": "TLSv1"}}
     return properties
+
+
+def catalogue_markdown() -> str:
+    """The catalogue as the README publishes it (a test keeps the two equal)."""
+    rows = ["| rule | resource type | checked | what AWS does |", "| --- | --- | --- | --- |"]
+    for when, registry in (("inputs", RULES), ("at the call", CALL_RULES), ("effect, on read", EFFECTS)):
+        for type_token, functions in registry.items():
+            for function in functions:
+                doc = " ".join((function.__doc__ or "").split()).replace("``", "`").replace("|", "\\|")
+                rows.append(f"| `{function.__name__}` | `{type_token}` | {when} | {doc} |")
+    return "\n".join(rows) + "\n"

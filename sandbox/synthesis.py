@@ -401,6 +401,9 @@ TYPES: dict[str, TypeSpec] = {
         computed=_etag, replace_on=frozenset({"encodedKey", "name"})),
     "aws:cloudfront/keyGroup:KeyGroup": TypeSpec(name_property="name", name_max=128, id_of=_uuid_id, computed=_etag),
     # messaging
+    "aws:kms/key:Key": TypeSpec(
+        id_of=_uuid_id, computed=lambda ctx, rid: {"arn": ctx.arn("kms", f"key/{rid}"), "keyId": rid},
+        replace_on=frozenset({"customerMasterKeySpec", "keyUsage", "customKeyStoreId", "multiRegion"})),
     "aws:sqs/queue:Queue": TypeSpec(
         name_property="name", name_max=80,
         id_of=lambda ctx: f"https://sqs.{ctx.region}.amazonaws.com/{ctx.account}/{ctx.get('name')}",

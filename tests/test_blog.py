@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 import pytest
@@ -191,6 +192,21 @@ def test_fanout_queue_admits_only_the_topic_of_that_bucket(fanout: Recorded) -> 
     assert send["Condition"]["ArnEquals"] == {"aws:SourceArn": topic.outputs["arn"]}
     protocols = sorted(s.inputs["protocol"] for s in fanout.of_type("aws:sns/topicSubscription:TopicSubscription"))
     assert protocols == ["lambda", "sqs"]
+
+
+def test_fanout_topic_and_queue_use_the_stacks_own_key_that_admits_s3_and_the_topic(fanout: Recorded) -> None:
+    """AWS managed keys cannot admit S3: S3 would refuse to validate the topic as a destination."""
+    key = fanout.one("aws:kms/key:Key")
+    uploads = fanout.named("blog-uploads", "aws:s3/bucket:Bucket")
+    assert key.inputs["enableKeyRotation"] is True
+    assert fanout.one("aws:sns/topic:Topic").inputs["kmsMasterKeyId"] == key.outputs["arn"]
+    assert fanout.named("blog-upload-events-queue", "aws:sqs/queue:Queue").inputs["kmsMasterKeyId"] == key.outputs["arn"]
+    uses = {s["Sid"]: s for s in statements(key) if s["Principal"].get("Service")}
+    assert uses["OnlyThisBucketsEvents"]["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert uses["OnlyThisBucketsEvents"]["Condition"]["ArnLike"] == {"aws:SourceArn": uploads.outputs["arn"]}
+    assert uses["OnlyTheFanoutTopic"]["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert fnmatch.fnmatchcase(fanout.one("aws:sns/topic:Topic").outputs["arn"],
+                               uses["OnlyTheFanoutTopic"]["Condition"]["ArnLike"]["aws:SourceArn"])
 
 
 def test_outputs_include_topic_and_queue_only_when_enabled(blog: Recorded, fanout: Recorded) -> None:

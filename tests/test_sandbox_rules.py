@@ -55,9 +55,56 @@ EFFECTS = [
 EFFECT_IDS = [case[0].__name__ for case in EFFECTS]
 
 
+def _topic_policy(admitted_bucket: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sns:Publish",
+        "Resource": "${topic.arn}", "Condition": {"ArnEquals": {"aws:SourceArn": admitted_bucket}}}]})
+
+
+def _fanout(key: str | None, admitted_bucket: str = "arn:aws:s3:::${bucket.bucket}") -> list[dict[str, Any]]:
+    """A bucket whose events go to a topic: the resources, in the order they are created."""
+    topic = {"kmsMasterKeyId": key} if key else {}
+    return [
+        {"name": "bucket", "type": "aws:s3/bucket:Bucket", "inputs": {}},
+        {"name": "topic", "type": "aws:sns/topic:Topic", "inputs": topic},
+        {"name": "policy", "type": "aws:sns/topicPolicy:TopicPolicy",
+         "inputs": {"arn": "${topic.arn}", "policy": _topic_policy(admitted_bucket)}},
+        {"name": "notification", "type": "aws:s3/bucketNotification:BucketNotification", "depends_on": ["policy"],
+         "inputs": {"bucket": "${bucket.bucket}", "topics": [{"topicArn": "${topic.arn}",
+                                                             "events": ["s3:ObjectCreated:*"]}]}},
+    ]
+
+
+# (rule, resources AWS refuses, resources it accepts, AWS error code); checked when the call is made
+CALL_CASES = [
+    (rules.s3_validates_notification_destinations, _fanout("alias/aws/sns"), _fanout(None), "InvalidArgument"),
+    (rules.s3_validates_notification_destinations, _fanout(None, "arn:aws:s3:::another-bucket"), _fanout(None),
+     "InvalidArgument"),
+]
+CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket"]
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize(("check", "refused", "accepted", "code"), CALL_CASES, ids=CALL_IDS)
+def test_engine_refuses_at_the_call_what_aws_refuses(tmp_path: Path, pulumi_toolchain: str, check: Any,
+                                                     refused: list[dict[str, Any]], accepted: list[dict[str, Any]],
+                                                     code: str) -> None:
+    workspace = Workspace(tmp_path, pulumi_toolchain, main=RAW_RESOURCE)
+    workspace.pulumi("stack", "init", "call")
+    _configure(workspace, refused)
+    failed = workspace.pulumi("up", "--yes", check=False)
+    assert failed.returncode != 0 and code in failed.stdout + failed.stderr, failed.stdout[-3000:]
+    assert refused[-1]["type"] not in {r.type for r in workspace.cloud_records()}
+    workspace.pulumi("destroy", "--yes")
+    _configure(workspace, accepted)
+    workspace.pulumi("up", "--yes")
+    assert accepted[-1]["type"] in {r.type for r in workspace.cloud_records()}
+
+
 def test_every_rule_and_effect_of_the_catalogue_is_tested_here() -> None:
     catalogued = {check.__name__ for checks in rules.RULES.values() for check in checks}
     assert catalogued == set(IDS)
+    assert {c.__name__ for cs in rules.CALL_RULES.values() for c in cs} == {case[0].__name__ for case in CALL_CASES}
     assert {change.__name__ for changes in rules.EFFECTS.values() for change in changes} == set(EFFECT_IDS)
 
 
@@ -68,14 +115,13 @@ def test_what_aws_really_keeps_is_drift_on_refresh(tmp_path: Path, pulumi_toolch
                                                    kept: dict[str, Any]) -> None:
     workspace = Workspace(tmp_path, pulumi_toolchain, main=RAW_RESOURCE)
     workspace.pulumi("stack", "init", "effect")
-    workspace.pulumi("config", "set", "serverless-cases:type", type_token)
-    workspace.pulumi("config", "set", "serverless-cases:inputs", json.dumps(changed))
+    _configure(workspace, [{"name": "subject", "type": type_token, "inputs": changed}])
     workspace.pulumi("up", "--yes")
     drift = workspace.pulumi("refresh", "--yes", "--expect-no-changes", check=False)
     assert drift.returncode != 0, "refresh saw no drift"
     [record] = workspace.cloud_records()
     assert record.outputs["viewerCertificate"] == read_back
-    workspace.pulumi("config", "set", "serverless-cases:inputs", json.dumps(kept))
+    _configure(workspace, [{"name": "subject", "type": type_token, "inputs": kept}])
     workspace.pulumi("up", "--yes")
     workspace.pulumi("refresh", "--yes", "--expect-no-changes")
 
@@ -112,15 +158,19 @@ def test_engine_refuses_before_creating_anything(tmp_path: Path, pulumi_toolchai
                                                  code: str) -> None:
     workspace = Workspace(tmp_path, pulumi_toolchain, main=RAW_RESOURCE)
     workspace.pulumi("stack", "init", "rule")
-    workspace.pulumi("config", "set", "serverless-cases:type", type_token)
-    workspace.pulumi("config", "set", "serverless-cases:inputs", json.dumps(refused))
+    _configure(workspace, [{"name": "subject", "type": type_token, "inputs": refused}])
     refused_up = workspace.pulumi("up", "--yes", check=False)
     assert refused_up.returncode != 0
     assert code in refused_up.stdout + refused_up.stderr, refused_up.stdout[-3000:]
     assert workspace.cloud_records() == []
-    workspace.pulumi("config", "set", "serverless-cases:inputs", json.dumps(accepted))
+    _configure(workspace, [{"name": "subject", "type": type_token, "inputs": accepted}])
     workspace.pulumi("up", "--yes")
     assert [r.type for r in workspace.cloud_records()] == [type_token]
+
+
+def _configure(workspace: Workspace, resources: list[dict[str, Any]]) -> None:
+    """What the test program (tests/programs/raw_resource) registers."""
+    workspace.pulumi("config", "set", "serverless-cases:resources", json.dumps(resources))
 
 
 def test_a_type_the_sandbox_does_not_model_is_refused_loudly() -> None:
@@ -136,7 +186,5 @@ def test_the_readme_publishes_every_modelled_type_rule_and_effect() -> None:
     from sandbox import synthesis
 
     readme = (REPO / "README.md").read_text()
-    unlisted = [t for t in synthesis.TYPES if f"`{t}`" not in readme]
-    unlisted += [f.__name__ for fs in [*rules.RULES.values(), *rules.EFFECTS.values()] for f in fs
-                 if f"`{f.__name__}`" not in readme]
-    assert unlisted == [], "the README's sandbox section does not list these"
+    assert rules.catalogue_markdown() in readme, "the README's catalogue differs from sandbox/rules.py"
+    assert [t for t in synthesis.TYPES if f"`{t}`" not in readme] == [], "modelled types missing from the README"
