@@ -243,6 +243,9 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         record = self.cloud.get(type_token, request.id)
         if record is None:  # gone from "the cloud": the engine drops it from state
             return provider_pb2.ReadResponse()
+        refused = rules.read_violations(type_token, record.outputs, self.cloud)
+        if refused:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "; ".join(map(str, refused)))
         return provider_pb2.ReadResponse(id=record.id, properties=_to_struct(record.outputs),
                                          inputs=_to_struct(record.inputs))
 

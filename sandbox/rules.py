@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker for a value not known yet
+ACCOUNT_ID = "123456789012"
+CALLER_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/sandbox"
+"""Who deploys in the sandbox (``sts:GetCallerIdentity``): the identity rules evaluate policies for."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ CallRule = Callable[[Inputs, Cloud], AwsError | None]
 
 RULES: dict[str, list[Rule]] = {}
 CALL_RULES: dict[str, list[CallRule]] = {}
+READ_RULES: dict[str, list[CallRule]] = {}
 EFFECTS: dict[str, list[Effect]] = {}
 
 
@@ -74,6 +78,21 @@ def rule_at_call(type_token: str) -> Callable[[CallRule], CallRule]:
         return check
 
     return register
+
+
+def rule_at_read(type_token: str) -> Callable[[CallRule], CallRule]:
+    """Register a rule AWS checks when the provider reads the resource (``pulumi refresh``, and
+    the read the provider makes after each create and update), given what exists then."""
+
+    def register(check: CallRule) -> CallRule:
+        READ_RULES.setdefault(type_token, []).append(check)
+        return check
+
+    return register
+
+
+def read_violations(type_token: str, state: Inputs, cloud: Cloud) -> list[AwsError]:
+    return [error for check in READ_RULES.get(type_token, []) if (error := check(state, cloud)) is not None]
 
 
 def call_violations(type_token: str, inputs: Inputs, cloud: Cloud) -> list[AwsError]:
@@ -192,6 +211,57 @@ def s3_validates_notification_destinations(inputs: Inputs, cloud: Cloud) -> AwsE
     return None
 
 
+# -- Secrets Manager ---------------------------------------------------------------------------
+def _denied_by_resource_policy(policy: Any, action: str, principal_arn: str) -> bool:
+    """Whether an explicit Deny of a resource policy applies to ``principal_arn`` for ``action``
+    (conditions on ``aws:PrincipalArn`` evaluated; a Deny with another condition is not judged)."""
+    for statement in _statements(policy):
+        if statement.get("Effect") != "Deny":
+            continue
+        if not any(fnmatch.fnmatchcase(action, granted) for granted in _as_list(statement.get("Action", []))):
+            continue
+        principal = statement.get("Principal")
+        if principal != "*" and principal_arn not in _as_list((principal or {}).get("AWS", [])):
+            continue
+        applies = True
+        for test, values in (statement.get("Condition") or {}).items():
+            for key, value in values.items():
+                if key.lower() != "aws:principalarn":
+                    applies = False  # not modelled: never assume a deny the sandbox cannot evaluate
+                elif test in ("StringNotEquals", "ArnNotEquals"):
+                    applies &= principal_arn not in _as_list(value)
+                elif test in ("StringNotLike", "ArnNotLike"):
+                    applies &= not any(fnmatch.fnmatchcase(principal_arn, v) for v in _as_list(value))
+                elif test in ("StringEquals", "ArnEquals"):
+                    applies &= principal_arn in _as_list(value)
+                elif test in ("StringLike", "ArnLike"):
+                    applies &= any(fnmatch.fnmatchcase(principal_arn, v) for v in _as_list(value))
+                else:
+                    applies = False
+        if applies:
+            return True
+    return False
+
+
+@rule_at_read("aws:secretsmanager/secretVersion:SecretVersion")
+@rule_at_call("aws:secretsmanager/secretVersion:SecretVersion")
+def reading_a_secret_value_obeys_the_secret_policy(state: Inputs, cloud: Cloud) -> AwsError | None:
+    """GetSecretValue, which the provider calls to read a secret version (on refresh, and right
+    after it creates or updates one), is evaluated against the secret's resource policy: an
+    explicit Deny that applies to the deploying identity fails it with ``AccessDeniedException``.
+    A policy that lets only a function read the secret therefore breaks every refresh (and the
+    service's crash recovery) unless it also admits whoever deploys the stack."""
+    secret = state.get("secretId")
+    if not _known(secret):
+        return None
+    policies = cloud.find("aws:secretsmanager/secretPolicy:SecretPolicy", secretArn=secret)
+    if any(_denied_by_resource_policy(p.get("policy"), "secretsmanager:GetSecretValue", CALLER_ARN) for p in policies):
+        return AwsError("AccessDeniedException",
+                        f"User: {CALLER_ARN} is not authorized to perform: secretsmanager:GetSecretValue on resource: "
+                        f"{secret} with an explicit deny in a resource-based policy", "secretId")
+    return None
+
+
 # -- DAX -------------------------------------------------------------------------------------------
 @rule("aws:dax/cluster:Cluster")
 def dax_cluster_names_are_short(inputs: Inputs) -> AwsError | None:
@@ -258,7 +328,8 @@ def default_certificate_serves_tls_v1(properties: dict[str, Any]) -> dict[str, A
 def catalogue_markdown() -> str:
     """The catalogue as the README publishes it (a test keeps the two equal)."""
     rows = ["| rule | resource type | checked | what AWS does |", "| --- | --- | --- | --- |"]
-    for when, registry in (("inputs", RULES), ("at the call", CALL_RULES), ("effect, on read", EFFECTS)):
+    for when, registry in (("inputs", RULES), ("at the call", CALL_RULES), ("on read", READ_RULES),
+                           ("effect, on read", EFFECTS)):
         for type_token, functions in registry.items():
             for function in functions:
                 doc = " ".join((function.__doc__ or "").split()).replace("``", "`").replace("|", "\\|")

@@ -22,7 +22,7 @@ from typing import Any
 
 from sandbox import rules
 
-ACCOUNT_ID = "123456789012"
+ACCOUNT_ID = rules.ACCOUNT_ID
 DEFAULT_REGION = "us-east-1"
 PARTITION = "aws"
 UNKNOWN = rules.UNKNOWN  # the engine's marker for unknown values
@@ -618,7 +618,7 @@ def replacement_properties(type_token: str) -> frozenset[str]:
 def invoke(token: str, args: Mapping[str, Any], *, region: str = DEFAULT_REGION) -> Props:
     """The result of a data-source call, or KeyError for one the sandbox does not model."""
     if token == "aws:index/getCallerIdentity:getCallerIdentity":
-        return {"accountId": ACCOUNT_ID, "arn": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:user/sandbox",
+        return {"accountId": ACCOUNT_ID, "arn": rules.CALLER_ARN,
                 "userId": "AIDASANDBOXUSER00000", "id": ACCOUNT_ID}
     if token == "aws:index/getRegion:getRegion":
         name = args.get("region") or args.get("name") or region

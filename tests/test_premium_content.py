@@ -35,7 +35,7 @@ def test_content_is_reached_only_through_cloudfront(premium: Recorded) -> None:
     assert allow["Condition"] == {"StringEquals": {"AWS:SourceArn": distribution.outputs["arn"]}}
 
 
-def test_signing_key_is_in_secrets_manager_readable_only_by_the_signer(premium: Recorded) -> None:
+def test_signing_key_is_in_secrets_manager_readable_only_by_the_signer_and_the_deployer(premium: Recorded) -> None:
     secret = premium.one("aws:secretsmanager/secret:Secret")
     version = premium.one("aws:secretsmanager/secretVersion:SecretVersion")
     assert is_secret(version.inputs["secretString"])  # encrypted in state
@@ -45,7 +45,8 @@ def test_signing_key_is_in_secrets_manager_readable_only_by_the_signer(premium: 
     (deny,) = statements(premium.one("aws:secretsmanager/secretPolicy:SecretPolicy"))
     signer_role = premium.named("premium-content-signer-role", "aws:iam/role:Role").outputs["arn"]
     assert deny["Effect"] == "Deny" and deny["Action"] == "secretsmanager:GetSecretValue"
-    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": signer_role}}
+    deployer = "arn:aws:iam::123456789012:user/sandbox"  # sts:GetCallerIdentity in the sandbox
+    assert deny["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": [signer_role, deployer]}}
     readers = [p.name for p in premium.of_type("aws:iam/rolePolicy:RolePolicy")
                if any("secretsmanager:GetSecretValue" in s["Action"] for s in statements(p))]
     assert readers == ["premium-content-signer-policy"]
@@ -75,3 +76,12 @@ def test_signer_uses_the_configured_expiry_and_registration_writes_only_members(
 def test_key_rotation_is_configuration() -> None:
     rotated = build("premium-content", {"key_rotation": 1})
     assert rotated.one("pulumi-python:dynamic:Resource").inputs["rotation"] == 1
+
+
+def test_a_deploying_role_session_is_admitted_as_its_role() -> None:
+    from components.cases.premium_content import principal_arns
+
+    session = "arn:aws:sts::123456789012:assumed-role/deployer/ci-1234"
+    assert principal_arns(session) == ["arn:aws:iam::123456789012:role/deployer",
+                                       "arn:aws:iam::123456789012:role/*/deployer"]
+    assert principal_arns("arn:aws:iam::123456789012:user/ana") == ["arn:aws:iam::123456789012:user/ana"]

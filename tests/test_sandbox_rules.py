@@ -84,6 +84,41 @@ CALL_CASES = [
 CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket"]
 
 
+def _guarded_secret(readers: list[str]) -> list[dict[str, Any]]:
+    """A secret, its value, and a resource policy denying GetSecretValue to all but ``readers``."""
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": "*", "Action": "secretsmanager:GetSecretValue", "Resource": "*",
+        "Condition": {"ArnNotLike": {"aws:PrincipalArn": readers}}}]})
+    return [
+        {"name": "secret", "type": "aws:secretsmanager/secret:Secret", "inputs": {}},
+        {"name": "value", "type": "aws:secretsmanager/secretVersion:SecretVersion",
+         "inputs": {"secretId": "${secret.arn}", "secretString": "s3cr3t"}},
+        {"name": "policy", "type": "aws:secretsmanager/secretPolicy:SecretPolicy", "depends_on": ["value"],
+         "inputs": {"secretArn": "${secret.arn}", "policy": policy}},
+    ]
+
+
+READ_CASES = [(rules.reading_a_secret_value_obeys_the_secret_policy,
+               _guarded_secret(["arn:aws:iam::123456789012:role/signer"]),
+               _guarded_secret(["arn:aws:iam::123456789012:role/signer", rules.CALLER_ARN]), "AccessDeniedException")]
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize(("check", "refused", "accepted", "code"), READ_CASES, ids=["secret-policy-denies-the-deployer"])
+def test_engine_refresh_fails_where_aws_denies_the_read(tmp_path: Path, pulumi_toolchain: str, check: Any,
+                                                         refused: list[dict[str, Any]], accepted: list[dict[str, Any]],
+                                                         code: str) -> None:
+    workspace = Workspace(tmp_path, pulumi_toolchain, main=RAW_RESOURCE)
+    workspace.pulumi("stack", "init", "read")
+    _configure(workspace, refused)
+    workspace.pulumi("up", "--yes")  # the policy comes after the value: the read after creating it passes
+    denied = workspace.pulumi("refresh", "--yes", check=False)
+    assert denied.returncode != 0 and code in denied.stdout + denied.stderr, denied.stdout[-3000:]
+    _configure(workspace, accepted)
+    workspace.pulumi("up", "--yes")
+    workspace.pulumi("refresh", "--yes", "--expect-no-changes")
+
+
 @pytest.mark.engine
 @pytest.mark.parametrize(("check", "refused", "accepted", "code"), CALL_CASES, ids=CALL_IDS)
 def test_engine_refuses_at_the_call_what_aws_refuses(tmp_path: Path, pulumi_toolchain: str, check: Any,
@@ -104,7 +139,9 @@ def test_engine_refuses_at_the_call_what_aws_refuses(tmp_path: Path, pulumi_tool
 def test_every_rule_and_effect_of_the_catalogue_is_tested_here() -> None:
     catalogued = {check.__name__ for checks in rules.RULES.values() for check in checks}
     assert catalogued == set(IDS)
-    assert {c.__name__ for cs in rules.CALL_RULES.values() for c in cs} == {case[0].__name__ for case in CALL_CASES}
+    assert {c.__name__ for cs in rules.CALL_RULES.values() for c in cs} == \
+        {case[0].__name__ for case in [*CALL_CASES, *READ_CASES]}
+    assert {c.__name__ for cs in rules.READ_RULES.values() for c in cs} == {case[0].__name__ for case in READ_CASES}
     assert {change.__name__ for changes in rules.EFFECTS.values() for change in changes} == set(EFFECT_IDS)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any, cast
 
 import pulumi
@@ -113,19 +114,11 @@ class PremiumContent(pulumi.ComponentResource):
                     defaults.allow(["secretsmanager:GetSecretValue"], [arns[1]], sid="ReadSigningKey"),
                 ])),
             opts=child)
+        deployer = aws.get_caller_identity_output().arn
         aws.secretsmanager.SecretPolicy(
             f"{name}-signing-key", secret_arn=self.signing_secret.arn,
-            policy=self.signer.role.arn.apply(lambda role: json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{
-                    "Sid": "OnlyTheSignerReadsTheKey",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "secretsmanager:GetSecretValue",
-                    "Resource": "*",
-                    "Condition": {"StringNotEquals": {"aws:PrincipalArn": role}},
-                }],
-            }, sort_keys=True)),
+            policy=pulumi.Output.all(self.signer.role.arn, deployer).apply(
+                lambda p: signing_key_policy(signer_role_arn=p[0], deployer_arn=p[1])),
             opts=child)
 
         self.api = RestApi(
@@ -145,3 +138,29 @@ class PremiumContent(pulumi.ComponentResource):
             "user_pool_id": self.users.user_pool.id,
             "client_id": self.users.client.id,
         }
+
+
+def principal_arns(caller_arn: str) -> list[str]:
+    """What ``aws:PrincipalArn`` is for the identity ``sts:GetCallerIdentity`` names: a user's own
+    ARN; for an assumed-role session, its role's ARN (with or without a path)."""
+    matched = re.fullmatch(r"arn:(aws[\w-]*):sts::(\d{12}):assumed-role/([^/]+)/.+", caller_arn)
+    if not matched:
+        return [caller_arn]
+    partition, account, role = matched.groups()
+    return [f"arn:{partition}:iam::{account}:role/{role}", f"arn:{partition}:iam::{account}:role/*/{role}"]
+
+
+def signing_key_policy(*, signer_role_arn: str, deployer_arn: str) -> str:
+    """Nobody reads the signing key but the signer function and whoever deploys the stack (the
+    provider reads the secret's value on refresh and after each change of it)."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "OnlyTheSignerAndTheDeployerReadTheKey",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": "*",
+            "Condition": {"ArnNotLike": {"aws:PrincipalArn": [signer_role_arn, *principal_arns(deployer_arn)]}},
+        }],
+    }, sort_keys=True)
