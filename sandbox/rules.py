@@ -211,6 +211,30 @@ def s3_validates_notification_destinations(inputs: Inputs, cloud: Cloud) -> AwsE
     return None
 
 
+# -- ACM and Route 53 --------------------------------------------------------------------------
+DELEGATED_TAG = "serverless-cases:delegated"
+"""A zone tagged so is one its owner has delegated; the sandbox cannot see the parent zone."""
+
+
+@rule_at_call("aws:acm/certificateValidation:CertificateValidation")
+def dns_validation_needs_a_delegated_zone(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """ACM validates a certificate by resolving its CNAME records through public DNS. Records put
+    in a hosted zone that the domain is not delegated to (one just created by the same stack) are
+    never seen: the provider waits 75 minutes and fails with a timeout in ``PENDING_VALIDATION``.
+    The sandbox fails at once with that error unless the zone is marked delegated."""
+    for fqdn in inputs.get("validationRecordFqdns") or []:
+        for record in cloud.find("aws:route53/record:Record", fqdn=str(fqdn).rstrip(".")):
+            for zone in cloud.find("aws:route53/zone:Zone", zoneId=record.get("zoneId")):
+                if (zone.get("tags") or {}).get(DELEGATED_TAG) != "true":
+                    return AwsError(
+                        "PENDING_VALIDATION",
+                        f"waiting for ACM Certificate ({inputs.get('certificateArn')}) to be issued: timeout while "
+                        "waiting for state to become 'ISSUED' (last state: 'PENDING_VALIDATION', timeout: 1h15m0s): "
+                        f"its validation record is in hosted zone {zone.get('zoneId')}, which {zone.get('name')} is "
+                        "not delegated to", "validationRecordFqdns")
+    return None
+
+
 # -- Secrets Manager ---------------------------------------------------------------------------
 def _denied_by_resource_policy(policy: Any, action: str, principal_arn: str) -> bool:
     """Whether an explicit Deny of a resource policy applies to ``principal_arn`` for ``action``

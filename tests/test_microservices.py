@@ -10,7 +10,24 @@ from tests.mocks import Recorded, build
 
 @pytest.fixture(scope="module")
 def micro() -> Recorded:
-    return build("microservices")
+    """The created zone, delegated: TLS services get custom domains with validated certificates."""
+    return build("microservices", {"zone_delegated": True})
+
+
+def test_until_the_created_zone_is_delegated_tls_services_use_their_aws_names() -> None:
+    """ACM cannot validate through a zone nobody delegates to: no certificate is asked for (up would
+    wait 75 minutes and fail)."""
+    fresh = build("microservices")
+    assert fresh.of_type("aws:acm/certificate:Certificate") == []
+    assert fresh.of_type("aws:apigateway/domainName:DomainName") == []
+    assert "aliases" not in fresh.one("aws:cloudfront/distribution:Distribution").inputs
+    assert not fresh.one("aws:route53/zone:Zone").inputs.get("tags")
+    assert records(fresh, "orders.example.net") == [] and records(fresh, "www.example.net") == []
+    assert records(fresh, "legacy.example.net")  # plain DNS services need no certificate
+
+
+def test_a_delegated_zone_is_marked_so(micro: Recorded) -> None:
+    assert micro.one("aws:route53/zone:Zone").inputs["tags"] == {"serverless-cases:delegated": "true"}
 
 
 def records(rec: Recorded, name: str) -> list[dict]:

@@ -81,7 +81,25 @@ CALL_CASES = [
     (rules.s3_validates_notification_destinations, _fanout(None, "arn:aws:s3:::another-bucket"), _fanout(None),
      "InvalidArgument"),
 ]
-CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket"]
+def _validated_certificate(delegated: bool) -> list[dict[str, Any]]:
+    zone: dict[str, Any] = {"name": "example.net"}
+    if delegated:
+        zone["tags"] = {rules.DELEGATED_TAG: "true"}
+    return [
+        {"name": "zone", "type": "aws:route53/zone:Zone", "inputs": zone},
+        {"name": "cert", "type": "aws:acm/certificate:Certificate",
+         "inputs": {"domainName": "orders.example.net", "validationMethod": "DNS"}},
+        {"name": "record", "type": "aws:route53/record:Record",
+         "inputs": {"zoneId": "${zone.zoneId}", "name": "_0a1b2c.orders.example.net.", "type": "CNAME",
+                    "records": ["_x.acm-validations.aws."], "ttl": 60}},
+        {"name": "validation", "type": "aws:acm/certificateValidation:CertificateValidation",
+         "inputs": {"certificateArn": "${cert.arn}", "validationRecordFqdns": ["${record.fqdn}"]}},
+    ]
+
+
+CALL_CASES.append((rules.dns_validation_needs_a_delegated_zone, _validated_certificate(False),
+                   _validated_certificate(True), "PENDING_VALIDATION"))
+CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "zone-not-delegated"]
 
 
 def _guarded_secret(readers: list[str]) -> list[dict[str, Any]]:

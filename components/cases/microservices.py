@@ -28,6 +28,9 @@ from components.rest_api import RestApi, RestApiArgs, Route
 from components.table import Table, TableArgs
 
 TOKEN = "serverless-cases:cases:Microservices"
+# Marks a zone its owner has delegated (a statement for people and for the sandbox, which then
+# lets ACM validate certificates through it: see sandbox/rules.py).
+DELEGATED_TAG = "serverless-cases:delegated"
 SERVICE_TOKEN = "serverless-cases:cases:Microservice"
 DESCRIPTION = (
     "Microservices: services composed from serverless parts (api: API Gateway + Lambda + DynamoDB; static: private "
@@ -63,6 +66,11 @@ class MicroservicesArgs:
     zone_id: str | None = None
     domain: str | None = None
     """Where services live (default: zone_name); must be the zone's domain or below it."""
+    zone_delegated: bool = False
+    """The created zone is delegated (the domain's registrar or parent zone lists its
+    name_servers). Until it is, ACM cannot validate certificates through it, so api and static
+    services answer on their AWS names only; deploy, delegate, then set this to get
+    ``<service>.<domain>`` with validated certificates. An existing zone (zone_id) counts as delegated."""
     user_pool_tier: str = defaults.USER_POOL_TIER
     """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
 
@@ -131,10 +139,14 @@ class Microservice(pulumi.ComponentResource):
     url: pulumi.Output[str]
 
     def __init__(self, name: str, spec: ServiceSpec, fqdn: str, zone_id: pulumi.Input[str],
-                 users: UserDirectory, edge: aws.Provider, opts: pulumi.ResourceOptions | None = None) -> None:
+                 users: UserDirectory, edge: aws.Provider, *, custom_domain: bool = True,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(SERVICE_TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.url = pulumi.Output.from_input(f"https://{fqdn}")
+        if not custom_domain and spec.kind in ("api", "static"):
+            pulumi.log.warn(f"{name}: served on its AWS name until the zone is delegated: delegate {fqdn}'s domain to "
+                            "the name_servers output, then set zone_delegated=true for its custom domain", self)
         if spec.kind == "api":
             table = Table(f"{name}-items", TableArgs(hash_key="userId", range_key="todoId"), opts=child)
             function = Function(f"{name}-fn", FunctionArgs(
@@ -145,6 +157,10 @@ class Microservice(pulumi.ComponentResource):
                                                            ("GET", "/items/{todoId}"), ("PUT", "/items/{todoId}"),
                                                            ("DELETE", "/items/{todoId}"))],
                 user_pool_arns=[users.user_pool.arn]), opts=child)
+            if not custom_domain:
+                self.url = api.url
+                self.register_outputs({"url": self.url})
+                return
             certificate = validated_certificate(name, fqdn, zone_id, self)
             domain = aws.apigateway.DomainName(
                 f"{name}-domain", domain_name=fqdn, regional_certificate_arn=certificate.certificate_arn,
@@ -152,6 +168,8 @@ class Microservice(pulumi.ComponentResource):
             aws.apigateway.BasePathMapping(f"{name}-mapping", rest_api=api.api.id, stage_name=api.stage.stage_name,
                                            domain_name=domain.domain_name, opts=child)
             self._alias(name, fqdn, zone_id, domain.regional_domain_name, domain.regional_zone_id)
+        elif spec.kind == "static" and not custom_domain:
+            self.url = PrivateBucketCdn(f"{name}-site", opts=child).url
         elif spec.kind == "static":
             certificate = validated_certificate(name, fqdn, zone_id, self, provider=edge)
             cdn = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(
@@ -198,7 +216,8 @@ class Microservices(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         domain = args.domain or args.zone_name
         if args.zone_id is None:
-            zone = aws.route53.Zone(f"{name}-zone", name=args.zone_name, force_destroy=False, opts=child)
+            zone = aws.route53.Zone(f"{name}-zone", name=args.zone_name, force_destroy=False,
+                                    tags={DELEGATED_TAG: "true"} if args.zone_delegated else None, opts=child)
             self.zone_id: pulumi.Output[str] = zone.zone_id
             self.name_servers: pulumi.Output[Sequence[str]] = zone.name_servers
         else:
@@ -208,7 +227,7 @@ class Microservices(pulumi.ComponentResource):
         edge = aws.Provider(f"{name}-us-east-1", region="us-east-1", opts=child)
         self.services = {
             spec.name: Microservice(f"{name}-{spec.name}", spec, f"{spec.name}.{domain}", self.zone_id, self.users,
-                                    edge, opts=child)
+                                    edge, custom_domain=args.zone_id is not None or args.zone_delegated, opts=child)
             for spec in args.services
         }
         self.register_outputs(self.outputs())
