@@ -384,6 +384,9 @@ TYPES: dict[str, TypeSpec] = {
     "aws:dax/subnetGroup:SubnetGroup": TypeSpec(name_property="name", name_max=255, name_lower=True, replace_on=frozenset({"name"})),
     "aws:dax/parameterGroup:ParameterGroup": TypeSpec(name_property="name", name_max=255, name_lower=True, replace_on=frozenset({"name"})),
     # edge
+    "aws:cloudfront/vpcOrigin:VpcOrigin": TypeSpec(
+        id_of=lambda ctx: "vo_" + _alnum(ctx.seed, 22, string.ascii_letters + string.digits),
+        computed=lambda ctx, rid: {"arn": f"arn:{PARTITION}:cloudfront::{ctx.account}:vpcorigin/{rid}", "etag": "E1"}),
     "aws:cloudfront/distribution:Distribution": TypeSpec(id_of=_cloudfront_id, computed=_distribution),
     "aws:cloudfront/originAccessControl:OriginAccessControl": TypeSpec(
         name_property="name", name_max=64, id_of=_cloudfront_id, computed=_etag),

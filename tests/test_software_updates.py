@@ -37,10 +37,15 @@ def test_update_paths_are_cached_long_and_compressed(demo: Recorded) -> None:
     assert behaviour["cachePolicyId"] == policy.id
 
 
-def test_everything_else_passes_through_uncached(demo: Recorded) -> None:
+def test_everything_else_passes_through_uncached_and_read_only(demo: Recorded) -> None:
     default = _distribution(demo)["defaultCacheBehavior"]
     assert default["cachePolicyId"] == CACHING_DISABLED
-    assert "POST" in default["allowedMethods"]
+    assert default["allowedMethods"] == ["GET", "HEAD", "OPTIONS"]
+
+
+def test_write_methods_reach_the_origin_only_when_asked_for() -> None:
+    writes = build("software-updates", {"forward_all_methods": True})
+    assert "POST" in _distribution(writes)["defaultCacheBehavior"]["allowedMethods"]
 
 
 def test_viewers_are_redirected_to_https(demo: Recorded) -> None:
@@ -61,10 +66,18 @@ def test_origin_admits_only_requests_carrying_cloudfronts_secret(demo: Recorded)
     assert rule.inputs["actions"][0]["type"] == "forward"
 
 
-def test_demo_load_balancer_is_reachable_only_from_cloudfront(demo: Recorded) -> None:
+def test_demo_origin_is_internal_and_reached_through_a_cloudfront_vpc_origin(demo: Recorded) -> None:
+    """Update files and the secret origin header never cross the internet to the origin."""
+    balancer = demo.one("aws:lb/loadBalancer:LoadBalancer")
+    assert balancer.inputs["internal"] is True
+    vpc_origin = demo.one("aws:cloudfront/vpcOrigin:VpcOrigin")
+    assert vpc_origin.inputs["vpcOriginEndpointConfig"]["arn"] == balancer.outputs["arn"]
+    (origin,) = _distribution(demo)["origins"]
+    assert origin["vpcOriginConfig"] == {"vpcOriginId": vpc_origin.id} and "customOriginConfig" not in origin
+    assert not demo.of_type("aws:ec2/route:Route")  # no subnet routes to the internet
+    assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in demo.of_type("aws:ec2/subnet:Subnet"))
     rules = {r.name: r.inputs for r in demo.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")}
-    assert rules["software-updates-demo-alb-from-cloudfront"]["prefixListId"].startswith("pl-")
-    assert "cidrIpv4" not in rules["software-updates-demo-alb-from-cloudfront"]
+    assert rules["software-updates-demo-alb-from-cloudfront"]["cidrIpv4"] == "10.30.0.0/16"
     servers = rules["software-updates-demo-servers-from-alb"]
     assert servers["referencedSecurityGroupId"] == demo.named("software-updates-demo-alb",
                                                                 "aws:ec2/securityGroup:SecurityGroup").id
@@ -82,6 +95,8 @@ def test_existing_load_balancer_is_fronted_without_new_servers(existing: Recorde
     assert not existing.of_type("aws:autoscaling/group:Group") and not existing.of_type("aws:lb/loadBalancer:LoadBalancer")
     (origin,) = _distribution(existing)["origins"]
     assert origin["domainName"] == EXISTING["load_balancer_dns_name"]
+    assert origin["customOriginConfig"]["originProtocolPolicy"] == "https-only"
+    assert origin["customOriginConfig"]["originSslProtocols"] == ["TLSv1.2"]
     rules = {r.inputs["priority"]: r.inputs for r in existing.of_type("aws:lb/listenerRule:ListenerRule")}
     assert rules[10]["actions"][0]["targetGroupArn"] == EXISTING["target_group_arn"]
     assert rules[50_000]["actions"][0]["fixedResponse"]["statusCode"] == "403"

@@ -35,8 +35,10 @@ ORIGIN_HEADER = "X-Origin-Verify"
 # AWS managed policies.
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
-CLOUDFRONT_ORIGIN_FACING = "com.amazonaws.global.cloudfront.origin-facing"
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+DEMO_VPC_CIDR = "10.30.0.0/16"
+READ_METHODS = ["GET", "HEAD", "OPTIONS"]
+ALL_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
 _EXISTING = ("load_balancer_dns_name", "listener_arn", "target_group_arn")
 
 
@@ -50,8 +52,13 @@ class SoftwareUpdatesArgs:
     """The target group of the Auto Scaling group's instances."""
     cached_paths: list[str] = dataclasses.field(default_factory=lambda: ["/updates/*"])
     cache_ttl_seconds: int = 86_400
-    origin_protocol: str = "http-only"
-    """``https-only`` when the load balancer has a certificate for its DNS name."""
+    origin_protocol: str = "https-only"
+    """How CloudFront reaches an existing load balancer: ``https-only`` (TLS 1.2; the load balancer
+    needs an HTTPS listener whose certificate covers load_balancer_dns_name) or ``http-only``
+    (the secret origin header and the files cross the internet in clear text: loud). The
+    demonstration origin is an internal load balancer reached through a CloudFront VPC origin."""
+    forward_all_methods: bool = False
+    """Forward PUT, POST, PATCH and DELETE to the origin too (default: GET, HEAD, OPTIONS only)."""
     secret_rotation: int = 0
     """Change to rotate the origin secret header."""
     instance_type: str = "t3.micro"
@@ -101,30 +108,26 @@ systemctl enable --now updates.service
 
 
 class DemoOrigin(pulumi.ComponentResource):
-    """A small Auto Scaling group of update servers behind an ALB reachable only from CloudFront."""
+    """A small Auto Scaling group of update servers behind an *internal* ALB in private subnets,
+    reached only through a CloudFront VPC origin: update files and the secret origin header never
+    cross the internet between CloudFront and the origin."""
 
     def __init__(self, name: str, instance_type: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("serverless-cases:cases:DemoUpdateOrigin", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block="10.30.0.0/16", enable_dns_hostnames=True, opts=child)
-        gateway = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, opts=child)
-        routes = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, opts=child)
-        aws.ec2.Route(f"{name}-default", route_table_id=routes.id, destination_cidr_block="0.0.0.0/0",
-                      gateway_id=gateway.id, opts=child)
+        vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=DEMO_VPC_CIDR, enable_dns_hostnames=True, opts=child)
+        # CloudFront VPC origins need an internet gateway on the VPC; no subnet routes to it.
+        aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, opts=child)
         zones = aws.get_availability_zones_output(state="available")
-        subnets = []
-        for i in range(2):
-            subnet = aws.ec2.Subnet(f"{name}-public-{i}", vpc_id=vpc.id, cidr_block=f"10.30.{i}.0/24",
-                                    availability_zone=zones.names[i], map_public_ip_on_launch=False, opts=child)
-            aws.ec2.RouteTableAssociation(f"{name}-public-{i}", subnet_id=subnet.id, route_table_id=routes.id,
-                                          opts=child)
-            subnets.append(subnet)
-        cloudfront = aws.ec2.get_managed_prefix_list_output(name=CLOUDFRONT_ORIGIN_FACING)
-        alb_group = aws.ec2.SecurityGroup(f"{name}-alb", vpc_id=vpc.id, description="HTTP from CloudFront only",
-                                          opts=child)
+        subnets = [aws.ec2.Subnet(f"{name}-private-{i}", vpc_id=vpc.id, cidr_block=f"10.30.{i}.0/24",
+                                  availability_zone=zones.names[i], map_public_ip_on_launch=False, opts=child)
+                   for i in range(2)]
+        alb_group = aws.ec2.SecurityGroup(f"{name}-alb", vpc_id=vpc.id,
+                                          description="HTTP from CloudFront's VPC origin interfaces only", opts=child)
+        # CloudFront's VPC origin reaches the ALB from network interfaces it places in these subnets.
         aws.vpc.SecurityGroupIngressRule(f"{name}-alb-from-cloudfront", security_group_id=alb_group.id,
-                                         ip_protocol="tcp", from_port=80, to_port=80, prefix_list_id=cloudfront.id,
-                                         description="CloudFront origin-facing addresses", opts=child)
+                                         ip_protocol="tcp", from_port=80, to_port=80, cidr_ipv4=DEMO_VPC_CIDR,
+                                         description="CloudFront VPC origin", opts=child)
         servers = aws.ec2.SecurityGroup(f"{name}-servers", vpc_id=vpc.id, description="HTTP from the ALB only",
                                         opts=child)
         aws.vpc.SecurityGroupIngressRule(f"{name}-servers-from-alb", security_group_id=servers.id, ip_protocol="tcp",
@@ -141,7 +144,7 @@ class DemoOrigin(pulumi.ComponentResource):
             block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {"encrypted": "true", "volume_size": 8}}],
             opts=child)
         self.balancer = aws.lb.LoadBalancer(
-            f"{name}-alb", load_balancer_type="application", security_groups=[alb_group.id],
+            f"{name}-alb", load_balancer_type="application", internal=True, security_groups=[alb_group.id],
             subnets=[s.id for s in subnets], drop_invalid_header_fields=True, opts=child)
         self.target_group = aws.lb.TargetGroup(
             f"{name}-servers", port=80, protocol="HTTP", vpc_id=vpc.id,
@@ -153,6 +156,12 @@ class DemoOrigin(pulumi.ComponentResource):
             f"{name}-servers", min_size=2, max_size=4, desired_capacity=2,
             vpc_zone_identifiers=[s.id for s in subnets], target_group_arns=[self.target_group.arn],
             health_check_type="ELB", launch_template={"id": template.id, "version": "$Latest"}, opts=child)
+        self.vpc_origin = aws.cloudfront.VpcOrigin(f"{name}-origin", vpc_origin_endpoint_config={
+            "name": f"{name}-origin", "arn": self.balancer.arn, "http_port": 80, "https_port": 443,
+            # Inside the AWS network, from CloudFront's interfaces in this VPC to the internal ALB.
+            "origin_protocol_policy": "http-only",
+            "origin_ssl_protocols": {"items": ["TLSv1.2"], "quantity": 1},
+        }, opts=pulumi.ResourceOptions(parent=self, depends_on=[self.listener]))
         self.register_outputs({"dns_name": self.balancer.dns_name})
 
 
@@ -170,15 +179,22 @@ class SoftwareUpdates(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         self.origin_secret = RandomToken(f"{name}-origin-secret", rotation=args.secret_rotation, opts=child)
+        origin_access: dict[str, Any]
         if args.listener_arn is None:
             demo = DemoOrigin(f"{name}-demo", args.instance_type, opts=child)
             origin_dns: pulumi.Input[str] = demo.balancer.dns_name
+            origin_access = {"vpc_origin_config": {"vpc_origin_id": demo.vpc_origin.id}}
             listener_arn: pulumi.Input[str] = demo.listener.arn
             target_group_arn: pulumi.Input[str] = demo.target_group.arn
         else:
             assert args.load_balancer_dns_name is not None and args.target_group_arn is not None
             origin_dns, listener_arn, target_group_arn = (args.load_balancer_dns_name, args.listener_arn,
                                                           args.target_group_arn)
+            if args.origin_protocol != "https-only":
+                defaults.warn_weakened(name, "origin_protocol", args.origin_protocol, "https-only")
+            origin_access = {"custom_origin_config": {
+                "http_port": 80, "https_port": 443, "origin_protocol_policy": args.origin_protocol,
+                "origin_ssl_protocols": ["TLSv1.2"]}}
             # The listener's own default stays; this catch-all after our rule answers 403.
             aws.lb.ListenerRule(f"{name}-deny-others", listener_arn=listener_arn, priority=50_000,
                                 actions=[_forbidden()], conditions=[{"path_pattern": {"values": ["/*"]}}], opts=child)
@@ -210,15 +226,13 @@ class SoftwareUpdates(pulumi.ComponentResource):
             origins=[{
                 "origin_id": origin_id,
                 "domain_name": origin_dns,
-                "custom_origin_config": {"http_port": 80, "https_port": 443,
-                                         "origin_protocol_policy": args.origin_protocol,
-                                         "origin_ssl_protocols": ["TLSv1.2"]},
+                **origin_access,
                 "custom_headers": [{"name": ORIGIN_HEADER, "value": self.origin_secret.value}],
             }],
             default_cache_behavior={
                 "target_origin_id": origin_id,
                 "viewer_protocol_policy": defaults.CDN_VIEWER_PROTOCOL_POLICY,
-                "allowed_methods": ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"],
+                "allowed_methods": ALL_METHODS if args.forward_all_methods else READ_METHODS,
                 "cached_methods": ["GET", "HEAD"],
                 "cache_policy_id": CACHING_DISABLED,
                 "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST,
