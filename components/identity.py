@@ -23,6 +23,8 @@ class UserDirectoryArgs:
     mfa: str = "OPTIONAL"
     """OFF, OPTIONAL or ON."""
     password_min_length: int = 12
+    groups: tuple[str, ...] = ()
+    """Cognito groups to create (membership is given by an administrator, never by the user)."""
     tier: str = defaults.USER_POOL_TIER
     """Cognito feature plan: ``PLUS`` (threat protection enforced; billed per monthly active
     user, no free tier), ``ESSENTIALS`` or ``LITE`` (no threat protection; free up to 10,000
@@ -41,6 +43,7 @@ class UserDirectoryArgs:
 
 class UserDirectory(pulumi.ComponentResource):
     user_pool: aws.cognito.UserPool
+    groups: dict[str, aws.cognito.UserGroup]
     client: aws.cognito.UserPoolClient
     identity_pool: aws.cognito.IdentityPool | None
     authenticated_role: aws.iam.Role | None
@@ -80,6 +83,10 @@ class UserDirectory(pulumi.ComponentResource):
             token_validity_units={"access_token": "minutes", "id_token": "minutes", "refresh_token": "days"},
             opts=child,
         )
+        self.groups = {
+            group: aws.cognito.UserGroup(f"{name}-{group}", user_pool_id=self.user_pool.id, name=group,
+                                         description=f"{group} (granted by an administrator)", opts=child)
+            for group in args.groups}
         self.identity_pool = None
         self.authenticated_role = None
         if args.identity_pool:

@@ -321,6 +321,8 @@ TYPES: dict[str, TypeSpec] = {
     "aws:cognito/userPool:UserPool": TypeSpec(
         name_property="name", name_max=128, id_of=lambda ctx: f"{ctx.region}_{_alnum(ctx.seed, 9, string.ascii_letters + string.digits)}",
         computed=_user_pool, replace_on=frozenset({"aliasAttributes", "usernameAttributes"})),
+    "aws:cognito/userGroup:UserGroup": TypeSpec(
+        id_of=lambda ctx: f"{ctx.get('userPoolId')}/{ctx.get('name')}", replace_on=frozenset({"name", "userPoolId"})),
     "aws:cognito/userPoolClient:UserPoolClient": TypeSpec(
         name_property="name", name_max=128, id_of=_random_id(26), replace_on=frozenset({"userPoolId", "generateSecret"})),
     "aws:cognito/identityPool:IdentityPool": TypeSpec(

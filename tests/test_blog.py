@@ -220,3 +220,10 @@ def test_dax_bills_only_when_asked_for() -> None:
     assert build("blog").of_type("aws:dax/cluster:Cluster") == []
     cluster = build("blog", {"enable_dax": True}).one("aws:dax/cluster:Cluster")
     assert cluster.inputs["replicationFactor"] == 3 and cluster.inputs["serverSideEncryption"] == {"enabled": True}
+
+
+def test_only_the_authors_group_may_ask_for_upload_urls(blog: Recorded) -> None:
+    (group,) = blog.of_type("aws:cognito/userGroup:UserGroup")
+    assert group.inputs["name"] == "authors"
+    presign = blog.named("blog-presign", "aws:lambda/function:Function")
+    assert presign.inputs["environment"]["variables"]["AUTHOR_GROUP"] == "authors"

@@ -85,3 +85,11 @@ def test_a_deploying_role_session_is_admitted_as_its_role() -> None:
     assert principal_arns(session) == ["arn:aws:iam::123456789012:role/deployer",
                                        "arn:aws:iam::123456789012:role/*/deployer"]
     assert principal_arns("arn:aws:iam::123456789012:user/ana") == ["arn:aws:iam::123456789012:user/ana"]
+
+
+def test_premium_membership_is_granted_by_an_administrators_group(premium: Recorded) -> None:
+    (group,) = premium.of_type("aws:cognito/userGroup:UserGroup")
+    pool = premium.one("aws:cognito/userPool:UserPool")
+    assert group.inputs["name"] == "premium-admins" and group.inputs["userPoolId"] == pool.id
+    register = premium.named("premium-content-register", "aws:lambda/function:Function")
+    assert register.inputs["environment"]["variables"]["ADMIN_GROUP"] == "premium-admins"

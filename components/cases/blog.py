@@ -24,6 +24,8 @@ from components.storage import PrivateBucket, PrivateBucketArgs
 from components.table import Table, TableArgs
 
 TOKEN = "serverless-cases:cases:Blog"
+# Only members of this Cognito group (added by an administrator) may upload images.
+AUTHOR_GROUP = "authors"
 DESCRIPTION = (
     "MyBlog.com: static content on a private S3 bucket behind CloudFront (origin access control); users in a "
     "DynamoDB global table read through DAX; welcome email (DynamoDB stream -> Lambda -> SES); thumbnails "
@@ -126,7 +128,8 @@ class Blog(pulumi.ComponentResource):
             opts=child)
 
         # Thumbnails: pre-signed uploads -> S3 event -> thumbnail function -> separate bucket.
-        self.users = UserDirectory(f"{name}-authors", UserDirectoryArgs(tier=args.user_pool_tier), opts=child)
+        self.users = UserDirectory(
+            f"{name}-authors", UserDirectoryArgs(tier=args.user_pool_tier, groups=(AUTHOR_GROUP,)), opts=child)
         self.uploads = PrivateBucket(
             f"{name}-uploads", PrivateBucketArgs(transfer_acceleration=args.transfer_acceleration), opts=child)
         self.thumbnails = PrivateBucket(f"{name}-thumbnails", opts=child)
@@ -136,7 +139,8 @@ class Blog(pulumi.ComponentResource):
                 handler_module="presign_upload",
                 environment={"UPLOAD_BUCKET": self.uploads.name,
                              "URL_EXPIRY_SECONDS": str(args.upload_url_expiry_seconds),
-                             "USE_ACCELERATE": "true" if args.transfer_acceleration else "false"},
+                             "USE_ACCELERATE": "true" if args.transfer_acceleration else "false",
+                             "AUTHOR_GROUP": AUTHOR_GROUP},
                 statements=self.uploads.arn.apply(lambda arn: [
                     defaults.allow(["s3:PutObject"], [f"{arn}/uploads/*"], sid="PutUploadsOnly")]),
             ),

@@ -29,6 +29,9 @@ from components.rest_api import RestApi, RestApiArgs, Route
 from components.table import Table, TableArgs
 
 TOKEN = "serverless-cases:cases:PremiumContent"
+# Premium membership is granted by members of this Cognito group (added by an administrator of
+# the user pool), never by the user: self-registered users get signed URLs only once granted.
+ADMIN_GROUP = "premium-admins"
 DESCRIPTION = (
     "Premium content: Cognito; DynamoDB of premium users; premium registration and CloudFront signed-URL APIs; "
     "content in a private bucket reached only through CloudFront origin access and signed URLs."
@@ -71,7 +74,8 @@ class PremiumContent(pulumi.ComponentResource):
         check_args(args, component=TOKEN)
         child = pulumi.ResourceOptions(parent=self)
 
-        self.users = UserDirectory(f"{name}-auth", UserDirectoryArgs(tier=args.user_pool_tier), opts=child)
+        self.users = UserDirectory(
+            f"{name}-auth", UserDirectoryArgs(tier=args.user_pool_tier, groups=(ADMIN_GROUP,)), opts=child)
         self.members = Table(f"{name}-members", TableArgs(hash_key="userId"), opts=child)
 
         self.key_pair = RsaKeyPair(f"{name}-signing-key", rotation=args.key_rotation, opts=child)
@@ -96,7 +100,8 @@ class PremiumContent(pulumi.ComponentResource):
 
         self.register = Function(
             f"{name}-register",
-            FunctionArgs(handler_module="register_premium", environment={"TABLE_NAME": self.members.name},
+            FunctionArgs(handler_module="register_premium",
+                         environment={"TABLE_NAME": self.members.name, "ADMIN_GROUP": ADMIN_GROUP},
                          statements=self.members.arn.apply(lambda arn: [
                              defaults.allow(["dynamodb:PutItem"], [arn], sid="RecordMembers")])),
             opts=child)

@@ -3,9 +3,10 @@
 POST body: ``{"content_type": "image/png", "filename": "cat.png"}`` (filename optional).
 The key is always ``uploads/<caller sub>/<uuid>.<ext>``, the URL expires after
 ``URL_EXPIRY_SECONDS`` and is signed for exactly that content type. Only image types are
-accepted. With ``USE_ACCELERATE=true`` the URL uses S3 Transfer Acceleration.
+accepted. With ``USE_ACCELERATE=true`` the URL uses S3 Transfer Acceleration. Only callers in
+the ``AUTHOR_GROUP`` Cognito group get a URL (403 for any other signed-in user).
 
-Environment: ``UPLOAD_BUCKET``, ``URL_EXPIRY_SECONDS`` (default 300), ``USE_ACCELERATE``.
+Environment: ``UPLOAD_BUCKET``, ``URL_EXPIRY_SECONDS`` (default 300), ``USE_ACCELERATE``, ``AUTHOR_GROUP``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     caller = claims.get("sub")
     if not caller:
         return _response(401, {"error": "no authenticated caller"})
+    if os.environ["AUTHOR_GROUP"] not in _groups(claims):
+        return _response(403, {"error": "only authors upload images"})
     try:
         body = json.loads(event.get("body") or "")
     except ValueError:
@@ -58,3 +61,12 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         Params={"Bucket": os.environ["UPLOAD_BUCKET"], "Key": key, "ContentType": content_type},
         ExpiresIn=expiry, HttpMethod="PUT")
     return _response(200, {"url": url, "key": key, "expires_in": expiry, "headers": {"Content-Type": content_type}})
+
+
+def _groups(claims: dict[str, Any]) -> set[str]:
+    """The caller's Cognito groups: API Gateway passes the ``cognito:groups`` claim as text
+    (``a,b`` or ``[a b]``), a list in some integrations."""
+    value = claims.get("cognito:groups") or []
+    if isinstance(value, str):
+        value = value.strip("[]").replace(",", " ").split()
+    return {str(group) for group in value}

@@ -37,17 +37,25 @@ def premium(aws: None, monkeypatch: pytest.MonkeyPatch, key: rsa.RSAPrivateKey) 
     monkeypatch.setenv("SECRET_ARN", secret["ARN"])
     monkeypatch.setenv("DISTRIBUTION_DOMAIN", DOMAIN)
     monkeypatch.setenv("URL_EXPIRY_SECONDS", "120")
+    monkeypatch.setenv("ADMIN_GROUP", "premium-admins")
     signer = fresh("signed_url")
     signer._clients.clear()
     signer._signer = None
     return fresh("register_premium"), signer
 
 
-def call(module: Any, sub: str, body: Any = None) -> tuple[int, dict[str, Any]]:
-    event = {"requestContext": {"authorizer": {"claims": {"sub": sub, "email": f"{sub}@example.com"}}},
-             "body": json.dumps(body) if body is not None else None}
+def call(module: Any, sub: str, body: Any = None, groups: str = "") -> tuple[int, dict[str, Any]]:
+    claims = {"sub": sub, "email": f"{sub}@example.com"}
+    if groups:
+        claims["cognito:groups"] = groups  # as API Gateway's Cognito authorizer passes it: text
+    event = {"requestContext": {"authorizer": {"claims": claims}}, "body": json.dumps(body) if body is not None else None}
     response = module.handler(event)
     return response["statusCode"], json.loads(response["body"])
+
+
+def grant(register: Any, user: str) -> tuple[int, dict[str, Any]]:
+    """An administrator (a member of the premium-admins group) grants ``user`` membership."""
+    return call(register, "admin-1", {"user_id": user, "email": f"{user}@example.com"}, groups="premium-admins")
 
 
 def cloudfront_b64decode(text: str) -> bytes:
@@ -56,10 +64,31 @@ def cloudfront_b64decode(text: str) -> bytes:
 
 def test_registration_twice_leaves_one_record(premium: tuple[Any, Any]) -> None:
     register, _ = premium
-    assert call(register, "ada") == (201, {"premium": True, "registered": True})
-    assert call(register, "ada") == (200, {"premium": True, "registered": False})
+    assert grant(register, "ada") == (201, {"premium": True, "registered": True})
+    assert grant(register, "ada") == (200, {"premium": True, "registered": False})
     items = boto3.client("dynamodb").scan(TableName=TABLE)["Items"]
-    assert len(items) == 1 and items[0]["userId"]["S"] == "ada"
+    assert len(items) == 1 and items[0]["userId"]["S"] == "ada" and items[0]["grantedBy"]["S"] == "admin-1"
+
+
+@pytest.mark.parametrize("groups", ["", "authors", "premium-admins-not"])
+def test_a_user_cannot_make_themselves_premium(premium: tuple[Any, Any], groups: str) -> None:
+    register, signer = premium
+    assert call(register, "mallory", {"user_id": "mallory"}, groups=groups)[0] == 403
+    assert boto3.client("dynamodb").scan(TableName=TABLE)["Items"] == []
+    assert call(signer, "mallory", {"path": "/videos/a.mp4"})[0] == 403
+
+
+@pytest.mark.parametrize("groups", ["premium-admins", "[premium-admins authors]", "authors,premium-admins"])
+def test_an_administrator_is_recognised_in_every_form_the_groups_claim_takes(premium: tuple[Any, Any],
+                                                                            groups: str) -> None:
+    register, _ = premium
+    assert call(register, "admin-1", {"user_id": "ada"}, groups=groups)[0] == 201
+
+
+@pytest.mark.parametrize("body", [None, {}, {"user_id": ""}, {"user_id": 42}, ["ada"]])
+def test_a_grant_without_a_user_is_a_400(premium: tuple[Any, Any], body: Any) -> None:
+    register, _ = premium
+    assert call(register, "admin-1", body, groups="premium-admins")[0] == 400
 
 
 def test_non_premium_user_gets_403(premium: tuple[Any, Any]) -> None:
@@ -70,7 +99,7 @@ def test_non_premium_user_gets_403(premium: tuple[Any, Any]) -> None:
 def test_premium_user_gets_a_url_signed_for_exactly_that_path(premium: tuple[Any, Any],
                                                               key: rsa.RSAPrivateKey) -> None:
     register, signer = premium
-    call(register, "ada")
+    grant(register, "ada")
     before = int(time.time())
     status, body = call(signer, "ada", {"path": "/videos/intro.mp4"})
     assert status == 200
@@ -96,13 +125,13 @@ def test_premium_user_gets_a_url_signed_for_exactly_that_path(premium: tuple[Any
                                   "/a.mp4?Policy=x", None, 42])
 def test_bad_paths_get_400(premium: tuple[Any, Any], path: Any) -> None:
     register, signer = premium
-    call(register, "ada")
+    grant(register, "ada")
     status, body = call(signer, "ada", {"path": path})
     assert status == 400 and "path must be" in body["error"]
 
 
 def test_the_private_key_never_leaves_the_function(premium: tuple[Any, Any], caplog: pytest.LogCaptureFixture) -> None:
     register, signer = premium
-    call(register, "ada")
+    grant(register, "ada")
     _, body = call(signer, "ada", {"path": "/a.mp4"})
     assert "PRIVATE KEY" not in json.dumps(body) and "PRIVATE KEY" not in caplog.text

@@ -22,14 +22,16 @@ def presign(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("UPLOAD_BUCKET", BUCKET)
     monkeypatch.setenv("URL_EXPIRY_SECONDS", "120")
     monkeypatch.setenv("USE_ACCELERATE", "false")
+    monkeypatch.setenv("AUTHOR_GROUP", "authors")
     s3 = boto3.client("s3")
     if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=BUCKET)
     return fresh("presign_upload")
 
 
-def ask(handler: Any, body: Any, sub: str | None = "author-1") -> tuple[int, dict[str, Any]]:
-    event = {"body": json.dumps(body), "requestContext": {"authorizer": {"claims": {"sub": sub}}} if sub else {}}
+def ask(handler: Any, body: Any, sub: str | None = "author-1", groups: str = "authors") -> tuple[int, dict[str, Any]]:
+    claims = {"sub": sub, "cognito:groups": groups}
+    event = {"body": json.dumps(body), "requestContext": {"authorizer": {"claims": claims}} if sub else {}}
     response = handler.handler(event)
     return response["statusCode"], json.loads(response["body"])
 
@@ -74,3 +76,9 @@ def test_url_is_signed_for_the_declared_content_type(presign: Any) -> None:
     query = urllib.parse.parse_qs(urllib.parse.urlparse(grant["url"]).query)
     assert "content-type" in query["X-Amz-SignedHeaders"][0].split(";")
     assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+
+
+@pytest.mark.parametrize("groups", ["", "readers", "[readers]"])
+def test_only_authors_get_an_upload_url(presign: Any, groups: str) -> None:
+    status, body = ask(presign, {"content_type": "image/png"}, groups=groups)
+    assert status == 403 and "url" not in body
