@@ -8,6 +8,7 @@ pydantic (all type errors collected); each class adds its own rules in ``problem
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -35,6 +36,31 @@ def component_args(cls: type[A]) -> type[A]:
     """Make ``cls`` a frozen, keyword-only dataclass whose parsing refuses unknown fields."""
     cls.__pydantic_config__ = pydantic.ConfigDict(extra="forbid")  # type: ignore[attr-defined]
     return dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+
+
+AWS_TAG_KEY = re.compile(r"[\w .:/=+\-@]{1,128}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CaseArgs:
+    """What every case takes besides its own arguments."""
+
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Tags for every resource of the stack that takes tags, beside the stack's own
+    (``serverless-cases:stack``, ``:case``, ``:tenant``, ``:managed-by``)."""
+
+    def tag_problems(self) -> list[str]:
+        problems = []
+        for key, value in self.tags.items():
+            if key.lower().startswith("aws:"):
+                problems.append(f"tags: {key!r} starts with the reserved prefix aws:")
+            elif not AWS_TAG_KEY.fullmatch(key):
+                problems.append(f"tags: {key!r} is not a tag key (1-128 letters, digits, spaces and _.:/=+-@)")
+            if len(value) > 256:
+                problems.append(f"tags: the value of {key!r} is longer than 256 characters")
+        if len(self.tags) > 40:
+            problems.append("tags: at most 40 (AWS allows 50 a resource; the stack's own take the rest)")
+        return problems
 
 
 def _adapter(cls: type[A]) -> pydantic.TypeAdapter[A]:

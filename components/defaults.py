@@ -58,6 +58,8 @@ API_ACCESS_LOG_FORMAT = json.dumps(
 # -- storage ----------------------------------------------------------------------------------
 BUCKET_SSE_ALGORITHM = "AES256"  # S3-managed keys: readable by CloudFront OAC without a KMS key policy
 BUCKET_OBJECT_OWNERSHIP = "BucketOwnerEnforced"
+NONCURRENT_VERSION_EXPIRY_DAYS = 90  # old versions of overwritten or deleted objects, then gone
+INCOMPLETE_UPLOAD_EXPIRY_DAYS = 7
 TABLE_BILLING_MODE = "PAY_PER_REQUEST"
 QUEUE_MESSAGE_RETENTION_SECONDS = 1_209_600  # 14 days, the maximum, for dead-letter queues
 QUEUE_KMS_DATA_KEY_REUSE_SECONDS = 300  # SQS's default: fewer KMS calls, a data key lives 5 minutes
@@ -74,6 +76,18 @@ CDN_DEFAULT_ROOT_OBJECT = "index.html"
 # AWS managed cache policy "CachingOptimized".
 CDN_CACHING_OPTIMIZED_POLICY_ID = "658327ea-f89d-4fab-a63d-7e88639e58f6"
 HSTS_MAX_AGE_SECONDS = 63_072_000
+
+def bucket_lifecycle_rules(*, versioned: bool) -> list[dict[str, Any]]:
+    """Every bucket drops abandoned multipart uploads; a versioned one also expires old versions
+    (versioning protects data; kept forever, old versions only cost)."""
+    rule: dict[str, Any] = {
+        "id": "housekeeping", "status": "Enabled", "filter": {},
+        "abort_incomplete_multipart_upload": {"days_after_initiation": INCOMPLETE_UPLOAD_EXPIRY_DAYS},
+    }
+    if versioned:
+        rule["noncurrent_version_expiration"] = {"noncurrent_days": NONCURRENT_VERSION_EXPIRY_DAYS}
+    return [rule]
+
 
 def viewer_certificate(certificate_arn: Any = None) -> dict[str, Any]:
     """A distribution's viewer certificate: a custom domain's ACM certificate (us-east-1) with

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_aws as aws
@@ -73,6 +73,10 @@ class PrivateBucket(pulumi.ComponentResource):
                 versioning_configuration={"status": "Enabled"}, opts=child)
         else:
             defaults.warn_weakened(name, "versioning", False, True)
+        self.lifecycle = aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle", bucket=self.bucket.id,
+            rules=cast(Any, defaults.bucket_lifecycle_rules(versioned=args.versioning)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.versioning] if args.versioning else []))
         if args.transfer_acceleration:
             aws.s3.BucketAccelerateConfiguration(
                 f"{name}-acceleration", bucket=self.bucket.id, status="Enabled", opts=child)

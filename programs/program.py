@@ -27,12 +27,13 @@ from typing import Any, NoReturn
 import pulumi
 
 from components import ComponentArgsError, UnknownCaseError, get_case
+from components.tagging import stack_tags, tagging
 from programs import targets
 
 # The pulumi_aws modules the cases use. pulumi_aws loads a module's generated classes on its
 # first use (about a second of CPU for these); a worker waiting for a run loads them ahead.
 AWS_MODULES = ("acm", "apigateway", "athena", "autoscaling", "cloudfront", "cloudwatch", "cognito", "dax",
-               "dynamodb", "ec2", "glue", "iam", "iot", "kinesis", "lambda_", "lb", "route53", "s3",
+               "dynamodb", "ec2", "glue", "iam", "iot", "kinesis", "kms", "lambda_", "lb", "route53", "s3",
                "secretsmanager", "sesv2", "sns", "sqs", "ssm", "vpc")
 
 
@@ -124,6 +125,8 @@ def main() -> None:
         fail(str(exc))
     if secret_args:
         pulumi.runtime.register_resource_transform(secrets_marker(secret_args.values()))
+    pulumi.runtime.register_stack_transformation(
+        tagging(stack_tags(stack=pulumi.get_stack(), case=case.name, extra=args.tags)))
 
     component = case.component(case.name, args, None)
     contains = _contains_any([str(v) for v in secret_args.values() if str(v)])

@@ -92,3 +92,15 @@ def test_every_user_pool_enforces_threat_protection_on_the_tier_that_offers_it(c
     for pool in case.of_type("aws:cognito/userPool:UserPool"):
         assert pool.inputs["userPoolTier"] == "PLUS"
         assert pool.inputs["userPoolAddOns"] == {"advancedSecurityMode": "ENFORCED"}
+
+
+def test_every_versioned_bucket_expires_old_versions_and_abandoned_uploads(case: Recorded) -> None:
+    versioned = {v.inputs["bucket"] for v in case.of_type("aws:s3/bucketVersioning:BucketVersioning")
+                 if v.inputs["versioningConfiguration"]["status"] == "Enabled"}
+    lifecycles = {lc.inputs["bucket"]: lc.inputs["rules"] for lc in
+                  case.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")}
+    assert versioned <= set(lifecycles)
+    for bucket in versioned:
+        (rule,) = lifecycles[bucket]
+        assert rule["status"] == "Enabled" and rule["noncurrentVersionExpiration"] == {"noncurrentDays": 90}
+        assert rule["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 7}

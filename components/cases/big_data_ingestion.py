@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.args import check_args, component_args
+from components.args import CaseArgs, check_args, component_args
 from components.function import Function, FunctionArgs, dead_letter_queue
 from components.naming import physical_name
 from components.storage import PrivateBucket
@@ -32,7 +32,7 @@ _TOPIC = re.compile(r"[A-Za-z0-9_/+#-]{1,256}")
 
 
 @component_args
-class BigDataIngestionArgs:
+class BigDataIngestionArgs(CaseArgs):
     topic: str = "devices/+/telemetry"
     """The MQTT topic filter the IoT rule reads."""
     buffer_seconds: int = 60
@@ -42,7 +42,7 @@ class BigDataIngestionArgs:
     retention_hours: int = 24
 
     def problems(self) -> list[str]:
-        problems = []
+        problems = self.tag_problems()
         if not _TOPIC.fullmatch(self.topic) or "'" in self.topic:
             problems.append(f"topic: {self.topic!r} is not an MQTT topic filter")
         if not 0 <= self.buffer_seconds <= 900:

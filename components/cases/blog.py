@@ -12,7 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.args import ComponentArgsError, check_args, component_args
+from components.args import CaseArgs, ComponentArgsError, check_args, component_args
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.dax import DaxCluster, DaxClusterArgs
 from components.events import BucketEvents, BucketEventsArgs, StreamSubscription, StreamSubscriptionArgs
@@ -38,7 +38,7 @@ _REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
 
 
 @component_args
-class BlogArgs:
+class BlogArgs(CaseArgs):
     sender_email: str
     """The address welcome emails come from; the component creates its SES identity."""
     replica_regions: list[str] = dataclasses.field(default_factory=lambda: ["us-west-2"])
@@ -67,7 +67,7 @@ class BlogArgs:
     """The ACM certificate (us-east-1) covering domain_names."""
 
     def problems(self) -> list[str]:
-        problems = []
+        problems = self.tag_problems()
         problems += defaults.custom_domain_problems(self.domain_names, self.certificate_arn)
         problems += UserDirectoryArgs(tier=self.user_pool_tier).problems()
         if not _EMAIL.fullmatch(self.sender_email):

@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.args import check_args, component_args
+from components.args import CaseArgs, check_args, component_args
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.function import Function, FunctionArgs
 from components.identity import UserDirectory, UserDirectoryArgs
@@ -59,7 +59,7 @@ class ServiceSpec:
 
 
 @component_args
-class MicroservicesArgs:
+class MicroservicesArgs(CaseArgs):
     zone_name: str
     """The hosted zone's domain (created unless zone_id names an existing zone)."""
     services: list[ServiceSpec]
@@ -75,7 +75,7 @@ class MicroservicesArgs:
     """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
 
     def problems(self) -> list[str]:
-        problems = []
+        problems = self.tag_problems()
         problems += UserDirectoryArgs(tier=self.user_pool_tier).problems()
         if not _DOMAIN.fullmatch(self.zone_name):
             problems.append(f"zone_name: {self.zone_name!r} is not a domain name")

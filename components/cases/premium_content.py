@@ -19,7 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.args import check_args, component_args
+from components.args import CaseArgs, check_args, component_args
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.function import Function, FunctionArgs
 from components.generated import RsaKeyPair
@@ -40,7 +40,7 @@ CRYPTOGRAPHY = "cryptography==50.0.2"
 
 
 @component_args
-class PremiumContentArgs:
+class PremiumContentArgs(CaseArgs):
     signed_url_expiry_seconds: int = 300
     """How long a signed URL stays valid."""
     key_rotation: int = 0
@@ -55,7 +55,7 @@ class PremiumContentArgs:
     """The ACM certificate (us-east-1) covering domain_names."""
 
     def problems(self) -> list[str]:
-        problems = []
+        problems = self.tag_problems()
         problems += defaults.custom_domain_problems(self.domain_names, self.certificate_arn)
         problems += UserDirectoryArgs(tier=self.user_pool_tier).problems()
         if not 30 <= self.signed_url_expiry_seconds <= 3600:

@@ -22,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.args import check_args, component_args
+from components.args import CaseArgs, check_args, component_args
 from components.cdn import security_headers_policy
 from components.generated import RandomToken
 
@@ -43,7 +43,7 @@ _EXISTING = ("load_balancer_dns_name", "listener_arn", "target_group_arn")
 
 
 @component_args
-class SoftwareUpdatesArgs:
+class SoftwareUpdatesArgs(CaseArgs):
     load_balancer_dns_name: str | None = None
     """An existing load balancer's DNS name (with listener_arn and target_group_arn)."""
     listener_arn: str | None = None
@@ -69,7 +69,7 @@ class SoftwareUpdatesArgs:
     """The ACM certificate (us-east-1) covering domain_names."""
 
     def problems(self) -> list[str]:
-        problems = []
+        problems = self.tag_problems()
         problems += defaults.custom_domain_problems(self.domain_names, self.certificate_arn)
         given = [f for f in _EXISTING if getattr(self, f) is not None]
         if given and len(given) != len(_EXISTING):

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.args import check_args, component_args
+from components.args import CaseArgs, check_args, component_args
 from components.dax import DaxCluster, DaxClusterArgs
 from components.function import Function, FunctionArgs
 from components.identity import IDENTITY_SUB, UserDirectory, UserDirectoryArgs
@@ -30,7 +30,7 @@ DESCRIPTION = (
 
 
 @component_args
-class TodoAppArgs:
+class TodoAppArgs(CaseArgs):
     cache_ttl_seconds: int = defaults.API_CACHE_TTL_SECONDS
     """How long API Gateway caches GET responses (per caller); 0 turns the cache off."""
     dax_node_type: str = defaults.DAX_NODE_TYPE
@@ -43,7 +43,7 @@ class TodoAppArgs:
     """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
 
     def problems(self) -> list[str]:
-        problems = []
+        problems = self.tag_problems()
         if not 0 <= self.cache_ttl_seconds <= 3600:
             problems.append(f"cache_ttl_seconds: {self.cache_ttl_seconds} is outside 0..3600")
         problems += DaxClusterArgs(table_arns=[], vpc_id=self.vpc_id, subnet_ids=self.subnet_ids,
