@@ -55,7 +55,7 @@ class BlogArgs(CaseArgs):
     enable_dax: bool = False
     """A DAX cluster in front of the users table, for readers you add (its endpoint is the
     ``dax_endpoint`` output). Off by default: the blog's own functions do not read through it, and
-    its nodes bill every hour (3 x dax.t3.small is roughly $120 a month)."""
+    its nodes bill every hour (3 x dax.t3.small is roughly $90 a month)."""
     dax_node_type: str = defaults.DAX_NODE_TYPE
     dax_replication_factor: int = defaults.DAX_REPLICATION_FACTOR
     user_pool_tier: str = defaults.USER_POOL_TIER
