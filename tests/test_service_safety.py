@@ -249,4 +249,59 @@ def test_missing_toolchain_is_a_503(tmp_path: Path) -> None:
 def test_health_needs_no_token_and_readiness_checks_everything(service: Service) -> None:
     assert httpx.get(f"{service.base_url}/healthz").json() == {"status": "ok", "checks": {}}
     ready = httpx.get(f"{service.base_url}/readyz").json()
-    assert ready == {"status": "ok", "checks": {"toolchain": "ok", "backend": "ok", "store": "ok"}}
+    assert ready == {"status": "ok", "checks": {"toolchain": "ok", "backend": "ok", "store": "ok", "scheduler": "ok"}}
+
+
+def test_readiness_writes_nothing_and_starts_no_process(tmp_path: Path, pulumi_toolchain: str) -> None:
+    """It is unauthenticated and probed often: it must cost nothing and change nothing."""
+    counted = tmp_path / "toolchain"  # the real toolchain, with every start of `pulumi` counted
+    counted.mkdir()
+    calls = tmp_path / "pulumi-calls"
+    (counted / "pulumi").write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {pulumi_toolchain}/pulumi "$@"\n')
+    (counted / "pulumi").chmod(0o755)
+    for helper in Path(pulumi_toolchain).iterdir():
+        if helper.name != "pulumi":
+            (counted / helper.name).symlink_to(helper)
+    service = Service(tmp_path / "svc", str(counted), warm_worker="false").start()
+    try:
+        database = service.data_dir / "service.db"
+
+        def snapshot() -> tuple[Any, ...]:
+            with sqlite3.connect(database) as db:
+                tenants = db.execute("SELECT id FROM tenants ORDER BY id").fetchall()
+            files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in service.data_dir.glob("service.db*"))
+            return tenants, sorted(p.name for p in (service.data_dir / "state").rglob("*")), files
+
+        before = snapshot()
+        for _ in range(20):
+            assert httpx.get(f"{service.base_url}/readyz").status_code == 200
+        assert snapshot() == before
+        assert not calls.exists(), calls.read_text()
+    finally:
+        service.stop()
+
+
+def test_a_run_that_cannot_start_fails_typed_and_the_others_go_on(tmp_path: Path, pulumi_toolchain: str) -> None:
+    """A queued run whose secret arguments no longer open (the passphrase changed) fails with
+    RunStartFailed; scheduling goes on and readiness still reports a live scheduler."""
+    data = tmp_path / "svc"
+    accepting = Service(data, pulumi_toolchain, roles="api", passphrase="the-first-passphrase").start()
+    try:
+        with accepting.client() as api:
+            sealed = api.post("/v1/stacks", json={"name": "sealed", "case": "blog",
+                                                  "secret_arguments": {"sender_email": "a@blog.example"}}).json()
+            assert sealed["status"] == "queued"
+    finally:
+        accepting.stop()
+    svc = Service(data, pulumi_toolchain, passphrase="a-new-passphrase").start()
+    try:
+        with svc.client() as api:
+            failed = wait_run(api, sealed["id"])
+            assert failed["status"] == "failed" and failed["error"]["error"] == "RunStartFailed", failed
+            assert "passphrase" in failed["error"]["detail"]
+            other = wait_run(api, api.post("/v1/stacks", json={"name": "other", "case": "software-updates"})
+                             .json()["id"])
+            assert other["status"] == "succeeded", other
+        assert httpx.get(f"{svc.base_url}/readyz").json()["checks"]["scheduler"] == "ok"
+    finally:
+        svc.stop()
