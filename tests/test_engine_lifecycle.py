@@ -32,6 +32,8 @@ CONFIG_CHANGES: dict[str, tuple[dict[str, Any], set[tuple[str, str]]]] = {
 # Resources the change must replace: a REST API's deployment is a frozen snapshot, so a change
 # to what it holds (caching turned off removes the token from the cache key) makes a new one.
 REPLACED: dict[str, set[str]] = {"todo-app": {"aws:apigateway/deployment:Deployment"}}
+# Resources the change removes: no cache, no per-method cache settings.
+DELETED: dict[str, set[str]] = {"todo-app": {"aws:apigateway/methodSettings:MethodSettings"}}
 
 
 def test_every_case_has_a_config_change_to_exercise() -> None:
@@ -67,7 +69,8 @@ def test_case_lifecycle_on_sandbox(workspace: Workspace, case_name: str) -> None
     assert expected <= changed
     replaced = {s["newState"]["type"] for s in steps if s["op"] in ("replace", "create-replacement")}
     assert replaced == REPLACED.get(case_name, set())
-    assert not [s for s in steps if s["op"] in ("create", "delete")]
+    assert {s["oldState"]["type"] for s in steps if s["op"] == "delete"} == DELETED.get(case_name, set())
+    assert not [s for s in steps if s["op"] == "create"]
     workspace.pulumi("up", "--yes", "--skip-preview", "--stack", stack)
     workspace.pulumi("preview", "--expect-no-changes", "--stack", stack)
 
