@@ -36,6 +36,7 @@ def service(tmp_path: Path, pulumi_toolchain: str) -> Iterator[Service]:
 FUZZ_SECONDS_AT_MOST = 1500
 
 
+@pytest.mark.long
 @pytest.mark.timeout(FUZZ_SECONDS_AT_MOST + 300)
 def test_generated_requests_get_no_5xx_and_match_the_documented_schema(tmp_path: Path, pulumi_toolchain: str) -> None:
     data = tmp_path / "svc"
@@ -121,6 +122,7 @@ def _until(condition: Callable[[], bool], timeout: float = 15) -> bool:
     return True
 
 
+@pytest.mark.long
 def test_fifty_conflicting_updates_run_in_order_and_none_is_lost(tmp_path: Path, pulumi_toolchain: str) -> None:
     svc = Service(tmp_path / "svc", pulumi_toolchain).start()
     try:

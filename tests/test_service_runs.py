@@ -116,6 +116,7 @@ def test_an_up_cancelled_as_it_starts_stops_and_leaves_a_usable_stack(slow_servi
     assert [r for region in cloud.iterdir() for r in SandboxCloud(cloud, region.name).records()] == []
 
 
+@pytest.mark.long
 def test_concurrent_changes_to_one_stack_run_in_order(slow_service: Service) -> None:
     with slow_service.client() as api:
         wait_run(api, _create(api, "ordered")["id"])
