@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker for a value not known yet
 ACCOUNT_ID = "123456789012"
@@ -54,41 +54,36 @@ class Cloud(Protocol):
 CallRule = Callable[[Inputs, Cloud], AwsError | None]
 
 RULES: dict[str, list[Rule]] = {}
+"""Checked on a resource's inputs alone, when the engine checks them (preview and up)."""
 CALL_RULES: dict[str, list[CallRule]] = {}
+"""Checked when the create or update call is made, against the resources that exist then (so
+the order of creation matters, as on AWS)."""
 READ_RULES: dict[str, list[CallRule]] = {}
+"""Checked when the provider reads the resource (``pulumi refresh``, and the read the provider
+makes after each create and update), given what exists then."""
 EFFECTS: dict[str, list[Effect]] = {}
+"""What AWS makes of an accepted request: the values it really keeps, which a later read returns."""
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def rule(type_token: str) -> Callable[[Rule], Rule]:
-    """Register a rule for a resource type (its Pulumi type token)."""
+def _registrar(registry: dict[str, list[Any]]) -> Callable[[str], Callable[[F], F]]:
+    def for_type(type_token: str) -> Callable[[F], F]:
+        """Register the decorated function for a resource type (its Pulumi type token)."""
 
-    def register(check: Rule) -> Rule:
-        RULES.setdefault(type_token, []).append(check)
-        return check
+        def register(function: F) -> F:
+            registry.setdefault(type_token, []).append(function)
+            return function
 
-    return register
+        return register
 
-
-def rule_at_call(type_token: str) -> Callable[[CallRule], CallRule]:
-    """Register a rule AWS checks when the create or update call is made, against the other
-    resources that exist at that moment (so the order of creation matters, as on AWS)."""
-
-    def register(check: CallRule) -> CallRule:
-        CALL_RULES.setdefault(type_token, []).append(check)
-        return check
-
-    return register
+    return for_type
 
 
-def rule_at_read(type_token: str) -> Callable[[CallRule], CallRule]:
-    """Register a rule AWS checks when the provider reads the resource (``pulumi refresh``, and
-    the read the provider makes after each create and update), given what exists then."""
-
-    def register(check: CallRule) -> CallRule:
-        READ_RULES.setdefault(type_token, []).append(check)
-        return check
-
-    return register
+rule = _registrar(RULES)
+rule_at_call = _registrar(CALL_RULES)
+rule_at_read = _registrar(READ_RULES)
+effect = _registrar(EFFECTS)
 
 
 def read_violations(type_token: str, state: Inputs, cloud: Cloud) -> list[AwsError]:
@@ -98,17 +93,6 @@ def read_violations(type_token: str, state: Inputs, cloud: Cloud) -> list[AwsErr
 def call_violations(type_token: str, inputs: Inputs, cloud: Cloud) -> list[AwsError]:
     """Every rule checked at the call that the inputs break, given what exists."""
     return [error for check in CALL_RULES.get(type_token, []) if (error := check(inputs, cloud)) is not None]
-
-
-def effect(type_token: str) -> Callable[[Effect], Effect]:
-    """Register what AWS makes of an accepted request: the values it really stores and
-    serves, which a later read (``pulumi refresh``) returns."""
-
-    def register(change: Effect) -> Effect:
-        EFFECTS.setdefault(type_token, []).append(change)
-        return change
-
-    return register
 
 
 def effective(type_token: str, properties: Mapping[str, Any]) -> dict[str, Any]:
@@ -128,13 +112,18 @@ def _known(value: Any) -> bool:
     return value is not None and value != UNKNOWN
 
 
+def _misnamed(inputs: Inputs, prop: str, pattern: str) -> str | None:
+    """The value of ``prop`` when it is known and does not match ``pattern`` (else None)."""
+    name = inputs.get(prop)
+    return name if isinstance(name, str) and _known(name) and not re.fullmatch(pattern, name) else None
+
+
 # -- S3 --------------------------------------------------------------------------------------------
 @rule("aws:s3/bucket:Bucket")
 def bucket_names_follow_the_naming_rules(inputs: Inputs) -> AwsError | None:
     """CreateBucket: a bucket name is 3-63 characters of lowercase letters, digits, '.' and '-',
     beginning and ending with a letter or digit; otherwise ``InvalidBucketName``."""
-    name = inputs.get("bucket")
-    if isinstance(name, str) and _known(name) and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", name):
+    if _misnamed(inputs, "bucket", r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"):
         return AwsError("InvalidBucketName", "The specified bucket is not valid.", "bucket")
     return None
 
@@ -291,8 +280,7 @@ def reading_a_secret_value_obeys_the_secret_policy(state: Inputs, cloud: Cloud) 
 def dax_cluster_names_are_short(inputs: Inputs) -> AwsError | None:
     """CreateCluster: a DAX cluster name is 1-20 characters, a letter first, then lowercase letters,
     digits or '-'; otherwise ``InvalidParameterValueException``."""
-    name = inputs.get("clusterName")
-    if isinstance(name, str) and _known(name) and not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", name):
+    if name := _misnamed(inputs, "clusterName", r"[a-z][a-z0-9-]{0,19}"):
         return AwsError("InvalidParameterValueException",
                         f"Cluster name {name!r} is invalid: at most 20 lowercase letters, digits or '-', "
                         "starting with a letter", "clusterName")
@@ -304,8 +292,7 @@ def dax_cluster_names_are_short(inputs: Inputs) -> AwsError | None:
 def identity_pool_names_are_words_and_spaces(inputs: Inputs) -> AwsError | None:
     """CreateIdentityPool: ``IdentityPoolName`` matches ``[\\w ]+`` (1-128 characters); otherwise
     ``InvalidParameterException``."""
-    name = inputs.get("identityPoolName")
-    if isinstance(name, str) and _known(name) and not re.fullmatch(r"[\w ]{1,128}", name):
+    if name := _misnamed(inputs, "identityPoolName", r"[\w ]{1,128}"):
         return AwsError("InvalidParameterException",
                         f"1 validation error detected: Value '{name}' at 'identityPoolName' failed to satisfy "
                         "constraint: Member must satisfy regular expression pattern: [\\w ]+", "identityPoolName")
@@ -331,8 +318,7 @@ def threat_protection_needs_the_plus_tier(inputs: Inputs) -> AwsError | None:
 @rule("aws:iot/topicRule:TopicRule")
 def topic_rule_names_are_words(inputs: Inputs) -> AwsError | None:
     """CreateTopicRule: a rule name matches ``^[a-zA-Z0-9_]+$``; otherwise ``InvalidRequestException``."""
-    name = inputs.get("name")
-    if isinstance(name, str) and _known(name) and not re.fullmatch(r"[A-Za-z0-9_]+", name):
+    if name := _misnamed(inputs, "name", r"[A-Za-z0-9_]+"):
         return AwsError("InvalidRequestException", f"Rule name {name!r} must match ^[a-zA-Z0-9_]+$", "name")
     return None
 

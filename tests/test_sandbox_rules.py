@@ -126,8 +126,7 @@ READ_CASES = [(rules.reading_a_secret_value_obeys_the_secret_policy,
 def test_engine_refresh_fails_where_aws_denies_the_read(tmp_path: Path, pulumi_toolchain: str, check: Any,
                                                          refused: list[dict[str, Any]], accepted: list[dict[str, Any]],
                                                          code: str) -> None:
-    workspace = Workspace(tmp_path, pulumi_toolchain, main=RAW_RESOURCE)
-    workspace.pulumi("stack", "init", "read")
+    workspace = _raw_stack(tmp_path, pulumi_toolchain)
     _configure(workspace, refused)
     workspace.pulumi("up", "--yes")  # the policy comes after the value: the read after creating it passes
     denied = workspace.pulumi("refresh", "--yes", check=False)
@@ -142,8 +141,7 @@ def test_engine_refresh_fails_where_aws_denies_the_read(tmp_path: Path, pulumi_t
 def test_engine_refuses_at_the_call_what_aws_refuses(tmp_path: Path, pulumi_toolchain: str, check: Any,
                                                      refused: list[dict[str, Any]], accepted: list[dict[str, Any]],
                                                      code: str) -> None:
-    workspace = Workspace(tmp_path, pulumi_toolchain, main=RAW_RESOURCE)
-    workspace.pulumi("stack", "init", "call")
+    workspace = _raw_stack(tmp_path, pulumi_toolchain)
     _configure(workspace, refused)
     failed = workspace.pulumi("up", "--yes", check=False)
     assert failed.returncode != 0 and code in failed.stdout + failed.stderr, failed.stdout[-3000:]
@@ -168,8 +166,7 @@ def test_every_rule_and_effect_of_the_catalogue_is_tested_here() -> None:
 def test_what_aws_really_keeps_is_drift_on_refresh(tmp_path: Path, pulumi_toolchain: str, change: Any,
                                                    type_token: str, changed: dict[str, Any], read_back: Any,
                                                    kept: dict[str, Any]) -> None:
-    workspace = Workspace(tmp_path, pulumi_toolchain, main=RAW_RESOURCE)
-    workspace.pulumi("stack", "init", "effect")
+    workspace = _raw_stack(tmp_path, pulumi_toolchain)
     _configure(workspace, [{"name": "subject", "type": type_token, "inputs": changed}])
     workspace.pulumi("up", "--yes")
     drift = workspace.pulumi("refresh", "--yes", "--expect-no-changes", check=False)
@@ -211,8 +208,7 @@ def test_mocks_refuse_what_the_rules_refuse(check: rules.Rule, type_token: str, 
 def test_engine_refuses_before_creating_anything(tmp_path: Path, pulumi_toolchain: str, check: rules.Rule,
                                                  type_token: str, refused: dict[str, Any], accepted: dict[str, Any],
                                                  code: str) -> None:
-    workspace = Workspace(tmp_path, pulumi_toolchain, main=RAW_RESOURCE)
-    workspace.pulumi("stack", "init", "rule")
+    workspace = _raw_stack(tmp_path, pulumi_toolchain)
     _configure(workspace, [{"name": "subject", "type": type_token, "inputs": refused}])
     refused_up = workspace.pulumi("up", "--yes", check=False)
     assert refused_up.returncode != 0
@@ -221,6 +217,13 @@ def test_engine_refuses_before_creating_anything(tmp_path: Path, pulumi_toolchai
     _configure(workspace, [{"name": "subject", "type": type_token, "inputs": accepted}])
     workspace.pulumi("up", "--yes")
     assert [r.type for r in workspace.cloud_records()] == [type_token]
+
+
+def _raw_stack(tmp_path: Path, toolchain: str) -> Workspace:
+    """A stack of the test program that registers resources exactly as configured."""
+    workspace = Workspace(tmp_path, toolchain, main=RAW_RESOURCE)
+    workspace.pulumi("stack", "init", "subject")
+    return workspace
 
 
 def _configure(workspace: Workspace, resources: list[dict[str, Any]]) -> None:
