@@ -48,6 +48,9 @@ class CaseArgs:
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
     """Tags for every resource of the stack that takes tags, beside the stack's own
     (``serverless-cases:stack``, ``:case``, ``:tenant``, ``:managed-by``)."""
+    deletion_protection: bool = True
+    """The case's tables and user pools refuse deletion, so a destroy cannot lose their data by
+    mistake: set false and update first (over REST, ``DELETE ...?delete_data=true`` does both)."""
 
     def tag_problems(self) -> list[str]:
         problems = []

@@ -37,6 +37,8 @@ class Case:
     """Outputs every stack of the case has (optional parts add more)."""
     example_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Arguments that make a complete stack (the required ones, with example values)."""
+    protects_data: bool = False
+    """Whether ``deletion_protection`` guards something here (tables, user pools)."""
 
     def parse_args(self, data: Mapping[str, Any] | None) -> Any:
         return parse_args(self.args, data, component=self.name)
@@ -54,17 +56,17 @@ CASES: dict[str, Case] = {
     for case in (
         Case("todo-app", todo_app.DESCRIPTION, todo_app.TodoApp, todo_app.TodoAppArgs,
              ("api_url", "user_pool_id", "client_id", "identity_pool_id", "bucket_name", "table_name",
-              "dax_endpoint")),
+              "dax_endpoint"), protects_data=True),
         Case("blog", blog.DESCRIPTION, blog.Blog, blog.BlogArgs,
              ("site_url", "content_bucket", "upload_api_url", "upload_bucket", "thumbnails_bucket", "table_name",
               "table_stream_arn", "user_pool_id", "sender_identity"),
-             {"sender_email": "welcome@myblog.example"}),
+             {"sender_email": "welcome@myblog.example"}, protects_data=True),
         Case("software-updates", software_updates.DESCRIPTION, software_updates.SoftwareUpdates,
              software_updates.SoftwareUpdatesArgs, ("distribution_domain", "origin_dns_name", "cached_path_patterns")),
         Case("premium-content", premium_content.DESCRIPTION, premium_content.PremiumContent,
              premium_content.PremiumContentArgs,
              ("registration_url", "signed_url_api_url", "distribution_domain", "bucket_name", "key_group_id",
-              "user_pool_id", "client_id")),
+              "user_pool_id", "client_id"), protects_data=True),
         Case("big-data-ingestion", big_data_ingestion.DESCRIPTION, big_data_ingestion.BigDataIngestion,
              big_data_ingestion.BigDataIngestionArgs,
              ("iot_topic", "stream_name", "delivery_stream_name", "ingestion_bucket", "reporting_bucket", "queue_url",
@@ -75,7 +77,7 @@ CASES: dict[str, Case] = {
                  {"name": "orders", "kind": "api"},
                  {"name": "www", "kind": "static"},
                  {"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10", "192.0.2.11"],
-                  "routing": "failover"}]}),
+                  "routing": "failover"}]}, protects_data=True),
     )
 }
 

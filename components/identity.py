@@ -25,6 +25,8 @@ class UserDirectoryArgs:
     password_min_length: int = 12
     groups: tuple[str, ...] = ()
     """Cognito groups to create (membership is given by an administrator, never by the user)."""
+    deletion_protection: bool = defaults.DELETION_PROTECTION
+    """Refuse deletion of the pool and its users (turn off, update, then destroy)."""
     tier: str = defaults.USER_POOL_TIER
     """Cognito feature plan: ``PLUS`` (threat protection enforced; billed per monthly active
     user, no free tier), ``ESSENTIALS`` or ``LITE`` (no threat protection; free up to 10,000
@@ -54,6 +56,8 @@ class UserDirectory(pulumi.ComponentResource):
         args = args or UserDirectoryArgs()
         check_args(args, component=TOKEN)
         child = pulumi.ResourceOptions(parent=self)
+        if not args.deletion_protection:
+            defaults.warn_weakened(name, "deletion_protection", False, True)
         if args.tier != defaults.USER_POOL_TIER:
             defaults.warn_weakened(name, "user_pool_tier", args.tier, defaults.USER_POOL_TIER)
         self.user_pool = aws.cognito.UserPool(
@@ -67,6 +71,7 @@ class UserDirectory(pulumi.ComponentResource):
                 "require_numbers": True, "require_symbols": True, "temporary_password_validity_days": 3,
             },
             user_pool_tier=args.tier,
+            deletion_protection="ACTIVE" if args.deletion_protection else "INACTIVE",
             user_pool_add_ons=defaults.user_pool_add_ons(args.tier),
             account_recovery_setting={"recovery_mechanisms": [{"name": "verified_email", "priority": 1}]},
             admin_create_user_config={"allow_admin_create_user_only": False},

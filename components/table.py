@@ -23,7 +23,8 @@ class TableArgs:
     replica_regions: Sequence[str] = ()
     """Make it a global table (version 2019.11.21) replicated to these regions."""
     point_in_time_recovery: bool = True
-    deletion_protection: bool = False
+    deletion_protection: bool = defaults.DELETION_PROTECTION
+    """Refuse deletion (on by default: turn it off, update, then destroy to lose the data)."""
     kms_key_arn: str | None = None
 
     def problems(self) -> list[str]:
@@ -48,6 +49,8 @@ class Table(pulumi.ComponentResource):
         check_args(args, component=TOKEN)
         if not args.point_in_time_recovery:
             defaults.warn_weakened(name, "point_in_time_recovery", False, True)
+        if not args.deletion_protection:
+            defaults.warn_weakened(name, "deletion_protection", False, True)
         attributes = [{"name": args.hash_key, "type": "S"}]
         if args.range_key:
             attributes.append({"name": args.range_key, "type": "S"})

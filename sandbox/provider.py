@@ -266,7 +266,12 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
 
     def Delete(self, request, context):
         self.gate.pass_through(request.urn)
-        self.cloud.delete(_type_of(request.urn, request.type), request.id)
+        type_token = _type_of(request.urn, request.type)
+        record = self.cloud.get(type_token, request.id)
+        refused = rules.delete_violations(type_token, record.outputs, self.cloud) if record is not None else []
+        if refused:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "; ".join(map(str, refused)))
+        self.cloud.delete(type_token, request.id)
         return empty_pb2.Empty()
 
     # -- data sources -----------------------------------------------------------------------

@@ -61,6 +61,8 @@ the order of creation matters, as on AWS)."""
 READ_RULES: dict[str, list[CallRule]] = {}
 """Checked when the provider reads the resource (``pulumi refresh``, and the read the provider
 makes after each create and update), given what exists then."""
+DELETE_RULES: dict[str, list[CallRule]] = {}
+"""Checked when the delete call is made, on the resource as AWS keeps it."""
 EFFECTS: dict[str, list[Effect]] = {}
 """What AWS makes of an accepted request: the values it really keeps, which a later read returns."""
 
@@ -83,11 +85,16 @@ def _registrar(registry: dict[str, list[Any]]) -> Callable[[str], Callable[[F], 
 rule = _registrar(RULES)
 rule_at_call = _registrar(CALL_RULES)
 rule_at_read = _registrar(READ_RULES)
+rule_at_delete = _registrar(DELETE_RULES)
 effect = _registrar(EFFECTS)
 
 
 def read_violations(type_token: str, state: Inputs, cloud: Cloud) -> list[AwsError]:
     return [error for check in READ_RULES.get(type_token, []) if (error := check(state, cloud)) is not None]
+
+
+def delete_violations(type_token: str, state: Inputs, cloud: Cloud) -> list[AwsError]:
+    return [error for check in DELETE_RULES.get(type_token, []) if (error := check(state, cloud)) is not None]
 
 
 def call_violations(type_token: str, inputs: Inputs, cloud: Cloud) -> list[AwsError]:
@@ -275,6 +282,27 @@ def reading_a_secret_value_obeys_the_secret_policy(state: Inputs, cloud: Cloud) 
     return None
 
 
+# -- deletion protection ------------------------------------------------------------------------
+@rule_at_delete("aws:dynamodb/table:Table")
+def a_protected_table_is_not_deleted(state: Inputs, cloud: Cloud) -> AwsError | None:
+    """DeleteTable on a table with ``DeletionProtectionEnabled`` fails with ``ValidationException``:
+    protection must be turned off (an update) before the table can be deleted."""
+    if state.get("deletionProtectionEnabled") is True:
+        return AwsError("ValidationException", "Resource cannot be deleted as it is currently protected against "
+                        "deletion. Disable deletion protection first.", "deletionProtectionEnabled")
+    return None
+
+
+@rule_at_delete("aws:cognito/userPool:UserPool")
+def a_protected_user_pool_is_not_deleted(state: Inputs, cloud: Cloud) -> AwsError | None:
+    """DeleteUserPool on a pool with ``DeletionProtection: ACTIVE`` fails with
+    ``InvalidParameterException`` until protection is made ``INACTIVE``."""
+    if state.get("deletionProtection") == "ACTIVE":
+        return AwsError("InvalidParameterException", "The user pool cannot be deleted because deletion protection "
+                        "is activated. Deletion protection must be inactivated first.", "deletionProtection")
+    return None
+
+
 # -- DAX -------------------------------------------------------------------------------------------
 @rule("aws:dax/cluster:Cluster")
 def dax_cluster_names_are_short(inputs: Inputs) -> AwsError | None:
@@ -339,7 +367,7 @@ def catalogue_markdown() -> str:
     """The catalogue as the README publishes it (a test keeps the two equal)."""
     rows = ["| rule | resource type | checked | what AWS does |", "| --- | --- | --- | --- |"]
     for when, registry in (("inputs", RULES), ("at the call", CALL_RULES), ("on read", READ_RULES),
-                           ("effect, on read", EFFECTS)):
+                           ("on delete", DELETE_RULES), ("effect, on read", EFFECTS)):
         for type_token, functions in registry.items():
             for function in functions:
                 doc = " ".join((function.__doc__ or "").split()).replace("``", "`").replace("|", "\\|")

@@ -22,7 +22,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,8 @@ class Job:
     secrets_provider: str | None = None
     stored_secrets: bool = False
     """Whether the stack's config already holds secret arguments (read back and kept)."""
+    unprotect: bool = False
+    """A destroy that first turns the case's deletion protection off (an update), as asked."""
 
 
 class JobError(Exception):
@@ -285,6 +287,9 @@ def run_job(job: Job, emit: Emit, on_secrets: Callable[[list[str]], None] = lamb
             stack.refresh(on_event=collector, color="never", clear_pending_creates=True, suppress_progress=True)
             summary = {"resource_changes": collector.counts, "recovered": True}
         elif job.kind == "destroy":
+            if job.unprotect:  # the caller chose to lose the data: protection off first, then destroy
+                _configure(stack, replace(job, args={**job.args, "deletion_protection": False}), on_secrets)
+                stack.up(on_event=collector, color="never", suppress_progress=True, program=program.main)
             stack.destroy(on_event=collector, color="never", suppress_progress=True)
             stack.workspace.remove_stack(job.pulumi_stack)
             return {"summary": {"resource_changes": collector.counts}, "outputs": {}, "resource_count": 0,

@@ -42,6 +42,10 @@ class StackExists(ServiceError):
     status_code = 409
 
 
+class DeletionProtected(ServiceError):
+    status_code = 409
+
+
 class RunFinished(ServiceError):
     status_code = 409
 

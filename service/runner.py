@@ -278,6 +278,7 @@ class Runner:
             "workspace_dir": str(self.settings.workspaces_dir / run.pulumi_stack), "env": env,
             "toolchain_bin": str(self.toolchain_bin), "secrets_provider": self.settings.secrets_provider,
             "stored_secrets": bool(set(run.params.get("secret_arg_names", [])) - set(secrets)),
+            "unprotect": bool(run.params.get("delete_data")),
         }
 
     # -- following a worker ------------------------------------------------------------------

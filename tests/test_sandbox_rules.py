@@ -152,7 +152,36 @@ def test_engine_refuses_at_the_call_what_aws_refuses(tmp_path: Path, pulumi_tool
     assert accepted[-1]["type"] in {r.type for r in workspace.cloud_records()}
 
 
+# (rule, resource type, its protected inputs, the same unprotected)
+DELETE_CASES = [
+    (rules.a_protected_table_is_not_deleted, "aws:dynamodb/table:Table",
+     {"hashKey": "id", "attributes": [{"name": "id", "type": "S"}], "billingMode": "PAY_PER_REQUEST",
+      "deletionProtectionEnabled": True}, {"deletionProtectionEnabled": False}, "ValidationException"),
+    (rules.a_protected_user_pool_is_not_deleted, "aws:cognito/userPool:UserPool",
+     {"deletionProtection": "ACTIVE"}, {"deletionProtection": "INACTIVE"}, "InvalidParameterException"),
+]
+DELETE_IDS = [case[0].__name__ for case in DELETE_CASES]
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize(("check", "type_token", "protected", "unprotected", "code"), DELETE_CASES, ids=DELETE_IDS)
+def test_engine_destroy_fails_on_a_protected_resource(tmp_path: Path, pulumi_toolchain: str, check: Any,
+                                                      type_token: str, protected: dict[str, Any],
+                                                      unprotected: dict[str, Any], code: str) -> None:
+    workspace = _raw_stack(tmp_path, pulumi_toolchain)
+    _configure(workspace, [{"name": "subject", "type": type_token, "inputs": protected}])
+    workspace.pulumi("up", "--yes")
+    refused = workspace.pulumi("destroy", "--yes", check=False)
+    assert refused.returncode != 0 and code in refused.stdout + refused.stderr, refused.stdout[-3000:]
+    assert [r.type for r in workspace.cloud_records()] == [type_token]
+    _configure(workspace, [{"name": "subject", "type": type_token, "inputs": {**protected, **unprotected}}])
+    workspace.pulumi("up", "--yes")
+    workspace.pulumi("destroy", "--yes")
+    assert workspace.cloud_records() == []
+
+
 def test_every_rule_and_effect_of_the_catalogue_is_tested_here() -> None:
+    assert {c.__name__ for cs in rules.DELETE_RULES.values() for c in cs} == set(DELETE_IDS)
     catalogued = {check.__name__ for checks in rules.RULES.values() for check in checks}
     assert catalogued == set(IDS)
     assert {c.__name__ for cs in rules.CALL_RULES.values() for c in cs} == \

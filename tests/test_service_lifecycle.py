@@ -65,7 +65,11 @@ def test_stack_lifecycle_over_http(service: Service, case_name: str) -> None:
         refresh = wait_run(api, api.post(f"/v1/stacks/{name}/refresh").json()["id"])
         assert refresh["status"] == "succeeded" and refresh["summary"]["drifted"] is False
 
-        deleted = api.delete(f"/v1/stacks/{name}")
+        if case.protects_data:  # its tables and user pools are kept unless the caller chooses to lose them
+            refused = api.delete(f"/v1/stacks/{name}")
+            assert refused.status_code == 409 and refused.json()["error"] == "DeletionProtected", refused.text
+            assert api.get(f"/v1/stacks/{name}").json()["status"] == "ready"
+        deleted = api.delete(f"/v1/stacks/{name}", params={"delete_data": "true"})
         assert deleted.status_code == 202 and deleted.json()["kind"] == "destroy"
         assert wait_run(api, deleted.json()["id"])["status"] == "succeeded"
         assert api.get(f"/v1/stacks/{name}").status_code == 404

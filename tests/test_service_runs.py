@@ -109,7 +109,7 @@ def test_an_up_cancelled_as_it_starts_stops_and_leaves_a_usable_stack(slow_servi
         again = wait_run(api, api.patch("/v1/stacks/early", json={"arguments": {"cache_ttl_seconds": 30}}).json()["id"])
         assert again["status"] == "succeeded", describe(again)
         assert api.get("/v1/stacks/early").json()["status"] == "ready"
-        gone = wait_run(api, api.delete("/v1/stacks/early").json()["id"])
+        gone = wait_run(api, api.delete("/v1/stacks/early", params={"delete_data": "true"}).json()["id"])
         assert gone["status"] == "succeeded", describe(gone)
         assert api.get("/v1/stacks/early").status_code == 404
     cloud = slow_service.data_dir / "sandbox-cloud"

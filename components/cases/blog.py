@@ -104,7 +104,8 @@ class Blog(pulumi.ComponentResource):
 
         # Users: a global table (optionally fronted by DAX), with a welcome email for each new user.
         self.users_table = Table(
-            f"{name}-users", TableArgs(hash_key="userId", stream=True, replica_regions=args.replica_regions),
+            f"{name}-users", TableArgs(hash_key="userId", stream=True, replica_regions=args.replica_regions,
+                                       deletion_protection=args.deletion_protection),
             opts=child)
         self.dax = DaxCluster(
             f"{name}-dax", DaxClusterArgs(table_arns=[self.users_table.arn], node_type=args.dax_node_type,
@@ -129,7 +130,8 @@ class Blog(pulumi.ComponentResource):
 
         # Thumbnails: pre-signed uploads -> S3 event -> thumbnail function -> separate bucket.
         self.users = UserDirectory(
-            f"{name}-authors", UserDirectoryArgs(tier=args.user_pool_tier, groups=(AUTHOR_GROUP,)), opts=child)
+            f"{name}-authors", UserDirectoryArgs(tier=args.user_pool_tier, groups=(AUTHOR_GROUP,),
+                                                 deletion_protection=args.deletion_protection), opts=child)
         self.uploads = PrivateBucket(
             f"{name}-uploads", PrivateBucketArgs(transfer_acceleration=args.transfer_acceleration), opts=child)
         self.thumbnails = PrivateBucket(f"{name}-thumbnails", opts=child)

@@ -139,7 +139,7 @@ class Microservice(pulumi.ComponentResource):
     url: pulumi.Output[str]
 
     def __init__(self, name: str, spec: ServiceSpec, fqdn: str, zone_id: pulumi.Input[str],
-                 users: UserDirectory, edge: aws.Provider, *, custom_domain: bool = True,
+                 users: UserDirectory, edge: aws.Provider, *, custom_domain: bool = True, protect_data: bool = True,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(SERVICE_TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -148,7 +148,8 @@ class Microservice(pulumi.ComponentResource):
             pulumi.log.warn(f"{name}: served on its AWS name until the zone is delegated: delegate {fqdn}'s domain to "
                             "the name_servers output, then set zone_delegated=true for its custom domain", self)
         if spec.kind == "api":
-            table = Table(f"{name}-items", TableArgs(hash_key="userId", range_key="todoId"), opts=child)
+            table = Table(f"{name}-items", TableArgs(hash_key="userId", range_key="todoId",
+                                                            deletion_protection=protect_data), opts=child)
             function = Function(f"{name}-fn", FunctionArgs(
                 handler_module="todo_api", environment={"TABLE_NAME": table.name},
                 statements=table.statements(write=True)), opts=child)
@@ -223,11 +224,13 @@ class Microservices(pulumi.ComponentResource):
         else:
             existing = aws.route53.get_zone_output(zone_id=args.zone_id)
             self.zone_id, self.name_servers = pulumi.Output.from_input(args.zone_id), existing.name_servers
-        self.users = UserDirectory(f"{name}-auth", UserDirectoryArgs(tier=args.user_pool_tier), opts=child)
+        self.users = UserDirectory(f"{name}-auth", UserDirectoryArgs(tier=args.user_pool_tier,
+                                                                               deletion_protection=args.deletion_protection), opts=child)
         edge = aws.Provider(f"{name}-us-east-1", region="us-east-1", opts=child)
         self.services = {
             spec.name: Microservice(f"{name}-{spec.name}", spec, f"{spec.name}.{domain}", self.zone_id, self.users,
-                                    edge, custom_domain=args.zone_id is not None or args.zone_delegated, opts=child)
+                                    edge, custom_domain=args.zone_id is not None or args.zone_delegated,
+                                    protect_data=args.deletion_protection, opts=child)
             for spec in args.services
         }
         self.register_outputs(self.outputs())

@@ -75,8 +75,10 @@ class PremiumContent(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         self.users = UserDirectory(
-            f"{name}-auth", UserDirectoryArgs(tier=args.user_pool_tier, groups=(ADMIN_GROUP,)), opts=child)
-        self.members = Table(f"{name}-members", TableArgs(hash_key="userId"), opts=child)
+            f"{name}-auth", UserDirectoryArgs(tier=args.user_pool_tier, groups=(ADMIN_GROUP,),
+                                               deletion_protection=args.deletion_protection), opts=child)
+        self.members = Table(f"{name}-members", TableArgs(hash_key="userId", deletion_protection=args.deletion_protection),
+                             opts=child)
 
         self.key_pair = RsaKeyPair(f"{name}-signing-key", rotation=args.key_rotation, opts=child)
         self.public_key = aws.cloudfront.PublicKey(

@@ -73,7 +73,8 @@ class TodoApp(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         self.users = UserDirectory(
-            f"{name}-auth", UserDirectoryArgs(identity_pool=True, mfa=args.mfa, tier=args.user_pool_tier), opts=child)
+            f"{name}-auth", UserDirectoryArgs(identity_pool=True, mfa=args.mfa, tier=args.user_pool_tier,
+                                        deletion_protection=args.deletion_protection), opts=child)
         self.files = PrivateBucket(f"{name}-files", opts=child)
         assert self.users.authenticated_role is not None and self.users.identity_pool is not None
         aws.iam.RolePolicy(
@@ -81,7 +82,8 @@ class TodoApp(pulumi.ComponentResource):
             policy=self.files.arn.apply(lambda arn: defaults.policy_document(user_folder_statements(arn))),
             opts=child)
 
-        self.table = Table(f"{name}-todos", TableArgs(hash_key="userId", range_key="todoId"), opts=child)
+        self.table = Table(f"{name}-todos", TableArgs(hash_key="userId", range_key="todoId",
+                                                         deletion_protection=args.deletion_protection), opts=child)
         self.dax = DaxCluster(
             f"{name}-dax",
             DaxClusterArgs(table_arns=[self.table.arn], vpc_id=args.vpc_id, subnet_ids=args.subnet_ids,

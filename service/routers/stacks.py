@@ -14,6 +14,7 @@ from components import ComponentArgsError, UnknownCaseError, get_case
 from service.db import Run, StackRecord
 from service.deps import PrincipalDep, RunnerDep, SettingsDep, ViewsDep
 from service.errors import (
+    DeletionProtected,
     InvalidStackConfig,
     MissingCredentials,
     StackExists,
@@ -72,9 +73,9 @@ def _check_target(target: str) -> None:
 
 
 def _queue(session: Session, runner: Any, tenant: str, stack: StackRecord, kind: str,
-           secrets: dict[str, Any] | None = None) -> RunRead:
+           secrets: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> RunRead:
     """Queue a run of ``kind`` for ``stack`` with the stack's current arguments."""
-    run = runner.enqueue(session, tenant_id=tenant, stack=stack, kind=kind, params=_params(stack),
+    run = runner.enqueue(session, tenant_id=tenant, stack=stack, kind=kind, params={**_params(stack), **(extra or {})},
                          secret_values=secrets)
     session.flush()
     return run_read(run)
@@ -152,12 +153,16 @@ def update_stack(name: StackName, body: StackUpdate, principal: PrincipalDep, ru
     return result
 
 
-def _simple_run(name: str, kind: str, principal: Any, runner: Any) -> RunRead:
+def _simple_run(name: str, kind: str, principal: Any, runner: Any, *, delete_data: bool = False) -> RunRead:
     with runner.admission, runner.db.session() as session:
         stack = _find(session, principal.tenant, name)
         if kind != "preview":
             _check_target(stack.target)
-        result = _queue(session, runner, principal.tenant, stack, kind)
+        if kind == "destroy" and not delete_data and get_case(stack.case).protects_data \
+                and stack.args.get("deletion_protection", True) is not False:
+            raise DeletionProtected(f"stack {name!r} protects its tables and user pools against deletion: delete it "
+                                    "with ?delete_data=true (or set the argument deletion_protection to false first)")
+        result = _queue(session, runner, principal.tenant, stack, kind, extra={"delete_data": True} if delete_data else None)
     runner.wake()
     return result
 
@@ -177,10 +182,11 @@ def refresh_stack(name: StackName, principal: PrincipalDep, runner: RunnerDep) -
 
 
 @router.delete("/{name}", response_model=RunRead, status_code=status.HTTP_202_ACCEPTED,
-               responses={**NOT_FOUND, **INVALID})
-def delete_stack(name: StackName, principal: PrincipalDep, runner: RunnerDep) -> RunRead:
-    """Destroy the stack's resources, then remove the stack."""
-    return _simple_run(name, "destroy", principal, runner)
+               responses={**NOT_FOUND, **INVALID, 409: {"model": ErrorBody}})
+def delete_stack(name: StackName, principal: PrincipalDep, runner: RunnerDep, delete_data: bool = False) -> RunRead:
+    """Destroy the stack's resources, then remove the stack. A case with tables or user pools
+    protects them against deletion: ``delete_data=true`` turns that off first (their data is lost)."""
+    return _simple_run(name, "destroy", principal, runner, delete_data=delete_data)
 
 
 @router.get("/{name}/runs", response_model=list[RunRead], responses={**NOT_FOUND, **INVALID})
