@@ -35,6 +35,8 @@ class PrivateBucketCdnArgs:
     aliases: Sequence[str] = ()
     """Custom domain names (with ``certificate_arn``, an ACM certificate in us-east-1)."""
     certificate_arn: pulumi.Input[str] | None = None
+    web_acl_arn: pulumi.Input[str] | None = None
+    """An AWS WAF web ACL (scope CLOUDFRONT) in front of the distribution."""
 
     def problems(self) -> list[str]:
         problems = []
@@ -101,6 +103,7 @@ class PrivateBucketCdn(pulumi.ComponentResource):
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             aliases=list(args.aliases) or None,
             viewer_certificate=defaults.viewer_certificate(args.certificate_arn),
+            web_acl_id=args.web_acl_arn,
             opts=child,
         )
         self.bucket.apply_policy(self._reader_statements)

@@ -112,6 +112,11 @@ def custom_domain_problems(domain_names: Sequence[str], certificate_arn: str | N
     return problems
 
 
+# -- WAF (optional: a web ACL bills ~$5 a month plus ~$1 per rule, idle or not) --------------------
+WAF_RATE_LIMIT = 2000  # requests per address in 5 minutes
+WAF_MANAGED_RULE_GROUP = "AWSManagedRulesCommonRuleSet"
+
+
 # -- Cognito ----------------------------------------------------------------------------------
 # Threat protection (advanced security, ENFORCED) exists only on the Plus feature plan; new
 # pools default to Essentials, where asking for it fails with FeatureUnavailableInTierException.

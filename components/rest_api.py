@@ -16,6 +16,7 @@ import pulumi_aws as aws
 from components import defaults
 from components.args import check_args
 from components.function import Function
+from components.waf import WebFirewall
 
 TOKEN = "serverless-cases:api:RestApi"
 AUTH_HEADER = "method.request.header.Authorization"
@@ -40,6 +41,8 @@ class RestApiArgs:
     throttle_burst: int = defaults.API_THROTTLE_BURST
     stage_name: str = defaults.API_STAGE_NAME
     log_retention_days: int = defaults.LOG_RETENTION_DAYS
+    firewall: WebFirewall | None = None
+    """Put the stage behind this (regional) AWS WAF web ACL."""
 
     def problems(self) -> list[str]:
         problems = []
@@ -189,5 +192,7 @@ class RestApi(pulumi.ComponentResource):
                         "unauthorized_cache_control_header_strategy": "FAIL_WITH_403",
                     },
                     opts=child)
+        if args.firewall is not None:
+            args.firewall.protect_stage(f"{name}-waf", self.stage.arn)
         self.url = self.stage.invoke_url
         self.register_outputs({"url": self.url})

@@ -34,7 +34,7 @@ from programs import targets
 # first use (about a second of CPU for these); a worker waiting for a run loads them ahead.
 AWS_MODULES = ("acm", "apigateway", "athena", "autoscaling", "cloudfront", "cloudwatch", "cognito", "dax",
                "dynamodb", "ec2", "glue", "iam", "iot", "kinesis", "kms", "lambda_", "lb", "route53", "s3",
-               "secretsmanager", "sesv2", "sns", "sqs", "ssm", "vpc")
+               "secretsmanager", "sesv2", "sns", "sqs", "ssm", "vpc", "wafv2")
 
 
 class ProgramError(pulumi.RunError):

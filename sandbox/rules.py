@@ -352,6 +352,19 @@ def topic_rule_names_are_words(inputs: Inputs) -> AwsError | None:
 
 
 # -- CloudFront ------------------------------------------------------------------------------------
+@rule("aws:cloudfront/distribution:Distribution")
+def a_distribution_takes_only_a_global_web_acl(inputs: Inputs) -> AwsError | None:
+    """CreateDistribution/UpdateDistribution: ``WebACLId`` must name a WAFv2 web ACL of scope
+    ``CLOUDFRONT`` (ARN ``arn:aws:wafv2:us-east-1:<account>:global/webacl/...``); a regional web ACL,
+    or one made in another region, fails with ``InvalidWebACLId``."""
+    acl = inputs.get("webAclId")
+    if isinstance(acl, str) and _known(acl) and acl.startswith("arn:") and \
+            not re.fullmatch(r"arn:aws[\w-]*:wafv2:us-east-1:\d{12}:global/webacl/.+", acl):
+        return AwsError("InvalidWebACLId", "Web ACL is not accessible by the requester.", "webAclId")
+    return None
+
+
+# -- CloudFront: what AWS keeps --------------------------------------------------------------------
 @effect("aws:cloudfront/distribution:Distribution")
 def default_certificate_serves_tls_v1(properties: dict[str, Any]) -> dict[str, Any]:
     """With the default ``*.cloudfront.net`` certificate (``CloudFrontDefaultCertificate: true``)

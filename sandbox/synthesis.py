@@ -386,6 +386,17 @@ TYPES: dict[str, TypeSpec] = {
     "aws:dax/subnetGroup:SubnetGroup": TypeSpec(name_property="name", name_max=255, name_lower=True, replace_on=frozenset({"name"})),
     "aws:dax/parameterGroup:ParameterGroup": TypeSpec(name_property="name", name_max=255, name_lower=True, replace_on=frozenset({"name"})),
     # edge
+    "aws:wafv2/webAcl:WebAcl": TypeSpec(
+        name_property="name", name_max=128,
+        id_of=lambda ctx: _uuid(ctx.seed),
+        computed=lambda ctx, rid: {
+            "arn": f"arn:{PARTITION}:wafv2:{ctx.region}:{ctx.account}:"
+                   f"{'global' if ctx.get('scope') == 'CLOUDFRONT' else 'regional'}/webacl/{ctx.get('name')}/{rid}",
+            "capacity": 702, "lockToken": _uuid(ctx.seed + "lock")},
+        replace_on=frozenset({"name", "scope"})),
+    "aws:wafv2/webAclAssociation:WebAclAssociation": TypeSpec(
+        id_of=lambda ctx: f"{ctx.get('webAclArn')},{ctx.get('resourceArn')}",
+        replace_on=frozenset({"webAclArn", "resourceArn"})),
     "aws:cloudfront/vpcOrigin:VpcOrigin": TypeSpec(
         id_of=lambda ctx: "vo_" + _alnum(ctx.seed, 22, string.ascii_letters + string.digits),
         computed=lambda ctx, rid: {"arn": f"arn:{PARTITION}:cloudfront::{ctx.account}:vpcorigin/{rid}", "etag": "E1"}),

@@ -17,6 +17,12 @@ from tests.engine import REPO, Workspace
 
 RAW_RESOURCE = REPO / "tests" / "programs" / "raw_resource"
 
+DISTRIBUTION_BASE = {"enabled": True, "origins": [{"originId": "o", "domainName": "o.example.com"}],
+                     "defaultCacheBehavior": {"targetOriginId": "o", "viewerProtocolPolicy": "redirect-to-https",
+                                              "allowedMethods": ["GET", "HEAD"], "cachedMethods": ["GET", "HEAD"]},
+                     "restrictions": {"geoRestriction": {"restrictionType": "none"}},
+                     "viewerCertificate": {"cloudfrontDefaultCertificate": True, "minimumProtocolVersion": "TLSv1"}}
+
 # (rule, type token, refused inputs, accepted inputs, AWS error code)
 CASES: list[tuple[rules.Rule, str, dict[str, Any], dict[str, Any], str]] = [
     (rules.bucket_names_follow_the_naming_rules, "aws:s3/bucket:Bucket",
@@ -32,6 +38,10 @@ CASES: list[tuple[rules.Rule, str, dict[str, Any], dict[str, Any], str]] = [
      {"userPoolAddOns": {"advancedSecurityMode": "ENFORCED"}},
      {"userPoolAddOns": {"advancedSecurityMode": "ENFORCED"}, "userPoolTier": "PLUS"},
      "FeatureUnavailableInTierException"),
+    (rules.a_distribution_takes_only_a_global_web_acl, "aws:cloudfront/distribution:Distribution",
+     {**DISTRIBUTION_BASE, "webAclId": "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/api/0a1b"},
+     {**DISTRIBUTION_BASE, "webAclId": "arn:aws:wafv2:us-east-1:123456789012:global/webacl/edge/0a1b"},
+     "InvalidWebACLId"),
     (rules.topic_rule_names_are_words, "aws:iot/topicRule:TopicRule",
      {"name": "with-dash", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},
      {"name": "with_underscore", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},

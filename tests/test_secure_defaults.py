@@ -117,3 +117,27 @@ def test_every_versioned_bucket_expires_old_versions_and_abandoned_uploads(case:
         (rule,) = lifecycles[bucket]
         assert rule["status"] == "Enabled" and rule["noncurrentVersionExpiration"] == {"noncurrentDays": 90}
         assert rule["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 7}
+
+
+def test_waf_is_off_unless_asked_for(case: Recorded) -> None:
+    assert case.of_type("aws:wafv2/webAcl:WebAcl") == []
+
+
+@pytest.mark.parametrize("case_name", ["todo-app", "blog", "microservices", "premium-content", "software-updates"])
+def test_with_waf_every_distribution_and_api_stage_is_behind_managed_rules_and_a_rate_limit(case_name: str) -> None:
+    rec = build(case_name, {"enable_waf": True, **({"zone_delegated": True} if case_name == "microservices" else {})})
+    acls = {acl.inputs["scope"]: acl for acl in rec.of_type("aws:wafv2/webAcl:WebAcl")}
+    for acl in acls.values():
+        rules = {rule["name"]: rule for rule in acl.inputs["rules"]}
+        assert rules["aws-common-rules"]["statement"]["managedRuleGroupStatement"] == {
+            "vendorName": "AWS", "name": "AWSManagedRulesCommonRuleSet"}
+        assert rules["rate-limit-per-address"]["action"] == {"block": {}}
+        assert rules["rate-limit-per-address"]["statement"]["rateBasedStatement"]["limit"] == 2000
+    distributions = rec.of_type("aws:cloudfront/distribution:Distribution")
+    assert all(d.inputs["webAclId"] == acls["CLOUDFRONT"].outputs["arn"] for d in distributions)
+    stages = {s.outputs["arn"] for s in rec.of_type("aws:apigateway/stage:Stage")}
+    associated = {a.inputs["resourceArn"] for a in rec.of_type("aws:wafv2/webAclAssociation:WebAclAssociation")}
+    assert associated == stages
+    assert all(a.inputs["webAclArn"] == acls["REGIONAL"].outputs["arn"]
+               for a in rec.of_type("aws:wafv2/webAclAssociation:WebAclAssociation"))
+    assert set(acls) == {s for s, present in (("CLOUDFRONT", distributions), ("REGIONAL", stages)) if present}

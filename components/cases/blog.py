@@ -22,6 +22,7 @@ from components.packaging import lambda_layer
 from components.rest_api import RestApi, RestApiArgs, Route
 from components.storage import PrivateBucket, PrivateBucketArgs
 from components.table import Table, TableArgs
+from components.waf import CaseFirewalls
 
 TOKEN = "serverless-cases:cases:Blog"
 # Only members of this Cognito group (added by an administrator) may upload images.
@@ -65,6 +66,9 @@ class BlogArgs(CaseArgs):
     them the distribution answers on its *.cloudfront.net name, where CloudFront accepts TLSv1."""
     certificate_arn: str | None = None
     """The ACM certificate (us-east-1) covering domain_names."""
+    enable_waf: bool = False
+    """AWS WAF (managed common rules, a per-address rate limit) in front of the case's distributions
+    and API stages: about $7 a month for each web ACL, idle or not, plus $0.60 per million requests."""
 
     def problems(self) -> list[str]:
         problems = self.tag_problems()
@@ -96,11 +100,12 @@ class Blog(pulumi.ComponentResource):
         if region and region in args.replica_regions:
             raise ComponentArgsError(TOKEN, [f"replica_regions: {region} is the stack's own region"])
         child = pulumi.ResourceOptions(parent=self)
+        firewalls = CaseFirewalls(name, enabled=args.enable_waf, parent=self)
 
         # Static content.
         self.site = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(
-            origin_access=args.origin_access, aliases=args.domain_names, certificate_arn=args.certificate_arn),
-                                     opts=child)
+            origin_access=args.origin_access, aliases=args.domain_names, certificate_arn=args.certificate_arn,
+            web_acl_arn=firewalls.for_distributions()), opts=child)
 
         # Users: a global table (optionally fronted by DAX), with a welcome email for each new user.
         self.users_table = Table(
@@ -149,7 +154,8 @@ class Blog(pulumi.ComponentResource):
             opts=child)
         self.upload_api = RestApi(
             f"{name}-upload-api",
-            RestApiArgs(routes=[Route("POST", "/uploads", self.presign)], user_pool_arns=[self.users.user_pool.arn]),
+            RestApiArgs(routes=[Route("POST", "/uploads", self.presign)], user_pool_arns=[self.users.user_pool.arn],
+                        firewall=firewalls.for_api_stages()),
             opts=child)
         self.pillow = lambda_layer(f"{name}-pillow", [PILLOW], parent=self)
         self.thumbnailer = Function(

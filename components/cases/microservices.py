@@ -26,6 +26,7 @@ from components.function import Function, FunctionArgs
 from components.identity import UserDirectory, UserDirectoryArgs
 from components.rest_api import RestApi, RestApiArgs, Route
 from components.table import Table, TableArgs
+from components.waf import CaseFirewalls
 
 TOKEN = "serverless-cases:cases:Microservices"
 # Marks a zone its owner has delegated (a statement for people and for the sandbox, which then
@@ -73,6 +74,9 @@ class MicroservicesArgs(CaseArgs):
     ``<service>.<domain>`` with validated certificates. An existing zone (zone_id) counts as delegated."""
     user_pool_tier: str = defaults.USER_POOL_TIER
     """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
+    enable_waf: bool = False
+    """AWS WAF (managed common rules, a per-address rate limit) in front of the case's distributions
+    and API stages: about $7 a month for each web ACL, idle or not, plus $0.60 per million requests."""
 
     def problems(self) -> list[str]:
         problems = self.tag_problems()
@@ -139,7 +143,8 @@ class Microservice(pulumi.ComponentResource):
     url: pulumi.Output[str]
 
     def __init__(self, name: str, spec: ServiceSpec, fqdn: str, zone_id: pulumi.Input[str],
-                 users: UserDirectory, edge: aws.Provider, *, custom_domain: bool = True, protect_data: bool = True,
+                 users: UserDirectory, edge: aws.Provider, firewalls: CaseFirewalls, *, custom_domain: bool = True,
+                 protect_data: bool = True,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(SERVICE_TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -157,7 +162,7 @@ class Microservice(pulumi.ComponentResource):
                 routes=[Route(m, p, function) for m, p in (("GET", "/items"), ("POST", "/items"),
                                                            ("GET", "/items/{todoId}"), ("PUT", "/items/{todoId}"),
                                                            ("DELETE", "/items/{todoId}"))],
-                user_pool_arns=[users.user_pool.arn]), opts=child)
+                user_pool_arns=[users.user_pool.arn], firewall=firewalls.for_api_stages()), opts=child)
             if not custom_domain:
                 self.url = api.url
                 self.register_outputs({"url": self.url})
@@ -170,11 +175,13 @@ class Microservice(pulumi.ComponentResource):
                                            domain_name=domain.domain_name, opts=child)
             self._alias(name, fqdn, zone_id, domain.regional_domain_name, domain.regional_zone_id)
         elif spec.kind == "static" and not custom_domain:
-            self.url = PrivateBucketCdn(f"{name}-site", opts=child).url
+            self.url = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(
+                web_acl_arn=firewalls.for_distributions()), opts=child).url
         elif spec.kind == "static":
             certificate = validated_certificate(name, fqdn, zone_id, self, provider=edge)
             cdn = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(
-                aliases=[fqdn], certificate_arn=certificate.certificate_arn), opts=child)
+                aliases=[fqdn], certificate_arn=certificate.certificate_arn,
+                web_acl_arn=firewalls.for_distributions()), opts=child)
             self._alias(name, fqdn, zone_id, cdn.domain_name, CLOUDFRONT_ZONE_ID)
         elif spec.load_balancer_dns_name:
             assert spec.load_balancer_zone_id is not None
@@ -227,9 +234,10 @@ class Microservices(pulumi.ComponentResource):
         self.users = UserDirectory(f"{name}-auth", UserDirectoryArgs(tier=args.user_pool_tier,
                                                                                deletion_protection=args.deletion_protection), opts=child)
         edge = aws.Provider(f"{name}-us-east-1", region="us-east-1", opts=child)
+        firewalls = CaseFirewalls(name, enabled=args.enable_waf, parent=self)
         self.services = {
             spec.name: Microservice(f"{name}-{spec.name}", spec, f"{spec.name}.{domain}", self.zone_id, self.users,
-                                    edge, custom_domain=args.zone_id is not None or args.zone_delegated,
+                                    edge, firewalls, custom_domain=args.zone_id is not None or args.zone_delegated,
                                     protect_data=args.deletion_protection, opts=child)
             for spec in args.services
         }

@@ -27,6 +27,7 @@ from components.identity import UserDirectory, UserDirectoryArgs
 from components.packaging import lambda_layer
 from components.rest_api import RestApi, RestApiArgs, Route
 from components.table import Table, TableArgs
+from components.waf import CaseFirewalls
 
 TOKEN = "serverless-cases:cases:PremiumContent"
 # Premium membership is granted by members of this Cognito group (added by an administrator of
@@ -53,6 +54,9 @@ class PremiumContentArgs(CaseArgs):
     them the distribution answers on its *.cloudfront.net name, where CloudFront accepts TLSv1."""
     certificate_arn: str | None = None
     """The ACM certificate (us-east-1) covering domain_names."""
+    enable_waf: bool = False
+    """AWS WAF (managed common rules, a per-address rate limit) in front of the case's distributions
+    and API stages: about $7 a month for each web ACL, idle or not, plus $0.60 per million requests."""
 
     def problems(self) -> list[str]:
         problems = self.tag_problems()
@@ -73,6 +77,7 @@ class PremiumContent(pulumi.ComponentResource):
         args = args or PremiumContentArgs()
         check_args(args, component=TOKEN)
         child = pulumi.ResourceOptions(parent=self)
+        firewalls = CaseFirewalls(name, enabled=args.enable_waf, parent=self)
 
         self.users = UserDirectory(
             f"{name}-auth", UserDirectoryArgs(tier=args.user_pool_tier, groups=(ADMIN_GROUP,),
@@ -88,7 +93,8 @@ class PremiumContent(pulumi.ComponentResource):
         self.content = PrivateBucketCdn(
             f"{name}-content",
             PrivateBucketCdnArgs(trusted_key_group_ids=[self.key_group.id], price_class=args.price_class,
-                                 aliases=args.domain_names, certificate_arn=args.certificate_arn),
+                                 aliases=args.domain_names, certificate_arn=args.certificate_arn,
+                                 web_acl_arn=firewalls.for_distributions()),
             opts=child)
 
         self.signing_secret = aws.secretsmanager.Secret(
@@ -131,7 +137,7 @@ class PremiumContent(pulumi.ComponentResource):
         self.api = RestApi(
             f"{name}-api",
             RestApiArgs(routes=[Route("POST", "/premium", self.register), Route("POST", "/signed-urls", self.signer)],
-                        user_pool_arns=[self.users.user_pool.arn]),
+                        user_pool_arns=[self.users.user_pool.arn], firewall=firewalls.for_api_stages()),
             opts=child)
         self.register_outputs(self.outputs())
 

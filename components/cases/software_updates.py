@@ -25,6 +25,7 @@ from components import defaults
 from components.args import CaseArgs, check_args, component_args
 from components.cdn import security_headers_policy
 from components.generated import RandomToken
+from components.waf import CaseFirewalls
 
 TOKEN = "serverless-cases:cases:SoftwareUpdates"
 DESCRIPTION = (
@@ -67,6 +68,9 @@ class SoftwareUpdatesArgs(CaseArgs):
     them the distribution answers on its *.cloudfront.net name, where CloudFront accepts TLSv1."""
     certificate_arn: str | None = None
     """The ACM certificate (us-east-1) covering domain_names."""
+    enable_waf: bool = False
+    """AWS WAF (managed common rules, a per-address rate limit) in front of the case's distributions
+    and API stages: about $7 a month for each web ACL, idle or not, plus $0.60 per million requests."""
 
     def problems(self) -> list[str]:
         problems = self.tag_problems()
@@ -252,6 +256,7 @@ class SoftwareUpdates(pulumi.ComponentResource):
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             aliases=list(args.domain_names) or None,
             viewer_certificate=defaults.viewer_certificate(args.certificate_arn),
+            web_acl_id=CaseFirewalls(name, enabled=args.enable_waf, parent=self).for_distributions(),
             opts=child)
         self.distribution_domain = self.distribution.domain_name
         self.origin_dns_name = pulumi.Output.from_input(origin_dns)

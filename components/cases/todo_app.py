@@ -17,6 +17,7 @@ from components.packaging import lambda_layer
 from components.rest_api import RestApi, RestApiArgs, Route
 from components.storage import PrivateBucket
 from components.table import Table, TableArgs
+from components.waf import CaseFirewalls
 
 TOKEN = "serverless-cases:cases:TodoApp"
 # The DAX client is published only as a pure-Python source package; its dependencies are
@@ -41,6 +42,9 @@ class TodoAppArgs(CaseArgs):
     mfa: str = "OPTIONAL"
     user_pool_tier: str = defaults.USER_POOL_TIER
     """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
+    enable_waf: bool = False
+    """AWS WAF (managed common rules, a per-address rate limit) in front of the case's distributions
+    and API stages: about $7 a month for each web ACL, idle or not, plus $0.60 per million requests."""
 
     def problems(self) -> list[str]:
         problems = self.tag_problems()
@@ -110,7 +114,8 @@ class TodoApp(pulumi.ComponentResource):
         self.api = RestApi(
             f"{name}-api",
             RestApiArgs(routes=routes, user_pool_arns=[self.users.user_pool.arn],
-                        cache_ttl_seconds=args.cache_ttl_seconds),
+                        cache_ttl_seconds=args.cache_ttl_seconds,
+                        firewall=CaseFirewalls(name, enabled=args.enable_waf, parent=self).for_api_stages()),
             opts=child)
 
         self.api_url = self.api.url
