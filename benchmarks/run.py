@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from components import CASES  # noqa: E402
 from tests.engine import Workspace, toolchain_bin  # noqa: E402
+from service.worker import DEFAULT_RUN_NICENESS  # noqa: E402  (the production setting, measured)
 from tests.service_harness import ADMIN_TOKEN, Service  # noqa: E402
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
@@ -114,7 +115,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def overhead(tools: str, work: Path, cases: list[str]) -> list[dict[str, Any]]:
     rows = []
-    service = settle(Service(work / "svc-overhead", tools, max_parallel_runs=1).start(), 1)
+    service = settle(Service(work / "svc-overhead", tools, max_parallel_runs=1, run_niceness=DEFAULT_RUN_NICENESS).start(), 1)
     try:
         with service.client() as api:
             for case in cases:
@@ -131,7 +132,7 @@ def overhead(tools: str, work: Path, cases: list[str]) -> list[dict[str, Any]]:
 
 
 def parallel(tools: str, work: Path, case: str) -> dict[str, Any]:
-    service = settle(Service(work / "svc-parallel", tools, max_parallel_runs=4).start(), 4)
+    service = settle(Service(work / "svc-parallel", tools, max_parallel_runs=4, run_niceness=DEFAULT_RUN_NICENESS).start(), 4)
     try:
         with service.client() as api:
             single = service_up(api, case, "par-single")
@@ -163,7 +164,7 @@ def responsiveness(tools: str, work: Path, case: str) -> dict[str, Any]:
     """32 readers, each sending its next GET when the previous one answered, for as long as
     four runs are in progress. The readers are asyncio tasks on one aiohttp session: a
     client cheaper than the server it measures, so the figures are the service's."""
-    service = settle(Service(work / "svc-reads", tools, max_parallel_runs=4).start(), 4)
+    service = settle(Service(work / "svc-reads", tools, max_parallel_runs=4, run_niceness=DEFAULT_RUN_NICENESS).start(), 4)
     latencies: dict[str, list[float]] = {"list": [], "read": []}
     try:
         with service.client() as api:

@@ -243,7 +243,8 @@ class Runner:
 
     def _spawn_worker(self) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "service.worker", str(self.toolchain_bin)], cwd=REPO_ROOT, stdin=subprocess.PIPE,
+            [sys.executable, "-m", "service.worker", str(self.toolchain_bin), str(self.settings.run_niceness)],
+            cwd=REPO_ROOT, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
     def _take_worker(self) -> subprocess.Popen[str]:

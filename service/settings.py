@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     access_log: bool = False
     """One log line per HTTP request (off: it costs about a quarter of a read's CPU; runs and
     errors are logged either way)."""
+    run_niceness: int = Field(default=19, ge=0, le=19)
+    """CPU priority of runs (their workers, CLIs and plugins): 19, the lowest, keeps the API's
+    reads fast while runs are in progress; 0 lets runs compete evenly with other work."""
     warm_worker: bool = True
     """Keep worker processes (one per parallel run) started ahead of runs, imports and CLI check done."""
     sandbox_latency_ms: int = Field(default=0, ge=0, le=60_000)

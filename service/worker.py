@@ -85,18 +85,18 @@ def _forward_cancel(signum: int, frame: Any) -> None:
     threading.Thread(target=keep_interrupting, name="cancel", daemon=True).start()
 
 
-# Runs are background work: they yield the CPU to the API process (and the Pulumi CLI,
-# language host and plugins they start inherit this).
-RUN_NICENESS = 19
+# Runs are background work: by default they yield the CPU to the API process.
+DEFAULT_RUN_NICENESS = 19
 
 
-def yield_cpu() -> None:
-    """Lower this run's CPU priority. The worker leads its own session, which Linux with
-    autogroup scheduling weighs as one group against the API's: a process's nice value only
-    ranks it inside its group, so the group's nice value is raised as well."""
-    os.nice(RUN_NICENESS)
+def yield_cpu(niceness: int) -> None:
+    """Lower this run's CPU priority (the Pulumi CLI, language host and plugins it starts inherit
+    it). The worker leads its own session, which Linux with autogroup scheduling weighs as one
+    group against the API's: a process's nice value only ranks it inside its group, so the
+    group's nice value is raised as well."""
+    os.nice(niceness)
     with contextlib.suppress(OSError):  # no autogroup scheduling here: the nice value suffices
-        Path("/proc/self/autogroup").write_text(str(RUN_NICENESS))
+        Path("/proc/self/autogroup").write_text(str(niceness))
 
 
 class ScrubbingFormatter(logging.Formatter):
@@ -143,7 +143,7 @@ class ScrubbedOutput:
 
 
 def main() -> int:
-    yield_cpu()
+    yield_cpu(int(sys.argv[2]) if len(sys.argv) > 2 else DEFAULT_RUN_NICENESS)
     scrub = Scrubber([])
     output = ScrubbedOutput(scrub)
     try:

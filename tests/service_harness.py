@@ -74,6 +74,9 @@ class Service:
             "SERVERLESS_CASES_BOOTSTRAP_TOKEN": ADMIN_TOKEN, "SERVERLESS_CASES_TOOLCHAIN_BIN": toolchain,
             "PULUMI_HOME": str(data_dir / "pulumi-home"), "SERVERLESS_CASES_SANDBOX_GATE_DIR": str(self.gate.folder),
         })
+        # Runs compete evenly with the other tests' processes (pytest workers run side by side):
+        # niced, as in production, they would wait for a neighbour's engine runs to finish.
+        settings.setdefault("run_niceness", 0)
         self.env.update({f"SERVERLESS_CASES_{k.upper()}": str(v) for k, v in settings.items()})
         self.process: subprocess.Popen[bytes] | None = None
         self._log: Any = None
