@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from components import CASES  # noqa: E402
-from tests.engine import Workspace, toolchain_bin  # noqa: E402
 from service.worker import DEFAULT_RUN_NICENESS  # noqa: E402  (the production setting, measured)
+from tests.engine import Workspace, toolchain_bin  # noqa: E402
 from tests.service_harness import ADMIN_TOKEN, Service  # noqa: E402
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
