@@ -14,6 +14,8 @@ from typing import Any, Protocol, TypeVar
 
 import pydantic
 
+from components import defaults
+
 
 class ComponentArgsError(ValueError):
     """Invalid component arguments; ``problems`` lists every one of them."""
@@ -64,6 +66,37 @@ class CaseArgs:
         if len(self.tags) > 40:
             problems.append("tags: at most 40 (AWS allows 50 a resource; the stack's own take the rest)")
         return problems
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class UserPoolTierArgs:
+    """For cases with a Cognito user pool."""
+
+    user_pool_tier: str = defaults.USER_POOL_TIER
+    """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CustomDomainArgs:
+    """For cases with a CloudFront distribution."""
+
+    domain_names: list[str] = dataclasses.field(default_factory=list)
+    """Custom domain names for the distribution (with certificate_arn): TLS 1.2+ with SNI. Without
+    them the distribution answers on its *.cloudfront.net name, where CloudFront accepts TLSv1."""
+    certificate_arn: str | None = None
+    """The ACM certificate (us-east-1) covering domain_names."""
+
+    def domain_problems(self) -> list[str]:
+        return defaults.custom_domain_problems(self.domain_names, self.certificate_arn)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WafArgs:
+    """For cases with distributions or API stages."""
+
+    enable_waf: bool = False
+    """AWS WAF (managed common rules, a per-address rate limit) in front of the case's distributions
+    and API stages: about $7 a month for each web ACL, idle or not, plus $0.60 per million requests."""
 
 
 def _adapter(cls: type[A]) -> pydantic.TypeAdapter[A]:

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.args import CaseArgs, ComponentArgsError, check_args, component_args
+from components.args import CaseArgs, ComponentArgsError, CustomDomainArgs, UserPoolTierArgs, WafArgs, check_args, component_args
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.dax import DaxCluster, DaxClusterArgs
 from components.events import BucketEvents, BucketEventsArgs, StreamSubscription, StreamSubscriptionArgs
@@ -39,7 +39,7 @@ _REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
 
 
 @component_args
-class BlogArgs(CaseArgs):
+class BlogArgs(CaseArgs, UserPoolTierArgs, CustomDomainArgs, WafArgs):
     sender_email: str
     """The address welcome emails come from; the component creates its SES identity."""
     replica_regions: list[str] = dataclasses.field(default_factory=lambda: ["us-west-2"])
@@ -59,20 +59,10 @@ class BlogArgs(CaseArgs):
     its nodes bill every hour (3 x dax.t3.small is roughly $90 a month)."""
     dax_node_type: str = defaults.DAX_NODE_TYPE
     dax_replication_factor: int = defaults.DAX_REPLICATION_FACTOR
-    user_pool_tier: str = defaults.USER_POOL_TIER
-    """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
-    domain_names: list[str] = dataclasses.field(default_factory=list)
-    """Custom domain names for the distribution (with certificate_arn): TLS 1.2+ with SNI. Without
-    them the distribution answers on its *.cloudfront.net name, where CloudFront accepts TLSv1."""
-    certificate_arn: str | None = None
-    """The ACM certificate (us-east-1) covering domain_names."""
-    enable_waf: bool = False
-    """AWS WAF (managed common rules, a per-address rate limit) in front of the case's distributions
-    and API stages: about $7 a month for each web ACL, idle or not, plus $0.60 per million requests."""
 
     def problems(self) -> list[str]:
         problems = self.tag_problems()
-        problems += defaults.custom_domain_problems(self.domain_names, self.certificate_arn)
+        problems += self.domain_problems()
         problems += UserDirectoryArgs(tier=self.user_pool_tier).problems()
         if not _EMAIL.fullmatch(self.sender_email):
             problems.append(f"sender_email: {self.sender_email!r} is not an email address")

@@ -19,8 +19,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import defaults
-from components.args import CaseArgs, check_args, component_args
+from components.args import CaseArgs, UserPoolTierArgs, WafArgs, check_args, component_args
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.function import Function, FunctionArgs
 from components.identity import UserDirectory, UserDirectoryArgs
@@ -60,7 +59,7 @@ class ServiceSpec:
 
 
 @component_args
-class MicroservicesArgs(CaseArgs):
+class MicroservicesArgs(CaseArgs, UserPoolTierArgs, WafArgs):
     zone_name: str
     """The hosted zone's domain (created unless zone_id names an existing zone)."""
     services: list[ServiceSpec]
@@ -72,11 +71,6 @@ class MicroservicesArgs(CaseArgs):
     name_servers). Until it is, ACM cannot validate certificates through it, so api and static
     services answer on their AWS names only; deploy, delegate, then set this to get
     ``<service>.<domain>`` with validated certificates. An existing zone (zone_id) counts as delegated."""
-    user_pool_tier: str = defaults.USER_POOL_TIER
-    """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
-    enable_waf: bool = False
-    """AWS WAF (managed common rules, a per-address rate limit) in front of the case's distributions
-    and API stages: about $7 a month for each web ACL, idle or not, plus $0.60 per million requests."""
 
     def problems(self) -> list[str]:
         problems = self.tag_problems()

@@ -10,7 +10,6 @@ Rotate it by changing ``key_rotation``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from typing import Any, cast
@@ -19,7 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.args import CaseArgs, check_args, component_args
+from components.args import CaseArgs, CustomDomainArgs, UserPoolTierArgs, WafArgs, check_args, component_args
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.function import Function, FunctionArgs
 from components.generated import RsaKeyPair
@@ -41,26 +40,16 @@ CRYPTOGRAPHY = "cryptography==50.0.2"
 
 
 @component_args
-class PremiumContentArgs(CaseArgs):
+class PremiumContentArgs(CaseArgs, UserPoolTierArgs, CustomDomainArgs, WafArgs):
     signed_url_expiry_seconds: int = 300
     """How long a signed URL stays valid."""
     key_rotation: int = 0
     """Change to generate a new signing key pair (the old one stops being trusted)."""
     price_class: str = defaults.CDN_PRICE_CLASS
-    user_pool_tier: str = defaults.USER_POOL_TIER
-    """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
-    domain_names: list[str] = dataclasses.field(default_factory=list)
-    """Custom domain names for the distribution (with certificate_arn): TLS 1.2+ with SNI. Without
-    them the distribution answers on its *.cloudfront.net name, where CloudFront accepts TLSv1."""
-    certificate_arn: str | None = None
-    """The ACM certificate (us-east-1) covering domain_names."""
-    enable_waf: bool = False
-    """AWS WAF (managed common rules, a per-address rate limit) in front of the case's distributions
-    and API stages: about $7 a month for each web ACL, idle or not, plus $0.60 per million requests."""
 
     def problems(self) -> list[str]:
         problems = self.tag_problems()
-        problems += defaults.custom_domain_problems(self.domain_names, self.certificate_arn)
+        problems += self.domain_problems()
         problems += UserDirectoryArgs(tier=self.user_pool_tier).problems()
         if not 30 <= self.signed_url_expiry_seconds <= 3600:
             problems.append(f"signed_url_expiry_seconds: {self.signed_url_expiry_seconds} is outside 30..3600")

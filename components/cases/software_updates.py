@@ -22,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.args import CaseArgs, check_args, component_args
+from components.args import CaseArgs, CustomDomainArgs, WafArgs, check_args, component_args
 from components.cdn import security_headers_policy
 from components.generated import RandomToken
 from components.waf import CaseFirewalls
@@ -44,7 +44,7 @@ _EXISTING = ("load_balancer_dns_name", "listener_arn", "target_group_arn")
 
 
 @component_args
-class SoftwareUpdatesArgs(CaseArgs):
+class SoftwareUpdatesArgs(CaseArgs, CustomDomainArgs, WafArgs):
     load_balancer_dns_name: str | None = None
     """An existing load balancer's DNS name (with listener_arn and target_group_arn)."""
     listener_arn: str | None = None
@@ -63,18 +63,10 @@ class SoftwareUpdatesArgs(CaseArgs):
     secret_rotation: int = 0
     """Change to rotate the origin secret header."""
     instance_type: str = "t3.micro"
-    domain_names: list[str] = dataclasses.field(default_factory=list)
-    """Custom domain names for the distribution (with certificate_arn): TLS 1.2+ with SNI. Without
-    them the distribution answers on its *.cloudfront.net name, where CloudFront accepts TLSv1."""
-    certificate_arn: str | None = None
-    """The ACM certificate (us-east-1) covering domain_names."""
-    enable_waf: bool = False
-    """AWS WAF (managed common rules, a per-address rate limit) in front of the case's distributions
-    and API stages: about $7 a month for each web ACL, idle or not, plus $0.60 per million requests."""
 
     def problems(self) -> list[str]:
         problems = self.tag_problems()
-        problems += defaults.custom_domain_problems(self.domain_names, self.certificate_arn)
+        problems += self.domain_problems()
         given = [f for f in _EXISTING if getattr(self, f) is not None]
         if given and len(given) != len(_EXISTING):
             problems.append(f"an existing load balancer needs all of {', '.join(_EXISTING)}")

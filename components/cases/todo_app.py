@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.args import CaseArgs, check_args, component_args
+from components.args import CaseArgs, UserPoolTierArgs, WafArgs, check_args, component_args
 from components.dax import DaxCluster, DaxClusterArgs
 from components.function import Function, FunctionArgs
 from components.identity import IDENTITY_SUB, UserDirectory, UserDirectoryArgs
@@ -31,7 +31,7 @@ DESCRIPTION = (
 
 
 @component_args
-class TodoAppArgs(CaseArgs):
+class TodoAppArgs(CaseArgs, UserPoolTierArgs, WafArgs):
     cache_ttl_seconds: int = defaults.API_CACHE_TTL_SECONDS
     """How long API Gateway caches GET responses (per caller); 0 turns the cache off."""
     dax_node_type: str = defaults.DAX_NODE_TYPE
@@ -40,11 +40,6 @@ class TodoAppArgs(CaseArgs):
     """An existing VPC for DAX and the function (with subnet_ids); default: a private VPC is created."""
     subnet_ids: list[str] = dataclasses.field(default_factory=list)
     mfa: str = "OPTIONAL"
-    user_pool_tier: str = defaults.USER_POOL_TIER
-    """Cognito feature plan: PLUS (threat protection enforced), ESSENTIALS or LITE (none)."""
-    enable_waf: bool = False
-    """AWS WAF (managed common rules, a per-address rate limit) in front of the case's distributions
-    and API stages: about $7 a month for each web ACL, idle or not, plus $0.60 per million requests."""
 
     def problems(self) -> list[str]:
         problems = self.tag_problems()
