@@ -53,6 +53,10 @@ class CaseArgs:
     deletion_protection: bool = True
     """The case's tables and user pools refuse deletion, so a destroy cannot lose their data by
     mistake: set false and update first (over REST, ``DELETE ...?delete_data=true`` does both)."""
+    access_logs: bool = defaults.ACCESS_LOGS
+    """Every request to the case's buckets (S3 server access logs) and distributions (CloudFront
+    standard logs) is logged into one private log bucket per case, kept a year. Pennies a month
+    idle; off only for throwaway stacks."""
 
     def tag_problems(self) -> list[str]:
         problems = []

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
+from components.access_logs import CaseLogs
 from components.args import check_args
 from components.storage import PrivateBucket, PrivateBucketArgs
 
@@ -37,6 +38,8 @@ class PrivateBucketCdnArgs:
     certificate_arn: pulumi.Input[str] | None = None
     web_acl_arn: pulumi.Input[str] | None = None
     """An AWS WAF web ACL (scope CLOUDFRONT) in front of the distribution."""
+    logs: CaseLogs | None = None
+    """Where the distribution's standard logs and its bucket's server access logs go."""
 
     def problems(self) -> list[str]:
         problems = []
@@ -62,7 +65,9 @@ class PrivateBucketCdn(pulumi.ComponentResource):
         check_args(args, component=TOKEN)
         child = pulumi.ResourceOptions(parent=self)
         self.bucket = PrivateBucket(
-            f"{name}-content", PrivateBucketArgs(defer_policy=True, force_destroy=args.force_destroy), opts=child)
+            f"{name}-content", PrivateBucketArgs(defer_policy=True, force_destroy=args.force_destroy,
+                                                 access_logs=args.logs.sink() if args.logs else None),
+            opts=child)
 
         origin: dict[str, Any] = {"origin_id": ORIGIN_ID, "domain_name": self.bucket.regional_domain_name}
         self.origin_access_identity: aws.cloudfront.OriginAccessIdentity | None = None
@@ -107,6 +112,7 @@ class PrivateBucketCdn(pulumi.ComponentResource):
             opts=child,
         )
         self.bucket.apply_policy(self._reader_statements)
+        self.logs = args.logs.log_distribution(f"{name}-logs", self.distribution) if args.logs else None
         self.domain_name = self.distribution.domain_name
         self.url = pulumi.Output.concat("https://", self.distribution.domain_name)
         self.register_outputs({"url": self.url, "bucket": self.bucket.name})

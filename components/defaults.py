@@ -17,6 +17,10 @@ import pulumi
 # -- logging and tracing -----------------------------------------------------------------------
 LOG_RETENTION_DAYS = 365
 TRACING_MODE = "Active"
+ACCESS_LOGS = True  # every bucket and distribution of a case logs its requests into the case's log bucket
+ACCESS_LOG_EXPIRY_DAYS = LOG_RETENTION_DAYS  # access log objects, then gone
+CDN_LOG_FORMAT = "json"  # CloudFront standard logging (v2): one JSON object per request
+CDN_LOG_REGION = "us-east-1"  # CloudFront's log delivery sources live there, whatever the stack's region
 
 # -- Lambda -----------------------------------------------------------------------------------
 LAMBDA_RUNTIME = "python3.12"
@@ -78,15 +82,18 @@ CDN_DEFAULT_ROOT_OBJECT = "index.html"
 CDN_CACHING_OPTIMIZED_POLICY_ID = "658327ea-f89d-4fab-a63d-7e88639e58f6"
 HSTS_MAX_AGE_SECONDS = 63_072_000
 
-def bucket_lifecycle_rules(*, versioned: bool) -> list[dict[str, Any]]:
+def bucket_lifecycle_rules(*, versioned: bool, expire_after_days: int | None = None) -> list[dict[str, Any]]:
     """Every bucket drops abandoned multipart uploads; a versioned one also expires old versions
-    (versioning protects data; kept forever, old versions only cost)."""
+    (versioning protects data; kept forever, old versions only cost); a bucket of logs expires
+    its objects too."""
     rule: dict[str, Any] = {
         "id": "housekeeping", "status": "Enabled", "filter": {},
         "abort_incomplete_multipart_upload": {"days_after_initiation": INCOMPLETE_UPLOAD_EXPIRY_DAYS},
     }
     if versioned:
         rule["noncurrent_version_expiration"] = {"noncurrent_days": NONCURRENT_VERSION_EXPIRY_DAYS}
+    if expire_after_days is not None:
+        rule["expiration"] = {"days": expire_after_days}
     return [rule]
 
 
@@ -217,6 +224,27 @@ def fanout_key_policy(*, account: str, bucket_arn: str, topic_arn_pattern: str) 
         service_use("s3.amazonaws.com", bucket_arn, "OnlyThisBucketsEvents"),
         service_use("sns.amazonaws.com", topic_arn_pattern, "OnlyTheFanoutTopic"),
     ])
+
+
+S3_ACCESS_LOG_PREFIX = "s3"
+CDN_ACCESS_LOG_PREFIX = "cloudfront"
+
+
+def log_bucket_statements(bucket_arn: str, account: str) -> list[dict[str, Any]]:
+    """Who may write into a log bucket, which has ACLs disabled (owner enforced), so delivery is
+    granted by its policy: S3 server access logging (``logging.s3.amazonaws.com``) for this
+    account's buckets, and CloudWatch's log delivery (``delivery.logs.amazonaws.com``, which
+    carries CloudFront standard logging v2) for this account's delivery sources, each under its
+    own prefix."""
+    return [
+        {"Sid": "S3ServerAccessLogs", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
+         "Action": "s3:PutObject", "Resource": f"{bucket_arn}/{S3_ACCESS_LOG_PREFIX}/*",
+         "Condition": {"ArnLike": {"aws:SourceArn": "arn:aws:s3:::*"}, "StringEquals": {"aws:SourceAccount": account}}},
+        {"Sid": "CloudFrontStandardLogs", "Effect": "Allow", "Principal": {"Service": "delivery.logs.amazonaws.com"},
+         "Action": "s3:PutObject", "Resource": f"{bucket_arn}/{CDN_ACCESS_LOG_PREFIX}/*",
+         "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:logs:{CDN_LOG_REGION}:{account}:delivery-source:*"},
+                       "StringEquals": {"aws:SourceAccount": account, "s3:x-amz-acl": "bucket-owner-full-control"}}},
+    ]
 
 
 def lambda_basic_statements(log_group_arn: str) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import pulumi
 import pulumi_aws as aws
@@ -15,6 +15,11 @@ from components.args import check_args
 
 TOKEN = "serverless-cases:storage:PrivateBucket"
 
+
+class AccessLogSink(Protocol):
+    """Where a bucket's server access logs go (``components.access_logs.CaseLogs``)."""
+
+    def log_bucket(self, bucket: PrivateBucket) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -29,10 +34,16 @@ class PrivateBucketArgs:
     defer_policy: bool = False
     """Leave the bucket policy to a later :meth:`PrivateBucket.apply_policy` call, for
     statements that name resources created after the bucket (a CDN distribution)."""
+    expire_after_days: int | None = None
+    """Delete objects this many days after they are written (buckets of logs)."""
+    access_logs: AccessLogSink | None = None
+    """Log every request to the bucket (S3 server access logging) there."""
 
     def problems(self) -> list[str]:
         if self.kms_key_arn is not None and not self.kms_key_arn.startswith("arn:"):
             return [f"kms_key_arn: {self.kms_key_arn!r} is not an ARN"]
+        if self.expire_after_days is not None and self.expire_after_days < 1:
+            return [f"expire_after_days: {self.expire_after_days} is not a positive number of days"]
         return []
 
 
@@ -75,7 +86,8 @@ class PrivateBucket(pulumi.ComponentResource):
             defaults.warn_weakened(name, "versioning", False, True)
         self.lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle", bucket=self.bucket.id,
-            rules=cast(Any, defaults.bucket_lifecycle_rules(versioned=args.versioning)),
+            rules=cast(Any, defaults.bucket_lifecycle_rules(versioned=args.versioning,
+                                                            expire_after_days=args.expire_after_days)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.versioning] if args.versioning else []))
         if args.transfer_acceleration:
             aws.s3.BucketAccelerateConfiguration(
@@ -84,6 +96,8 @@ class PrivateBucket(pulumi.ComponentResource):
         self.policy: aws.s3.BucketPolicy | None = None
         if not args.defer_policy:
             self.apply_policy()
+        if args.access_logs is not None:
+            args.access_logs.log_bucket(self)
 
         self.register_outputs({"name": self.name, "arn": self.arn})
 

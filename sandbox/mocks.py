@@ -16,6 +16,7 @@ import pulumi
 from sandbox import rules, synthesis
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
+AWS_PROVIDER = "pulumi:providers:aws"
 PROVIDER_KEY = "__provider"  # where a dynamic resource carries its serialized provider
 
 
@@ -37,18 +38,28 @@ class SandboxMocks(pulumi.runtime.Mocks):
         self.region = region
         self.resources: list[RegisteredResource] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self._provider_regions: dict[str, str] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         if args.typ == DYNAMIC:
             rid, outputs = self._create_dynamic(dict(args.inputs))
         else:
+            region = self._region_of(args)
             refused = [reason for _, reason in synthesis.check(args.typ, dict(args.inputs))]
-            refused += [str(error) for error in rules.call_violations(args.typ, dict(args.inputs), self)]
+            refused += [str(error) for error in rules.call_violations(
+                args.typ, {**args.inputs, "region": args.inputs.get("region") or region}, self)]
             if refused:
                 raise AwsRefusalError(f"{args.typ} {args.name!r}: " + "; ".join(refused))
-            rid, outputs = synthesis.create(args.typ, args.name, dict(args.inputs), region=self.region)
+            rid, outputs = synthesis.create(args.typ, args.name, dict(args.inputs), region=region)
+            if args.typ == AWS_PROVIDER:
+                self._provider_regions[rid] = str(args.inputs.get("region") or self.region)
         self.resources.append(RegisteredResource(args.typ, args.name, dict(args.inputs), outputs, rid))
         return rid, outputs
+
+    def _region_of(self, args: pulumi.runtime.MockResourceArgs) -> str:
+        """The region of the provider the resource was registered with (``urn::id``)."""
+        provider_id = (args.provider or "").rsplit("::", 1)[-1]
+        return self._provider_regions.get(provider_id, self.region)
 
     @staticmethod
     def _create_dynamic(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -201,6 +201,11 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         return provider_pb2.ConfigureResponse(acceptSecrets=False, supportsPreview=True,
                                               acceptResources=False, acceptOutputs=False)
 
+    def _in_region(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The request as AWS sees it: made in the resource's region (its own ``region``, else the
+        provider's)."""
+        return {**inputs, "region": inputs.get("region") or self.region}
+
     # -- resources ----------------------------------------------------------------------------
     def Check(self, request, context):
         type_token = _type_of(request.urn, request.type)
@@ -227,7 +232,7 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
             return provider_pb2.CreateResponse(properties=_to_struct({**planned, **unknown}))
         self.gate.pass_through(request.urn)
         _simulate_latency()
-        refused = rules.call_violations(type_token, inputs, self.cloud)
+        refused = rules.call_violations(type_token, self._in_region(inputs), self.cloud)
         if refused:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(map(str, refused)))
         rid = synthesis.resource_id(type_token, name, inputs, self.region, request.urn)
@@ -258,7 +263,7 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
             return provider_pb2.UpdateResponse(properties=_to_struct(synthesis.unknown_if_derived(outputs)))
         self.gate.pass_through(request.urn)
         _simulate_latency()
-        refused = rules.call_violations(type_token, inputs, self.cloud)
+        refused = rules.call_violations(type_token, self._in_region(inputs), self.cloud)
         if refused:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(map(str, refused)))
         self.cloud.put(_as_aws_keeps_it(Record(type_token, request.id, request.urn, inputs, outputs)))

@@ -364,6 +364,49 @@ def a_distribution_takes_only_a_global_web_acl(inputs: Inputs) -> AwsError | Non
     return None
 
 
+@rule_at_call("aws:cloudfront/distribution:Distribution")
+def legacy_logging_needs_a_bucket_with_acls(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """Standard logging (legacy), the distribution's ``Logging`` setting, writes log files through
+    an ACL grant to the ``awslogsdelivery`` account: a bucket whose object ownership is
+    ``BucketOwnerEnforced`` (ACLs disabled, the secure default) is refused with ``InvalidArgument``.
+    Standard logging v2 (a CloudWatch Logs delivery) has no such need."""
+    logging = inputs.get("loggingConfig")
+    target = logging.get("bucket") if isinstance(logging, Mapping) else None
+    if not isinstance(target, str) or not _known(target):
+        return None
+    bucket = target.split(".s3.", 1)[0].removesuffix(".s3.amazonaws.com")
+    for controls in cloud.find("aws:s3/bucketOwnershipControls:BucketOwnershipControls", bucket=bucket):
+        if (controls.get("rule") or {}).get("objectOwnership") == "BucketOwnerEnforced":
+            return AwsError("InvalidArgument", "The S3 bucket that you specified for CloudFront logs does not "
+                            f"enable ACL access: {target}", "loggingConfig")
+    return None
+
+
+@rule_at_call("aws:cloudwatch/logDeliverySource:LogDeliverySource")
+def cloudfront_log_sources_live_in_us_east_1(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """PutDeliverySource for a CloudFront distribution (standard logging v2) is accepted only in
+    US East (N. Virginia), where CloudFront's logs are vended; elsewhere CloudWatch Logs answers
+    ``ValidationException``."""
+    arn = str(inputs.get("resourceArn") or "")
+    if arn.startswith("arn:aws:cloudfront:") and inputs.get("region") != "us-east-1":
+        return AwsError("ValidationException", f"Resource {arn} of service cloudfront can only be a delivery "
+                        "source in us-east-1", "resourceArn")
+    return None
+
+
+@rule_at_call("aws:s3/bucketLogging:BucketLogging")
+def server_access_logs_need_a_target_in_the_same_region(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """PutBucketLogging: the target bucket must exist, in the source bucket's region and account.
+    A target S3 cannot find there is refused with ``InvalidTargetBucketForLogging`` (one in another
+    region with ``CrossLocationLoggingProhibitted``)."""
+    target = inputs.get("targetBucket")
+    if isinstance(target, str) and _known(target) and not cloud.find("aws:s3/bucket:Bucket", bucket=target):
+        return AwsError("InvalidTargetBucketForLogging",
+                        f"The target bucket for logging does not exist: {target} (in {inputs.get('region')})",
+                        "targetBucket")
+    return None
+
+
 # -- CloudFront: what AWS keeps --------------------------------------------------------------------
 @effect("aws:cloudfront/distribution:Distribution")
 def default_certificate_serves_tls_v1(properties: dict[str, Any]) -> dict[str, Any]:

@@ -301,6 +301,18 @@ TYPES: dict[str, TypeSpec] = {
         name_property="name", name_max=512,
         computed=lambda ctx, rid: {"arn": ctx.arn("logs", f"log-group:{ctx.get('logGroupName')}:log-stream:{rid}")},
         replace_on=frozenset({"name", "logGroupName"})),
+    "aws:cloudwatch/logDeliverySource:LogDeliverySource": TypeSpec(
+        name_property="name", name_max=60,
+        computed=lambda ctx, rid: {"arn": ctx.arn("logs", f"delivery-source:{rid}")},
+        replace_on=frozenset({"name", "logType", "resourceArn"})),
+    "aws:cloudwatch/logDeliveryDestination:LogDeliveryDestination": TypeSpec(
+        name_property="name", name_max=60,
+        computed=lambda ctx, rid: {"arn": ctx.arn("logs", f"delivery-destination:{rid}"),
+                                   "deliveryDestinationType": "S3"},
+        replace_on=frozenset({"name"})),
+    "aws:cloudwatch/logDelivery:LogDelivery": TypeSpec(
+        id_of=_random_id(16), computed=lambda ctx, rid: {"arn": ctx.arn("logs", f"delivery:{rid}")},
+        replace_on=frozenset({"deliverySourceName", "deliveryDestinationArn"})),
     "aws:cloudwatch/logGroup:LogGroup": TypeSpec(
         name_property="name", name_max=512,
         computed=lambda ctx, rid: {"arn": ctx.arn("logs", f"log-group:{rid}")},

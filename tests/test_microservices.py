@@ -104,4 +104,12 @@ def test_existing_zone_is_used_and_services_may_live_below_the_zone() -> None:
 
 
 def test_outputs_list_each_services_url(micro: Recorded) -> None:
-    assert sorted(micro.output_names) == sorted(get_case("microservices").outputs)
+    # The log bucket is made for the static service: a stack of endpoints alone has none.
+    assert sorted(micro.output_names) == sorted([*get_case("microservices").outputs, "access_log_bucket"])
+
+
+def test_a_stack_of_endpoints_alone_has_no_log_bucket() -> None:
+    rec = build("microservices", {"zone_name": "example.net",
+                                  "services": [{"name": "b", "kind": "endpoint", "addresses": ["192.0.2.3"]}]})
+    assert not rec.of_type("aws:s3/bucket:Bucket")
+    assert sorted(rec.output_names) == sorted(get_case("microservices").outputs)

@@ -30,7 +30,8 @@ def test_content_is_reached_only_through_cloudfront(premium: Recorded) -> None:
     distribution = premium.one("aws:cloudfront/distribution:Distribution")
     (origin,) = distribution.inputs["origins"]
     assert origin["originAccessControlId"] == premium.one("aws:cloudfront/originAccessControl:OriginAccessControl").id
-    (policy,) = premium.of_type("aws:s3/bucketPolicy:BucketPolicy")
+    content = premium.named("premium-content-content-content", "aws:s3/bucket:Bucket")
+    (policy,) = [p for p in premium.of_type("aws:s3/bucketPolicy:BucketPolicy") if p.inputs["bucket"] == content.id]
     (allow,) = [s for s in statements(policy) if s["Effect"] == "Allow"]
     assert allow["Condition"] == {"StringEquals": {"AWS:SourceArn": distribution.outputs["arn"]}}
 

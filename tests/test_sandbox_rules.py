@@ -109,7 +109,46 @@ def _validated_certificate(delegated: bool) -> list[dict[str, Any]]:
 
 CALL_CASES.append((rules.dns_validation_needs_a_delegated_zone, _validated_certificate(False),
                    _validated_certificate(True), "PENDING_VALIDATION"))
-CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "zone-not-delegated"]
+
+
+def _legacy_logged_distribution(object_ownership: str) -> list[dict[str, Any]]:
+    return [
+        {"name": "logs", "type": "aws:s3/bucket:Bucket", "inputs": {}},
+        {"name": "ownership", "type": "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+         "inputs": {"bucket": "${logs.bucket}", "rule": {"objectOwnership": object_ownership}}},
+        {"name": "cdn", "type": "aws:cloudfront/distribution:Distribution", "depends_on": ["ownership"],
+         "inputs": {**DISTRIBUTION_BASE, "loggingConfig": {"bucket": "${logs.bucketDomainName}"}}},
+    ]
+
+
+def _distribution_log_source(region: str) -> list[dict[str, Any]]:
+    return [
+        {"name": "cdn", "type": "aws:cloudfront/distribution:Distribution", "inputs": DISTRIBUTION_BASE},
+        {"name": "source", "type": "aws:cloudwatch/logDeliverySource:LogDeliverySource",
+         "inputs": {"name": "cdn-access-logs", "logType": "ACCESS_LOGS", "resourceArn": "${cdn.arn}",
+                    "region": region}},
+    ]
+
+
+def _server_access_logging(target: str) -> list[dict[str, Any]]:
+    return [
+        {"name": "logs", "type": "aws:s3/bucket:Bucket", "inputs": {}},
+        {"name": "data", "type": "aws:s3/bucket:Bucket", "inputs": {}},
+        {"name": "logging", "type": "aws:s3/bucketLogging:BucketLogging",
+         "inputs": {"bucket": "${data.bucket}", "targetBucket": target, "targetPrefix": "s3/data/"}},
+    ]
+
+
+CALL_CASES += [
+    (rules.legacy_logging_needs_a_bucket_with_acls, _legacy_logged_distribution("BucketOwnerEnforced"),
+     _legacy_logged_distribution("BucketOwnerPreferred"), "InvalidArgument"),
+    (rules.cloudfront_log_sources_live_in_us_east_1, _distribution_log_source("eu-west-1"),
+     _distribution_log_source("us-east-1"), "ValidationException"),
+    (rules.server_access_logs_need_a_target_in_the_same_region, _server_access_logging("no-such-bucket-0a1b"),
+     _server_access_logging("${logs.bucket}"), "InvalidTargetBucketForLogging"),
+]
+CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "zone-not-delegated", "legacy-logs-need-acls",
+            "cloudfront-log-source-outside-us-east-1", "access-log-target-missing"]
 
 
 def _guarded_secret(readers: list[str]) -> list[dict[str, Any]]:

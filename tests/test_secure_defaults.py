@@ -141,3 +141,60 @@ def test_with_waf_every_distribution_and_api_stage_is_behind_managed_rules_and_a
     assert all(a.inputs["webAclArn"] == acls["REGIONAL"].outputs["arn"]
                for a in rec.of_type("aws:wafv2/webAclAssociation:WebAclAssociation"))
     assert set(acls) == {s for s, present in (("CLOUDFRONT", distributions), ("REGIONAL", stages)) if present}
+
+
+def _log_bucket(case: Recorded) -> str:
+    (logs,) = [b for b in case.of_type("aws:s3/bucket:Bucket") if b.name.endswith("-access-logs")]
+    return logs.id
+
+
+def test_every_bucket_logs_its_requests_into_the_cases_log_bucket(case: Recorded) -> None:
+    log_bucket = _log_bucket(case)
+    others = {b.id: b.name for b in case.of_type("aws:s3/bucket:Bucket") if b.id != log_bucket}
+    logging = {g.inputs["bucket"]: g.inputs for g in case.of_type("aws:s3/bucketLogging:BucketLogging")}
+    assert set(logging) == set(others)  # the log bucket itself does not log (no loop)
+    for bucket, name in others.items():
+        assert logging[bucket]["targetBucket"] == log_bucket
+        assert logging[bucket]["targetPrefix"] == f"s3/{name}/"
+
+
+def test_the_log_bucket_is_private_expiring_and_admits_only_this_accounts_log_delivery(case: Recorded) -> None:
+    log_bucket = _log_bucket(case)
+    (lifecycle,) = [c for c in case.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+                    if c.inputs["bucket"] == log_bucket]
+    assert lifecycle.inputs["rules"][0]["expiration"] == {"days": 365}
+    (policy,) = [p for p in case.of_type("aws:s3/bucketPolicy:BucketPolicy") if p.inputs["bucket"] == log_bucket]
+    allows = {s["Principal"]["Service"]: s for s in statements(policy) if s["Effect"] == "Allow"}
+    assert set(allows) == {"logging.s3.amazonaws.com", "delivery.logs.amazonaws.com"}
+    for statement in allows.values():
+        assert statement["Action"] == "s3:PutObject"
+        assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
+    assert allows["delivery.logs.amazonaws.com"]["Condition"]["ArnLike"]["aws:SourceArn"] == \
+        "arn:aws:logs:us-east-1:123456789012:delivery-source:*"
+
+
+def test_every_distribution_delivers_standard_logs_from_us_east_1_into_the_log_bucket(case: Recorded) -> None:
+    distributions = {d.outputs["arn"] for d in case.of_type("aws:cloudfront/distribution:Distribution")}
+    sources = {s.inputs["resourceArn"]: s for s in
+               case.of_type("aws:cloudwatch/logDeliverySource:LogDeliverySource")}
+    assert set(sources) == distributions
+    log_bucket_arn = f"arn:aws:s3:::{_log_bucket(case)}" if distributions else None
+    destinations = {d.outputs["arn"]: d for d in
+                    case.of_type("aws:cloudwatch/logDeliveryDestination:LogDeliveryDestination")}
+    deliveries = case.of_type("aws:cloudwatch/logDelivery:LogDelivery")
+    assert len(deliveries) == len(distributions)
+    for delivery in deliveries:
+        source = next(s for s in sources.values() if s.outputs["name"] == delivery.inputs["deliverySourceName"])
+        assert source.outputs["arn"].startswith("arn:aws:logs:us-east-1:")  # made by a us-east-1 provider
+        destination = destinations[delivery.inputs["deliveryDestinationArn"]]
+        assert destination.inputs["deliveryDestinationConfiguration"]["destinationResourceArn"] == \
+            f"{log_bucket_arn}/cloudfront"
+
+
+@pytest.mark.parametrize("case_name", sorted(CASES))
+def test_access_logs_can_be_turned_off(case_name: str) -> None:
+    rec = build(case_name, {"access_logs": False})
+    assert not [b for b in rec.of_type("aws:s3/bucket:Bucket") if b.name.endswith("-access-logs")]
+    assert not rec.of_type("aws:s3/bucketLogging:BucketLogging")
+    assert not rec.of_type("aws:cloudwatch/logDelivery:LogDelivery")
+    assert "access_log_bucket" not in rec.output_names

@@ -19,7 +19,8 @@ from components import defaults
 from components.args import CaseArgs, check_args, component_args
 from components.function import Function, FunctionArgs, dead_letter_queue
 from components.naming import physical_name
-from components.storage import PrivateBucket
+from components.access_logs import CaseLogs
+from components.storage import PrivateBucket, PrivateBucketArgs
 
 TOKEN = "serverless-cases:cases:BigDataIngestion"
 DELIVERY_LOG_STREAM = "delivery-errors"
@@ -89,8 +90,9 @@ class BigDataIngestion(pulumi.ComponentResource):
             opts=child)
 
         # Kinesis -> Firehose (transform) -> ingestion bucket.
-        self.ingestion = PrivateBucket(f"{name}-ingestion", opts=child)
-        self.reporting = PrivateBucket(f"{name}-reporting", opts=child)
+        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self)
+        self.ingestion = PrivateBucket(f"{name}-ingestion", PrivateBucketArgs(access_logs=self.logs.sink()), opts=child)
+        self.reporting = PrivateBucket(f"{name}-reporting", PrivateBucketArgs(access_logs=self.logs.sink()), opts=child)
         self.transform = Function(
             f"{name}-transform", FunctionArgs(handler_module="firehose_transform", timeout_seconds=60), opts=child)
         delivery_logs = aws.cloudwatch.LogGroup(f"{name}-delivery-logs", retention_in_days=defaults.LOG_RETENTION_DAYS,
@@ -224,4 +226,5 @@ class BigDataIngestion(pulumi.ComponentResource):
             "reporting_bucket": self.reporting.name,
             "queue_url": self.queue.url,
             "workgroup_name": self.workgroup.name,
+            **self.logs.outputs(),
         }

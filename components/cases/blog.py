@@ -12,6 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
+from components.access_logs import CaseLogs
 from components.args import CaseArgs, ComponentArgsError, CustomDomainArgs, UserPoolTierArgs, WafArgs, check_args, component_args
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.dax import DaxCluster, DaxClusterArgs
@@ -91,11 +92,12 @@ class Blog(pulumi.ComponentResource):
             raise ComponentArgsError(TOKEN, [f"replica_regions: {region} is the stack's own region"])
         child = pulumi.ResourceOptions(parent=self)
         firewalls = CaseFirewalls(name, enabled=args.enable_waf, parent=self)
+        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self)
 
         # Static content.
         self.site = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(
             origin_access=args.origin_access, aliases=args.domain_names, certificate_arn=args.certificate_arn,
-            web_acl_arn=firewalls.for_distributions()), opts=child)
+            web_acl_arn=firewalls.for_distributions(), logs=self.logs), opts=child)
 
         # Users: a global table (optionally fronted by DAX), with a welcome email for each new user.
         self.users_table = Table(
@@ -128,8 +130,10 @@ class Blog(pulumi.ComponentResource):
             f"{name}-authors", UserDirectoryArgs(tier=args.user_pool_tier, groups=(AUTHOR_GROUP,),
                                                  deletion_protection=args.deletion_protection), opts=child)
         self.uploads = PrivateBucket(
-            f"{name}-uploads", PrivateBucketArgs(transfer_acceleration=args.transfer_acceleration), opts=child)
-        self.thumbnails = PrivateBucket(f"{name}-thumbnails", opts=child)
+            f"{name}-uploads", PrivateBucketArgs(transfer_acceleration=args.transfer_acceleration,
+                                                  access_logs=self.logs.sink()), opts=child)
+        self.thumbnails = PrivateBucket(f"{name}-thumbnails", PrivateBucketArgs(access_logs=self.logs.sink()),
+                                        opts=child)
         self.presign = Function(
             f"{name}-presign",
             FunctionArgs(
@@ -182,6 +186,7 @@ class Blog(pulumi.ComponentResource):
             "user_pool_id": self.users.user_pool.id,
             "sender_identity": self.sender.email_identity,
         }
+        out.update(self.logs.outputs())
         if self.dax is not None:
             out["dax_endpoint"] = self.dax.endpoint
         if self.upload_events.topic is not None:

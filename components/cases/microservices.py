@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.args import CaseArgs, UserPoolTierArgs, WafArgs, check_args, component_args
+from components.access_logs import CaseLogs
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.function import Function, FunctionArgs
 from components.identity import UserDirectory, UserDirectoryArgs
@@ -137,7 +138,7 @@ class Microservice(pulumi.ComponentResource):
     url: pulumi.Output[str]
 
     def __init__(self, name: str, spec: ServiceSpec, fqdn: str, zone_id: pulumi.Input[str],
-                 users: UserDirectory, edge: aws.Provider, firewalls: CaseFirewalls, *, custom_domain: bool = True,
+                 users: UserDirectory, edge: aws.Provider, firewalls: CaseFirewalls, logs: CaseLogs, *, custom_domain: bool = True,
                  protect_data: bool = True,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(SERVICE_TOKEN, name, None, opts)
@@ -170,12 +171,12 @@ class Microservice(pulumi.ComponentResource):
             self._alias(name, fqdn, zone_id, domain.regional_domain_name, domain.regional_zone_id)
         elif spec.kind == "static" and not custom_domain:
             self.url = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(
-                web_acl_arn=firewalls.for_distributions()), opts=child).url
+                web_acl_arn=firewalls.for_distributions(), logs=logs), opts=child).url
         elif spec.kind == "static":
             certificate = validated_certificate(name, fqdn, zone_id, self, provider=edge)
             cdn = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(
                 aliases=[fqdn], certificate_arn=certificate.certificate_arn,
-                web_acl_arn=firewalls.for_distributions()), opts=child)
+                web_acl_arn=firewalls.for_distributions(), logs=logs), opts=child)
             self._alias(name, fqdn, zone_id, cdn.domain_name, CLOUDFRONT_ZONE_ID)
         elif spec.load_balancer_dns_name:
             assert spec.load_balancer_zone_id is not None
@@ -229,9 +230,10 @@ class Microservices(pulumi.ComponentResource):
                                                                                deletion_protection=args.deletion_protection), opts=child)
         edge = aws.Provider(f"{name}-us-east-1", region="us-east-1", opts=child)
         firewalls = CaseFirewalls(name, enabled=args.enable_waf, parent=self)
+        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self, us_east_1=edge)
         self.services = {
             spec.name: Microservice(f"{name}-{spec.name}", spec, f"{spec.name}.{domain}", self.zone_id, self.users,
-                                    edge, firewalls, custom_domain=args.zone_id is not None or args.zone_delegated,
+                                    edge, firewalls, self.logs, custom_domain=args.zone_id is not None or args.zone_delegated,
                                     protect_data=args.deletion_protection, opts=child)
             for spec in args.services
         }
@@ -239,4 +241,5 @@ class Microservices(pulumi.ComponentResource):
 
     def outputs(self) -> dict[str, pulumi.Output[Any]]:
         urls = pulumi.Output.all(**{n: s.url for n, s in self.services.items()})
-        return {"zone_id": self.zone_id, "name_servers": self.name_servers, "service_urls": urls}
+        return {"zone_id": self.zone_id, "name_servers": self.name_servers, "service_urls": urls,
+                **self.logs.outputs()}

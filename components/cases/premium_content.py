@@ -19,6 +19,7 @@ import pulumi_aws as aws
 
 from components import defaults
 from components.args import CaseArgs, CustomDomainArgs, UserPoolTierArgs, WafArgs, check_args, component_args
+from components.access_logs import CaseLogs
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.function import Function, FunctionArgs
 from components.generated import RsaKeyPair
@@ -67,6 +68,7 @@ class PremiumContent(pulumi.ComponentResource):
         check_args(args, component=TOKEN)
         child = pulumi.ResourceOptions(parent=self)
         firewalls = CaseFirewalls(name, enabled=args.enable_waf, parent=self)
+        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self)
 
         self.users = UserDirectory(
             f"{name}-auth", UserDirectoryArgs(tier=args.user_pool_tier, groups=(ADMIN_GROUP,),
@@ -83,7 +85,8 @@ class PremiumContent(pulumi.ComponentResource):
             f"{name}-content",
             PrivateBucketCdnArgs(trusted_key_group_ids=[self.key_group.id], price_class=args.price_class,
                                  aliases=args.domain_names, certificate_arn=args.certificate_arn,
-                                 web_acl_arn=firewalls.for_distributions()),
+                                 web_acl_arn=firewalls.for_distributions(),
+                                 logs=self.logs),
             opts=child)
 
         self.signing_secret = aws.secretsmanager.Secret(
@@ -139,6 +142,7 @@ class PremiumContent(pulumi.ComponentResource):
             "key_group_id": self.key_group.id,
             "user_pool_id": self.users.user_pool.id,
             "client_id": self.users.client.id,
+            **self.logs.outputs(),
         }
 
 

@@ -22,6 +22,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
+from components.access_logs import CaseLogs
 from components.args import CaseArgs, CustomDomainArgs, WafArgs, check_args, component_args
 from components.cdn import security_headers_policy
 from components.generated import RandomToken
@@ -250,6 +251,8 @@ class SoftwareUpdates(pulumi.ComponentResource):
             viewer_certificate=defaults.viewer_certificate(args.certificate_arn),
             web_acl_id=CaseFirewalls(name, enabled=args.enable_waf, parent=self).for_distributions(),
             opts=child)
+        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self)
+        self.logs.log_distribution(f"{name}-logs", self.distribution)
         self.distribution_domain = self.distribution.domain_name
         self.origin_dns_name = pulumi.Output.from_input(origin_dns)
         self.cached_path_patterns = pulumi.Output.from_input(list(args.cached_paths))
@@ -257,4 +260,4 @@ class SoftwareUpdates(pulumi.ComponentResource):
 
     def outputs(self) -> dict[str, pulumi.Output[Any]]:
         return {"distribution_domain": self.distribution_domain, "origin_dns_name": self.origin_dns_name,
-                "cached_path_patterns": self.cached_path_patterns}
+                "cached_path_patterns": self.cached_path_patterns, **self.logs.outputs()}

@@ -15,7 +15,8 @@ from components.function import Function, FunctionArgs
 from components.identity import IDENTITY_SUB, UserDirectory, UserDirectoryArgs
 from components.packaging import lambda_layer
 from components.rest_api import RestApi, RestApiArgs, Route
-from components.storage import PrivateBucket
+from components.access_logs import CaseLogs
+from components.storage import PrivateBucket, PrivateBucketArgs
 from components.table import Table, TableArgs
 from components.waf import CaseFirewalls
 
@@ -74,7 +75,8 @@ class TodoApp(pulumi.ComponentResource):
         self.users = UserDirectory(
             f"{name}-auth", UserDirectoryArgs(identity_pool=True, mfa=args.mfa, tier=args.user_pool_tier,
                                         deletion_protection=args.deletion_protection), opts=child)
-        self.files = PrivateBucket(f"{name}-files", opts=child)
+        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self)
+        self.files = PrivateBucket(f"{name}-files", PrivateBucketArgs(access_logs=self.logs.sink()), opts=child)
         assert self.users.authenticated_role is not None and self.users.identity_pool is not None
         aws.iam.RolePolicy(
             f"{name}-own-folder", role=self.users.authenticated_role.id,
@@ -131,4 +133,5 @@ class TodoApp(pulumi.ComponentResource):
             "bucket_name": self.bucket_name,
             "table_name": self.table_name,
             "dax_endpoint": self.dax_endpoint,
+            **self.logs.outputs(),
         }
