@@ -16,6 +16,7 @@ import pulumi_aws as aws
 
 from components import defaults
 from components.naming import physical_name
+from components.regions import provider_in
 from components.storage import PrivateBucket, PrivateBucketArgs
 
 TOKEN = "serverless-cases:logs:DistributionLogs"
@@ -64,9 +65,8 @@ class CaseLogs:
         if not self.enabled:
             return None
         if self._us_east_1 is None:
-            self._us_east_1 = aws.Provider(f"{self.name}-logs-{defaults.CDN_LOG_REGION}",
-                                           region=defaults.CDN_LOG_REGION,
-                                           opts=pulumi.ResourceOptions(parent=self.parent))
+            self._us_east_1 = provider_in(defaults.CDN_LOG_REGION, f"{self.name}-logs-{defaults.CDN_LOG_REGION}",
+                                          parent=self.parent)
         return DistributionLogs(name, distribution=distribution, bucket=self.bucket, provider=self._us_east_1,
                                 opts=pulumi.ResourceOptions(parent=self.parent))
 

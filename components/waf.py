@@ -12,6 +12,7 @@ import pulumi_aws as aws
 
 from components import defaults
 from components.args import check_args
+from components.regions import provider_in
 
 TOKEN = "serverless-cases:waf:WebFirewall"
 
@@ -45,7 +46,7 @@ class WebFirewall(pulumi.ComponentResource):
         check_args(args, component=TOKEN)
         provider = None
         if args.scope == "CLOUDFRONT":  # CloudFront's web ACLs are global, managed in us-east-1
-            provider = aws.Provider(f"{name}-us-east-1", region="us-east-1", opts=pulumi.ResourceOptions(parent=self))
+            provider = provider_in("us-east-1", f"{name}-us-east-1", parent=self)
         self.acl = aws.wafv2.WebAcl(
             name, scope=args.scope, description=f"{name}: AWS managed common rules and a rate limit",
             default_action={"allow": {}},

@@ -4,7 +4,9 @@ The provider writes a record on create and update, reads it on refresh and remov
 delete, so a refresh sees what "the cloud" holds: edit or delete a record and the next
 refresh reports drift, exactly as a change made in the AWS console would.
 
-Location: ``$SANDBOX_CLOUD_DIR``, else ``$XDG_DATA_HOME/serverless-cases/sandbox-cloud``.
+Location: ``$SANDBOX_CLOUD_DIR``, else ``$XDG_DATA_HOME/serverless-cases/sandbox-cloud``; in it one
+folder per region for the sandbox's own account, and ``accounts/<account id>/<region>`` for each
+account a provider assumes a role in (each tenant of the service has its own).
 Writes are atomic (temporary file + rename), so a killed run never leaves half a record.
 """
 
@@ -18,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sandbox.rules import DEFAULT_IDENTITY, Identity
 
 
 def default_dir() -> Path:
@@ -41,10 +45,29 @@ class Record:
     outputs: dict[str, Any]
 
 
+def _find_in(folder: Path, type_token: str, outputs: dict[str, Any]) -> list[dict[str, Any]]:
+    kind = type_token.replace(":", "_").replace("/", "_")
+    found = []
+    for path in sorted((folder / kind).glob("*.json")):
+        record = Record(**json.loads(path.read_text()))
+        if all(record.outputs.get(k) == v for k, v in outputs.items()):
+            found.append(record.outputs)
+    return found
+
+
 class SandboxCloud:
-    def __init__(self, root: Path | None = None, region: str = "us-east-1") -> None:
-        self.root = (root or default_dir()) / region
+    """One account's resources in one region (``sandbox.rules.Cloud``)."""
+
+    def __init__(self, root: Path | None = None, region: str = "us-east-1",
+                 identity: Identity = DEFAULT_IDENTITY) -> None:
+        self.base, self.region, self.identity = root or default_dir(), region, identity
+        self.root = self._account_dir(identity.account)
         self.root.mkdir(parents=True, exist_ok=True)
+
+    def _account_dir(self, account: str) -> Path:
+        if account == DEFAULT_IDENTITY.account:
+            return self.base / self.region
+        return self.base / "accounts" / account / self.region
 
     def _path(self, type_token: str, rid: str) -> Path:
         kind = type_token.replace(":", "_").replace("/", "_")
@@ -75,13 +98,16 @@ class SandboxCloud:
 
     def find(self, type_token: str, **outputs: Any) -> list[dict[str, Any]]:
         """The outputs of the live resources of a type whose outputs have these values."""
-        kind = type_token.replace(":", "_").replace("/", "_")
-        found = []
-        for path in sorted((self.root / kind).glob("*.json")):
-            record = Record(**json.loads(path.read_text()))
-            if all(record.outputs.get(k) == v for k, v in outputs.items()):
-                found.append(record.outputs)
-        return found
+        return _find_in(self.root, type_token, outputs)
+
+    def other_accounts_holding(self, type_token: str, **outputs: Any) -> list[str]:
+        """The other accounts with a live resource of that type and these outputs, in this region."""
+        accounts = [DEFAULT_IDENTITY.account, *(p.name for p in sorted((self.base / "accounts").glob("*")))]
+        holding = []
+        for account in accounts:
+            if account != self.identity.account and _find_in(self._account_dir(account), type_token, outputs):
+                holding.append(account)
+        return holding
 
     def records(self) -> Iterator[Record]:
         for path in sorted(self.root.glob("*/*.json")):

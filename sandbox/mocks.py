@@ -36,6 +36,7 @@ class RegisteredResource:
 class SandboxMocks(pulumi.runtime.Mocks):
     def __init__(self, region: str = synthesis.DEFAULT_REGION) -> None:
         self.region = region
+        self.identity = rules.DEFAULT_IDENTITY
         self.resources: list[RegisteredResource] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self._provider_regions: dict[str, str] = {}
@@ -82,6 +83,10 @@ class SandboxMocks(pulumi.runtime.Mocks):
     def find(self, type_token: str, **outputs: Any) -> list[dict[str, Any]]:
         """The sandbox rules' view of what exists (``sandbox.rules.Cloud``): what was registered."""
         return [r.outputs for r in self.of_type(type_token) if all(r.outputs.get(k) == v for k, v in outputs.items())]
+
+    def other_accounts_holding(self, type_token: str, **outputs: Any) -> list[str]:
+        """Mocks model one account."""
+        return []
 
     def of_type(self, type_token: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.type == type_token]

@@ -165,6 +165,7 @@ def diff_properties(type_token: str, olds: Mapping[str, Any], news: Mapping[str,
 class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
     def __init__(self) -> None:
         self.region = synthesis.DEFAULT_REGION
+        self.identity = rules.DEFAULT_IDENTITY
         self._cloud: SandboxCloud | None = None
         self._lock = threading.Lock()
         self.gate = OperationGate(os.environ.get(GATE_ENV))
@@ -173,7 +174,7 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
     def cloud(self) -> SandboxCloud:
         with self._lock:
             if self._cloud is None:
-                self._cloud = SandboxCloud(region=self.region)
+                self._cloud = SandboxCloud(region=self.region, identity=self.identity)
             return self._cloud
 
     # -- plugin and configuration ---------------------------------------------------------------
@@ -198,6 +199,16 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         args = _to_dict(request.args)
         self.region = args.get("region") or variables.get("aws:region") or os.environ.get(
             "AWS_REGION", synthesis.DEFAULT_REGION)
+        chain = args.get("assumeRoles") or variables.get("aws:assumeRoles") or []
+        if isinstance(chain, str):
+            chain = json.loads(chain)
+        if chain:  # the last role of the chain is who makes the calls
+            last = chain[-1]
+            try:
+                self.identity = rules.Identity.assuming(str(last.get("roleArn")),
+                                                        str(last.get("sessionName") or "sandbox"))
+            except ValueError as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"ValidationError: assumeRoles: {exc}")
         return provider_pb2.ConfigureResponse(acceptSecrets=False, supportsPreview=True,
                                               acceptResources=False, acceptOutputs=False)
 
@@ -227,7 +238,8 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         name = _name_of(request.urn, request.name)
         inputs = _to_dict(request.properties)
         if request.preview:  # what AWS computes is not known until it exists
-            planned = synthesis.outputs(type_token, name, inputs, synthesis.UNKNOWN, self.region, request.urn)
+            planned = synthesis.outputs(type_token, name, inputs, synthesis.UNKNOWN, self.region, request.urn,
+                                        self.identity.account)
             unknown = {k: synthesis.UNKNOWN for k in planned if k not in inputs}
             return provider_pb2.CreateResponse(properties=_to_struct({**planned, **unknown}))
         self.gate.pass_through(request.urn)
@@ -235,8 +247,8 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         refused = rules.call_violations(type_token, self._in_region(inputs), self.cloud)
         if refused:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(map(str, refused)))
-        rid = synthesis.resource_id(type_token, name, inputs, self.region, request.urn)
-        outputs = synthesis.outputs(type_token, name, inputs, rid, self.region, request.urn)
+        rid = synthesis.resource_id(type_token, name, inputs, self.region, request.urn, self.identity.account)
+        outputs = synthesis.outputs(type_token, name, inputs, rid, self.region, request.urn, self.identity.account)
         try:
             self.cloud.put(_as_aws_keeps_it(Record(type_token, rid, request.urn, inputs, outputs)), must_be_new=True)
         except ResourceExistsError as exc:
@@ -258,7 +270,8 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         type_token = _type_of(request.urn, request.type)
         name = _name_of(request.urn, request.name)
         inputs = _to_dict(request.news)
-        outputs = synthesis.outputs(type_token, name, inputs, request.id, self.region, request.urn)
+        outputs = synthesis.outputs(type_token, name, inputs, request.id, self.region, request.urn,
+                                    self.identity.account)
         if request.preview:
             return provider_pb2.UpdateResponse(properties=_to_struct(synthesis.unknown_if_derived(outputs)))
         self.gate.pass_through(request.urn)
@@ -282,7 +295,8 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
     # -- data sources -----------------------------------------------------------------------
     def Invoke(self, request, context):
         try:
-            result = synthesis.invoke(request.tok, _to_dict(request.args), region=self.region)
+            result = synthesis.invoke(request.tok, _to_dict(request.args), region=self.region,
+                                      identity=self.identity)
         except KeyError:
             failure = provider_pb2.CheckFailure(property="", reason=f"the sandbox does not model {request.tok}")
             return provider_pb2.InvokeResponse(failures=[failure])

@@ -22,7 +22,31 @@ from typing import Any, Protocol, TypeVar
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker for a value not known yet
 ACCOUNT_ID = "123456789012"
 CALLER_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/sandbox"
-"""Who deploys in the sandbox (``sts:GetCallerIdentity``): the identity rules evaluate policies for."""
+"""Who deploys in the sandbox when the provider assumes no role (``sts:GetCallerIdentity``)."""
+_ROLE_ARN = re.compile(r"arn:(aws[\w-]*):iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who makes the calls, in which account: the sandbox's own user, or the role the provider
+    assumes (its ``assumeRoles`` setting), whose account is then the one resources are made in."""
+
+    account: str = ACCOUNT_ID
+    caller_arn: str = CALLER_ARN
+    """What ``sts:GetCallerIdentity`` answers (an assumed role's session ARN)."""
+    principal_arn: str = CALLER_ARN
+    """What policies see as ``aws:PrincipalArn`` (for an assumed role, the role's ARN)."""
+
+    @classmethod
+    def assuming(cls, role_arn: str, session_name: str = "sandbox") -> Identity:
+        matched = _ROLE_ARN.fullmatch(role_arn)
+        if matched is None:
+            raise ValueError(f"{role_arn!r} is not an IAM role ARN")
+        partition, account, role = matched.groups()
+        return cls(account, f"arn:{partition}:sts::{account}:assumed-role/{role}/{session_name}", role_arn)
+
+
+DEFAULT_IDENTITY = Identity()
 
 
 @dataclass(frozen=True)
@@ -44,10 +68,16 @@ Effect = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class Cloud(Protocol):
-    """What exists already, as a rule checked at the API call sees it."""
+    """What exists already, as a rule checked at the API call sees it, and who is calling."""
+
+    identity: Identity
 
     def find(self, type_token: str, **outputs: Any) -> list[dict[str, Any]]:
-        """The outputs of the live resources of a type whose outputs have these values."""
+        """The outputs of this account's live resources of a type whose outputs have these values."""
+        ...
+
+    def other_accounts_holding(self, type_token: str, **outputs: Any) -> list[str]:
+        """The other accounts that have such a resource (which this account cannot see)."""
         ...
 
 
@@ -275,9 +305,11 @@ def reading_a_secret_value_obeys_the_secret_policy(state: Inputs, cloud: Cloud) 
     if not _known(secret):
         return None
     policies = cloud.find("aws:secretsmanager/secretPolicy:SecretPolicy", secretArn=secret)
-    if any(_denied_by_resource_policy(p.get("policy"), "secretsmanager:GetSecretValue", CALLER_ARN) for p in policies):
+    caller = cloud.identity
+    if any(_denied_by_resource_policy(p.get("policy"), "secretsmanager:GetSecretValue", caller.principal_arn)
+           for p in policies):
         return AwsError("AccessDeniedException",
-                        f"User: {CALLER_ARN} is not authorized to perform: secretsmanager:GetSecretValue on resource: "
+                        f"User: {caller.caller_arn} is not authorized to perform: secretsmanager:GetSecretValue on resource: "
                         f"{secret} with an explicit deny in a resource-based policy", "secretId")
     return None
 
@@ -404,6 +436,62 @@ def server_access_logs_need_a_target_in_the_same_region(inputs: Inputs, cloud: C
         return AwsError("InvalidTargetBucketForLogging",
                         f"The target bucket for logging does not exist: {target} (in {inputs.get('region')})",
                         "targetBucket")
+    return None
+
+
+# -- accounts: what one account cannot see of another ------------------------------------------
+_ARN_ACCOUNT = re.compile(r"arn:aws[\w-]*:[\w-]+:[\w-]*:(\d{12}):.+")
+
+
+def _of_another_account(value: Any, cloud: Cloud) -> bool:
+    matched = _ARN_ACCOUNT.fullmatch(value) if isinstance(value, str) else None
+    return matched is not None and matched.group(1) != cloud.identity.account
+
+
+@rule_at_call("aws:lb/listenerRule:ListenerRule")
+def listener_rules_name_this_accounts_listener_and_target_groups(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """CreateRule: a listener or target group of another account is not found from this one
+    (``ListenerNotFound``, ``TargetGroupNotFound``): a stack cannot change a load balancer it
+    does not own."""
+    if _of_another_account(inputs.get("listenerArn"), cloud):
+        return AwsError("ListenerNotFound", "One or more listeners not found", "listenerArn")
+    for action in inputs.get("actions") or []:
+        if isinstance(action, Mapping) and _of_another_account(action.get("targetGroupArn"), cloud):
+            return AwsError("TargetGroupNotFound", f"One or more target groups not found: "
+                            f"{action.get('targetGroupArn')}", "actions")
+    return None
+
+
+@rule_at_call("aws:route53/record:Record")
+def records_go_in_this_accounts_zones(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """ChangeResourceRecordSets on a hosted zone of another account fails with
+    ``NoSuchHostedZone``: a stack cannot write records into a zone it does not own."""
+    zone = inputs.get("zoneId")
+    if _known(zone) and not cloud.find("aws:route53/zone:Zone", zoneId=zone) and \
+            cloud.other_accounts_holding("aws:route53/zone:Zone", zoneId=zone):
+        return AwsError("NoSuchHostedZone", f"No hosted zone found with ID: {zone}", "zoneId")
+    return None
+
+
+@rule_at_call("aws:ec2/securityGroup:SecurityGroup")
+def security_groups_go_in_this_accounts_vpcs(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """CreateSecurityGroup in a VPC of another account (not shared with this one) fails with
+    ``InvalidVpcID.NotFound``."""
+    vpc = inputs.get("vpcId")
+    if _known(vpc) and not cloud.find("aws:ec2/vpc:Vpc", id=vpc) and \
+            cloud.other_accounts_holding("aws:ec2/vpc:Vpc", id=vpc):
+        return AwsError("InvalidVpcID.NotFound", f"The vpc ID '{vpc}' does not exist", "vpcId")
+    return None
+
+
+@rule_at_call("aws:cloudfront/distribution:Distribution")
+def a_distribution_serves_this_accounts_certificate(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """CreateDistribution with an ACM certificate of another account fails with
+    ``InvalidViewerCertificate``: CloudFront uses only the distribution owner's certificates."""
+    certificate = inputs.get("viewerCertificate")
+    if isinstance(certificate, Mapping) and _of_another_account(certificate.get("acmCertificateArn"), cloud):
+        return AwsError("InvalidViewerCertificate", "The specified SSL certificate doesn't exist, isn't in us-east-1 "
+                        "region, isn't valid, or doesn't include a valid certificate chain.", "viewerCertificate")
     return None
 
 

@@ -596,9 +596,10 @@ def check(type_token: str, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(error.property, str(error)) for error in rules.violations(type_token, inputs)]
 
 
-def resource_id(type_token: str, logical_name: str, inputs: Mapping[str, Any], region: str, scope: str = "") -> str:
+def resource_id(type_token: str, logical_name: str, inputs: Mapping[str, Any], region: str, scope: str = "",
+                account: str = ACCOUNT_ID) -> str:
     spec = spec_for(type_token)
-    ctx = Context(type_token, logical_name, inputs, region, scope=scope)
+    ctx = Context(type_token, logical_name, inputs, region, account, scope=scope)
     if spec.id_of is not None:
         return spec.id_of(ctx)
     if spec.name_property is not None:
@@ -608,9 +609,9 @@ def resource_id(type_token: str, logical_name: str, inputs: Mapping[str, Any], r
 
 
 def outputs(type_token: str, logical_name: str, inputs: Mapping[str, Any], rid: str, region: str,
-            scope: str = "") -> Props:
+            scope: str = "", account: str = ACCOUNT_ID) -> Props:
     """Inputs plus what AWS computes for the resource with id ``rid``."""
-    ctx = Context(type_token, logical_name, inputs, region, scope=scope)
+    ctx = Context(type_token, logical_name, inputs, region, account, scope=scope)
     out = {k: v for k, v in inputs.items() if k != DEFAULTS_KEY}
     for key, value in spec_for(type_token).computed(ctx, rid).items():
         out.setdefault(key, value)
@@ -643,11 +644,13 @@ def replacement_properties(type_token: str) -> frozenset[str]:
 
 
 # -- invokes ---------------------------------------------------------------------------------
-def invoke(token: str, args: Mapping[str, Any], *, region: str = DEFAULT_REGION) -> Props:
+def invoke(token: str, args: Mapping[str, Any], *, region: str = DEFAULT_REGION,
+           identity: rules.Identity = rules.DEFAULT_IDENTITY) -> Props:
     """The result of a data-source call, or KeyError for one the sandbox does not model."""
+    account = identity.account
     if token == "aws:index/getCallerIdentity:getCallerIdentity":
-        return {"accountId": ACCOUNT_ID, "arn": rules.CALLER_ARN,
-                "userId": "AIDASANDBOXUSER00000", "id": ACCOUNT_ID}
+        return {"accountId": account, "arn": identity.caller_arn,
+                "userId": "AIDASANDBOXUSER00000", "id": account}
     if token == "aws:index/getRegion:getRegion":
         name = args.get("region") or args.get("name") or region
         return {"name": name, "region": name, "id": name, "endpoint": f"ec2.{name}.amazonaws.com",
@@ -668,7 +671,7 @@ def invoke(token: str, args: Mapping[str, Any], *, region: str = DEFAULT_REGION)
         name = str(args.get("name", ""))
         value = "ami-0" + _digest(name)[:16] if "ami" in name else f"sandbox-value-of-{name}"
         return {"name": name, "value": value, "insecureValue": value, "type": "String", "version": 1,
-                "arn": f"arn:{PARTITION}:ssm:{region}:{ACCOUNT_ID}:parameter{name}", "id": name}
+                "arn": f"arn:{PARTITION}:ssm:{region}:{account}:parameter{name}", "id": name}
     if token == "aws:ec2/getManagedPrefixList:getManagedPrefixList":
         name = str(args.get("name", ""))
         return {"id": "pl-" + _digest(name)[:8], "name": name, "addressFamily": "IPv4", "maxEntries": 60,

@@ -56,6 +56,17 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class TenantAwsIdentity(Base):
+    """The IAM role a tenant's ``aws`` stacks are deployed with (set by an admin)."""
+
+    __tablename__ = "tenant_aws_identities"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    role_arn: Mapped[str] = mapped_column(String(2048))
+    external_id: Mapped[str | None] = mapped_column(String(1224), nullable=True)
+    """What the role's trust policy requires in ``sts:ExternalId`` (kept, never shown back)."""
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class StackRecord(Base):
     __tablename__ = "stacks"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

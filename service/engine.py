@@ -58,6 +58,8 @@ class Job:
     """Whether the stack's config already holds secret arguments (read back and kept)."""
     unprotect: bool = False
     """A destroy that first turns the case's deletion protection off (an update), as asked."""
+    assume_roles: list[dict[str, str]] = field(default_factory=list)
+    """The AWS provider's ``assumeRoles``: the tenant's own role (``service.identities``)."""
 
 
 class JobError(Exception):
@@ -132,6 +134,10 @@ def _configure(stack: auto.Stack, job: Job, on_secrets: Callable[[list[str]], No
         settings = auto.StackSettings()
     settings.config = {**(settings.config or {}), f"{CONFIG}:target": job.target, f"{CONFIG}:case": job.case,
                        f"{CONFIG}:args": json.dumps(job.args)}
+    if job.assume_roles:  # the default AWS provider deploys as the tenant's role, never as the service
+        settings.config["aws:assumeRoles"] = job.assume_roles
+    else:
+        settings.config.pop("aws:assumeRoles", None)
     workspace.save_stack_settings(stack.name, settings)
     if job.secret_args:  # new secret values are encrypted by the CLI, with the stack's key
         stack.set_config(f"{CONFIG}:secretArgs", auto.ConfigValue(json.dumps(secret_args), secret=True))

@@ -38,6 +38,14 @@ class UnknownCase(ServiceError):
     status_code = 404
 
 
+class TenantNotFound(ServiceError):
+    status_code = 404
+
+
+class AwsIdentityNotSet(ServiceError):
+    status_code = 404
+
+
 class StackExists(ServiceError):
     status_code = 409
 
@@ -63,6 +71,10 @@ class TargetChange(ServiceError):
 
 
 class MissingCredentials(ServiceError):
+    status_code = 422
+
+
+class MissingAwsIdentity(ServiceError):
     status_code = 422
 
 

@@ -39,8 +39,9 @@ from sqlalchemy import select
 
 from programs import targets
 from programs.targets import REPO_ROOT
+from service import identities
 from service.db import Database, Run, RunEvent, StackRecord, utcnow
-from service.errors import ToolchainMissing
+from service.errors import ServiceError, ToolchainMissing
 from service.settings import Settings
 
 LOG = logging.getLogger("serverless_cases.runner")
@@ -202,8 +203,12 @@ class Runner:
     def _refuse_start(self, run_id: str, exc: Exception) -> None:
         """A run that cannot start (its sealed secrets do not open, its worker does not spawn)
         fails with a typed error, and the scheduler goes on with the others."""
-        reason = "its secret arguments cannot be unsealed (was the passphrase changed?)" \
-            if isinstance(exc, InvalidToken) else f"its worker could not start ({type(exc).__name__})"
+        if isinstance(exc, InvalidToken):
+            reason = "its secret arguments cannot be unsealed (was the passphrase changed?)"
+        elif isinstance(exc, ServiceError):  # e.g. the tenant's AWS role was removed after the run was queued
+            reason = str(exc.detail)
+        else:
+            reason = f"its worker could not start ({type(exc).__name__})"
         with self.db.session() as session:
             run = session.get(Run, run_id)
             if run is None or run.status != "queued":
@@ -222,7 +227,7 @@ class Runner:
                 return
             stack = self._stack(session, run)
             secrets = self.box.open(run.sealed_secrets)
-            job = self._job(run, secrets)
+            job = self._job(session, run, secrets)
             worker = self._take_worker()
             run.status, run.started_at, run.worker_pid, run.sealed_secrets = "running", utcnow(), worker.pid, None
             if stack is not None:
@@ -265,7 +270,8 @@ class Runner:
             while not self._stopping and len(self._spares) < self.settings.max_parallel_runs:
                 self._spares.append(self._spawn_worker())
 
-    def _job(self, run: Run, secrets: dict[str, Any]) -> dict[str, Any]:
+    def _job(self, session: Any, run: Run, secrets: dict[str, Any]) -> dict[str, Any]:
+        identity = identities.for_target(session, run.tenant_id, run.params["target"])
         env = targets.engine_env(run.params["target"], _base_env(), str(self.toolchain_bin))
         env.update(self.settings.pulumi_secrets_env())
         env.update({"PULUMI_BACKEND_URL": self.settings.backend,
@@ -280,6 +286,7 @@ class Runner:
             "toolchain_bin": str(self.toolchain_bin), "secrets_provider": self.settings.secrets_provider,
             "stored_secrets": bool(set(run.params.get("secret_arg_names", [])) - set(secrets)),
             "unprotect": bool(run.params.get("delete_data")),
+            "assume_roles": identity.assume_roles(run.tenant_id),
         }
 
     # -- following a worker ------------------------------------------------------------------

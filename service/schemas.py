@@ -105,6 +105,24 @@ class TenantCreate(Strict):
     name: str = Field(pattern=TENANT_NAME)
 
 
+ROLE_ARN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+$"
+
+
+class AwsIdentityWrite(Strict):
+    role_arn: str = Field(pattern=ROLE_ARN, max_length=2048,
+                          description="The IAM role the tenant's aws stacks are deployed with")
+    external_id: str | None = Field(default=None, min_length=2, max_length=1224, pattern=r"^[A-Za-z0-9_+=,.@:/-]+$",
+                                    description="What the role's trust policy requires as sts:ExternalId")
+
+
+class AwsIdentityRead(BaseModel):
+    tenant: str
+    role_arn: str
+    account: str = Field(description="The account the tenant's aws stacks are made in")
+    external_id_set: bool = Field(description="Whether an external id is kept (it is never shown back)")
+    sandbox_account: str = Field(description="The account the tenant's sandbox stacks are made in")
+
+
 class TokenRead(BaseModel):
     tenant: str
     token: str = Field(description="Shown once; only its hash is stored")

@@ -13,6 +13,7 @@ from typing import Any
 
 from programs import backend, targets
 from sandbox.cloud import SandboxCloud
+from sandbox.rules import Identity
 
 REPO = targets.REPO_ROOT
 
@@ -104,11 +105,19 @@ class Workspace:
         out = self.pulumi("preview", "--json", "--stack", stack).stdout
         return json.loads(out).get("steps") or []
 
-    def cloud_records(self) -> list[Any]:
-        root = self.data_dir / "sandbox-cloud"
-        if not root.exists():
-            return []
-        return [record for region in sorted(root.iterdir()) for record in SandboxCloud(root, region.name).records()]
+    def cloud_records(self, account: str | None = None) -> list[Any]:
+        """What the sandbox holds, in every region, for its own account (or ``account``)."""
+        return cloud_records(self.data_dir / "sandbox-cloud", account)
+
+
+def cloud_records(root: Path, account: str | None = None) -> list[Any]:
+    """What a sandbox cloud folder holds, in every region, for its own account (or ``account``)."""
+    folder = root if account is None else root / "accounts" / account
+    if not folder.exists():
+        return []
+    identity = Identity() if account is None else Identity(account=account)
+    return [record for region in sorted(folder.iterdir()) if region.name != "accounts"
+            for record in SandboxCloud(root, region.name, identity).records()]
 
 
 def _leaves(prefix: str, value: Any) -> list[tuple[str, Any]]:

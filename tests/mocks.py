@@ -61,10 +61,12 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def build(case_name: str, args: dict[str, Any] | None = None) -> Recorded:
+def build(case_name: str, args: dict[str, Any] | None = None, config: dict[str, str] | None = None) -> Recorded:
+    """Build a case under mocks, with the stack's ``config`` (``{"aws:region": ...}``) if given."""
     case = get_case(case_name)
     mocks = SandboxMocks()
     pulumi.runtime.set_mocks(mocks, project="serverless-cases", stack="unit", preview=False)
+    pulumi.runtime.set_all_config(dict(config or {}))
 
     names: list[str] = []
 

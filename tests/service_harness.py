@@ -19,6 +19,8 @@ import httpx
 
 from programs import targets
 from programs.targets import REPO_ROOT
+from service.identities import sandbox_account
+from tests.engine import cloud_records
 
 ADMIN_TOKEN = "sc_admin-token-for-tests-0123456789"
 FINISHED = {"succeeded", "failed", "cancelled", "interrupted"}
@@ -157,6 +159,10 @@ class Service:
 
     def client(self, token: str = ADMIN_TOKEN) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    def cloud_records(self, tenant: str = "admin") -> list[Any]:
+        """What the sandbox holds for the tenant: the resources of its own sandbox account."""
+        return cloud_records(self.data_dir / "sandbox-cloud", sandbox_account(tenant))
 
     def tenant_token(self, name: str) -> str:
         with self.client() as admin:

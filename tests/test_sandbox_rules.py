@@ -147,8 +147,81 @@ CALL_CASES += [
     (rules.server_access_logs_need_a_target_in_the_same_region, _server_access_logging("no-such-bucket-0a1b"),
      _server_access_logging("${logs.bucket}"), "InvalidTargetBucketForLogging"),
 ]
+LISTENER = "arn:aws:elasticloadbalancing:us-east-1:{}:listener/app/updates/50dc6c495c0c9188/f2f7dc8efc522ab2"
+CERTIFICATE = "arn:aws:acm:us-east-1:{}:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+OTHER_ACCOUNT = "210987654321"
+
+
+def _listener_rule(account: str) -> list[dict[str, Any]]:
+    return [{"name": "rule", "type": "aws:lb/listenerRule:ListenerRule",
+             "inputs": {"listenerArn": LISTENER.format(account), "priority": 10,
+                        "actions": [{"type": "fixed-response", "fixedResponse": {"contentType": "text/plain",
+                                                                                 "statusCode": "403"}}],
+                        "conditions": [{"pathPattern": {"values": ["/*"]}}]}}]
+
+
+def _distribution_with_certificate(account: str) -> list[dict[str, Any]]:
+    return [{"name": "cdn", "type": "aws:cloudfront/distribution:Distribution",
+             "inputs": {**DISTRIBUTION_BASE, "aliases": ["updates.example.net"], "viewerCertificate": {
+                 "acmCertificateArn": CERTIFICATE.format(account), "sslSupportMethod": "sni-only",
+                 "minimumProtocolVersion": "TLSv1.2_2021"}}}]
+
+
+CALL_CASES += [
+    (rules.listener_rules_name_this_accounts_listener_and_target_groups, _listener_rule(OTHER_ACCOUNT),
+     _listener_rule(rules.ACCOUNT_ID), "ListenerNotFound"),
+    (rules.a_distribution_serves_this_accounts_certificate, _distribution_with_certificate(OTHER_ACCOUNT),
+     _distribution_with_certificate(rules.ACCOUNT_ID), "InvalidViewerCertificate"),
+]
 CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "zone-not-delegated", "legacy-logs-need-acls",
-            "cloudfront-log-source-outside-us-east-1", "access-log-target-missing"]
+            "cloudfront-log-source-outside-us-east-1", "access-log-target-missing", "listener-of-another-account",
+            "certificate-of-another-account"]
+
+# (rule, what the owning account makes, the output naming it, what uses it, AWS error code): resources
+# of one account are out of reach of another (each tenant of the service has its own account)
+ACCOUNT_CASES = [
+    (rules.records_go_in_this_accounts_zones, {"name": "zone", "type": "aws:route53/zone:Zone",
+                                                "inputs": {"name": "example.net"}}, "zoneId",
+     lambda zone: {"name": "record", "type": "aws:route53/record:Record",
+                   "inputs": {"zoneId": zone, "name": "www.example.net", "type": "A", "ttl": 60,
+                              "records": ["192.0.2.10"]}}, "NoSuchHostedZone"),
+    (rules.security_groups_go_in_this_accounts_vpcs, {"name": "vpc", "type": "aws:ec2/vpc:Vpc",
+                                                       "inputs": {"cidrBlock": "10.40.0.0/16"}}, "id",
+     lambda vpc: {"name": "group", "type": "aws:ec2/securityGroup:SecurityGroup",
+                  "inputs": {"vpcId": vpc, "description": "app"}}, "InvalidVpcID.NotFound"),
+]
+
+
+def _assume_role_in(workspace: Workspace, stack: str, account: str) -> None:
+    workspace.pulumi("config", "set", "--path", "aws:assumeRoles[0].roleArn",
+                     f"arn:aws:iam::{account}:role/serverless-cases-deployer", "--stack", stack)
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize(("check", "owned", "output", "user", "code"), ACCOUNT_CASES,
+                         ids=[c[0].__name__ for c in ACCOUNT_CASES])
+def test_engine_refuses_a_resource_of_another_account(tmp_path: Path, pulumi_toolchain: str, check: Any,
+                                                     owned: dict[str, Any], output: str, user: Any, code: str) -> None:
+    workspace = Workspace(tmp_path, pulumi_toolchain, main=RAW_RESOURCE)
+    workspace.pulumi("stack", "init", "owner")
+    _assume_role_in(workspace, "owner", "111111111111")
+    _configure(workspace, [owned])
+    workspace.pulumi("up", "--yes")
+    [record] = workspace.cloud_records("111111111111")  # made in the assumed role's account
+    assert workspace.cloud_records() == []
+    named = record.outputs[output]
+
+    workspace.pulumi("stack", "init", "intruder")
+    _assume_role_in(workspace, "intruder", "222222222222")
+    _configure(workspace, [user(named)])
+    refused = workspace.pulumi("up", "--yes", check=False)
+    assert refused.returncode != 0 and code in refused.stdout + refused.stderr, refused.stdout[-3000:]
+    assert workspace.cloud_records("222222222222") == []
+
+    workspace.pulumi("stack", "select", "owner")
+    _configure(workspace, [owned, user(named)])
+    workspace.pulumi("up", "--yes")
+    assert {r.type for r in workspace.cloud_records("111111111111")} == {owned["type"], user(named)["type"]}
 
 
 def _guarded_secret(readers: list[str]) -> list[dict[str, Any]]:
@@ -234,7 +307,7 @@ def test_every_rule_and_effect_of_the_catalogue_is_tested_here() -> None:
     catalogued = {check.__name__ for checks in rules.RULES.values() for check in checks}
     assert catalogued == set(IDS)
     assert {c.__name__ for cs in rules.CALL_RULES.values() for c in cs} == \
-        {case[0].__name__ for case in [*CALL_CASES, *READ_CASES]}
+        {case[0].__name__ for case in [*CALL_CASES, *READ_CASES, *ACCOUNT_CASES]}
     assert {c.__name__ for cs in rules.READ_RULES.values() for c in cs} == {case[0].__name__ for case in READ_CASES}
     assert {change.__name__ for changes in rules.EFFECTS.values() for change in changes} == set(EFFECT_IDS)
 

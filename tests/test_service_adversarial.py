@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from sandbox.cloud import SandboxCloud
 from tests.service_harness import ADMIN_TOKEN, Service, describe, sse_events, wait_run
 
 GENERATED_REQUESTS_AT_LEAST = 1000
@@ -107,8 +106,7 @@ def test_kill_at_any_point_of_an_up_leaves_a_consistent_stack(service: Service, 
         assert set(preview["summary"]["resource_changes"]) == {"same"}
         assert all(r["status"] not in ("running", "queued") for r in api.get("/v1/stacks/killed/runs").json())
         stack = api.get("/v1/stacks/killed").json()
-    cloud = service.data_dir / "sandbox-cloud"
-    aws_records = [r for region in cloud.iterdir() for r in SandboxCloud(cloud, region.name).records()]
+    aws_records = service.cloud_records()
     assert stack["status"] == "ready" and stack["resource_count"] == len(aws_records)
     locks = service.data_dir / "state" / ".pulumi" / "locks"
     assert not list(locks.rglob("*.json")) if locks.exists() else True

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from components import CASES
-from sandbox.cloud import SandboxCloud
 from tests.service_harness import Service, wait_run
 
 CHANGES = {"todo-app": {"cache_ttl_seconds": 45}, "blog": {"thumbnail_size": "320x240"},
@@ -73,8 +72,7 @@ def test_stack_lifecycle_over_http(service: Service, case_name: str) -> None:
         assert deleted.status_code == 202 and deleted.json()["kind"] == "destroy"
         assert wait_run(api, deleted.json()["id"])["status"] == "succeeded"
         assert api.get(f"/v1/stacks/{name}").status_code == 404
-        cloud = service.data_dir / "sandbox-cloud"
-        assert [r for region in cloud.iterdir() for r in SandboxCloud(cloud, region.name).records()] == []
+        assert service.cloud_records() == []
 
 
 def test_preview_reports_planned_changes_and_refresh_reports_drift(service: Service) -> None:

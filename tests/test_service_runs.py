@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from sandbox.cloud import SandboxCloud
 from tests.service_harness import Service, describe, sse_events, wait_run
 
 
@@ -90,8 +89,7 @@ def test_running_run_stops_cleanly_and_the_stack_stays_usable(slow_service: Serv
                          .json()["id"])
         assert again["status"] == "succeeded", describe(again)
         stack = api.get("/v1/stacks/stop-me").json()
-        cloud = slow_service.data_dir / "sandbox-cloud"
-        records = [r for region in cloud.iterdir() for r in SandboxCloud(cloud, region.name).records()]
+        records = slow_service.cloud_records()
         assert stack["status"] == "ready" and stack["resource_count"] == len(records)
 
 
@@ -112,8 +110,7 @@ def test_an_up_cancelled_as_it_starts_stops_and_leaves_a_usable_stack(slow_servi
         gone = wait_run(api, api.delete("/v1/stacks/early", params={"delete_data": "true"}).json()["id"])
         assert gone["status"] == "succeeded", describe(gone)
         assert api.get("/v1/stacks/early").status_code == 404
-    cloud = slow_service.data_dir / "sandbox-cloud"
-    assert [r for region in cloud.iterdir() for r in SandboxCloud(cloud, region.name).records()] == []
+    assert slow_service.cloud_records() == []
 
 
 @pytest.mark.long

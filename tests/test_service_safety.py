@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.cloud import SandboxCloud
 from tests.service_harness import ADMIN_TOKEN, Service, sse_events, wait_run
 
 
@@ -121,8 +120,7 @@ def test_a_run_that_outlived_the_killed_service_is_stopped_cleanly_before_recove
             stack = api.get("/v1/stacks/outlived").json()
         # Stopped with SIGINT, the engine finished and saved the creates in flight: every
         # resource in the (sandbox) cloud is in the stack, none is forgotten.
-        cloud = service.data_dir / "sandbox-cloud"
-        records = [r for region in cloud.iterdir() for r in SandboxCloud(cloud, region.name).records()]
+        records = service.cloud_records()
         assert stack["status"] == "ready" and stack["resource_count"] == len(records)
         assert "did not stop within the grace period" not in service.log_path.read_text()
     finally:

@@ -16,10 +16,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
+from components.access_logs import CaseLogs
 from components.args import CaseArgs, check_args, component_args
 from components.function import Function, FunctionArgs, dead_letter_queue
 from components.naming import physical_name
-from components.access_logs import CaseLogs
 from components.storage import PrivateBucket, PrivateBucketArgs
 
 TOKEN = "serverless-cases:cases:BigDataIngestion"

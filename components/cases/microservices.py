@@ -19,11 +19,12 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.args import CaseArgs, UserPoolTierArgs, WafArgs, check_args, component_args
 from components.access_logs import CaseLogs
+from components.args import CaseArgs, UserPoolTierArgs, WafArgs, check_args, component_args
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.function import Function, FunctionArgs
 from components.identity import UserDirectory, UserDirectoryArgs
+from components.regions import provider_in
 from components.rest_api import RestApi, RestApiArgs, Route
 from components.table import Table, TableArgs
 from components.waf import CaseFirewalls
@@ -228,7 +229,7 @@ class Microservices(pulumi.ComponentResource):
             self.zone_id, self.name_servers = pulumi.Output.from_input(args.zone_id), existing.name_servers
         self.users = UserDirectory(f"{name}-auth", UserDirectoryArgs(tier=args.user_pool_tier,
                                                                                deletion_protection=args.deletion_protection), opts=child)
-        edge = aws.Provider(f"{name}-us-east-1", region="us-east-1", opts=child)
+        edge = provider_in("us-east-1", f"{name}-us-east-1", parent=self)
         firewalls = CaseFirewalls(name, enabled=args.enable_waf, parent=self)
         self.logs = CaseLogs(name, enabled=args.access_logs, parent=self, us_east_1=edge)
         self.services = {

@@ -18,8 +18,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.args import CaseArgs, CustomDomainArgs, UserPoolTierArgs, WafArgs, check_args, component_args
 from components.access_logs import CaseLogs
+from components.args import CaseArgs, CustomDomainArgs, UserPoolTierArgs, WafArgs, check_args, component_args
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.function import Function, FunctionArgs
 from components.generated import RsaKeyPair

@@ -9,13 +9,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
+from components.access_logs import CaseLogs
 from components.args import CaseArgs, UserPoolTierArgs, WafArgs, check_args, component_args
 from components.dax import DaxCluster, DaxClusterArgs
 from components.function import Function, FunctionArgs
 from components.identity import IDENTITY_SUB, UserDirectory, UserDirectoryArgs
 from components.packaging import lambda_layer
 from components.rest_api import RestApi, RestApiArgs, Route
-from components.access_logs import CaseLogs
 from components.storage import PrivateBucket, PrivateBucketArgs
 from components.table import Table, TableArgs
 from components.waf import CaseFirewalls

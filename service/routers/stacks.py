@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from components import ComponentArgsError, UnknownCaseError, get_case
+from service import identities
 from service.db import Run, StackRecord
 from service.deps import PrincipalDep, RunnerDep, SettingsDep, ViewsDep
 from service.errors import (
@@ -67,9 +68,15 @@ def _validate(case_name: str, args: dict[str, Any], secrets: dict[str, Any], kno
             raise InvalidStackConfig(problems) from None
 
 
-def _check_target(target: str) -> None:
+def _check_target(session: Session, tenant: str, target: str, args: dict[str, Any]) -> None:
+    """The stack can be deployed: for ``aws``, the service can assume the tenant's own role; and
+    no argument names a resource of another account than the one the stack is made in."""
     if target == "aws" and boto3.Session().get_credentials() is None:
         raise MissingCredentials("no AWS credentials found for the aws target (environment, profile or role)")
+    identity = identities.for_target(session, tenant, target)
+    problems = identities.foreign_resources(args, identity.account)
+    if problems:
+        raise InvalidStackConfig(problems)
 
 
 def _queue(session: Session, runner: Any, tenant: str, stack: StackRecord, kind: str,
@@ -92,8 +99,8 @@ def create_stack(body: StackCreate, principal: PrincipalDep, runner: RunnerDep, 
     """Validate, register the stack and start its first ``up`` run."""
     target = body.target or settings.default_target
     _validate(body.case, body.arguments, body.secret_arguments, [])
-    _check_target(target)
     with runner.admission, runner.db.session() as session:
+        _check_target(session, principal.tenant, target, dict(body.arguments))
         if session.scalar(select(StackRecord.id).where(StackRecord.tenant_id == principal.tenant,
                                                        StackRecord.name == body.name)) is not None:
             raise StackExists(f"a stack named {body.name!r} already exists")
@@ -146,7 +153,7 @@ def update_stack(name: StackName, body: StackUpdate, principal: PrincipalDep, ru
             args.pop(key, None)
         secret_names = sorted((set(stack.secret_arg_names) - set(body.arguments)) | set(body.secret_arguments))
         _validate(stack.case, args, dict(body.secret_arguments), secret_names)
-        _check_target(stack.target)
+        _check_target(session, principal.tenant, stack.target, args)
         stack.args, stack.secret_arg_names = args, secret_names
         result = _queue(session, runner, principal.tenant, stack, "update", dict(body.secret_arguments))
     runner.wake()
@@ -156,8 +163,7 @@ def update_stack(name: StackName, body: StackUpdate, principal: PrincipalDep, ru
 def _simple_run(name: str, kind: str, principal: Any, runner: Any, *, delete_data: bool = False) -> RunRead:
     with runner.admission, runner.db.session() as session:
         stack = _find(session, principal.tenant, name)
-        if kind != "preview":
-            _check_target(stack.target)
+        _check_target(session, principal.tenant, stack.target, dict(stack.args))
         if kind == "destroy" and not delete_data and get_case(stack.case).protects_data \
                 and stack.args.get("deletion_protection", True) is not False:
             raise DeletionProtected(f"stack {name!r} protects its tables and user pools against deletion: delete it "
