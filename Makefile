@@ -13,11 +13,19 @@ $(STAMPS)/venv: pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	@touch $@
 
+# The policy pack's own virtualenv (pulumi-policy pins a protobuf apart from the program's).
+POLICY_VENV := policies/.venv
+$(STAMPS)/policy-venv: policies/requirements.lock
+	@mkdir -p $(STAMPS)
+	@test -x $(POLICY_VENV)/bin/python || $(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r policies/requirements.lock
+	@touch $@
+
 # Cheap when the pinned CLI is cached; builds it from Go modules the first time.
 toolchain: $(STAMPS)/venv
 	@toolchain/ensure-pulumi.sh > $(STAMPS)/toolchain-bin
 
-setup: $(STAMPS)/venv toolchain
+setup: $(STAMPS)/venv $(STAMPS)/policy-venv toolchain
 
 lint: setup
 	$(PY) -m ruff check .
@@ -40,4 +48,4 @@ bench: setup
 	SERVERLESS_CASES_TOOLCHAIN_BIN=$$(cat $(STAMPS)/toolchain-bin) $(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(STAMPS) $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(STAMPS) $(VENV) $(POLICY_VENV) .pytest_cache .mypy_cache .ruff_cache

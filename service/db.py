@@ -67,6 +67,18 @@ class TenantAwsIdentity(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class TenantPolicies(Base):
+    """What an admin set for a tenant's runs beside the project's policy pack."""
+
+    __tablename__ = "tenant_policies"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """The project's pack configuration (``{policy: {"enforcementLevel": level}}``)."""
+    packs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """More policy packs: folders on the service's machine."""
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class StackRecord(Base):
     __tablename__ = "stacks"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -60,15 +60,21 @@ class Job:
     """A destroy that first turns the case's deletion protection off (an update), as asked."""
     assume_roles: list[dict[str, str]] = field(default_factory=list)
     """The AWS provider's ``assumeRoles``: the tenant's own role (``service.identities``)."""
+    policy_packs: list[str] = field(default_factory=list)
+    """Policy packs every preview, up and update runs with (``service.policy``)."""
+    policy_pack_configs: list[str] = field(default_factory=list)
+    """A configuration file for each pack, in the same order."""
 
 
 class JobError(Exception):
-    """A failed job: ``type`` names the failure for the caller, ``detail`` explains it."""
+    """A failed job: ``type`` names the failure for the caller, ``detail`` explains it, ``summary``
+    is what the run learnt before it failed (the policy violations that stopped it)."""
 
-    def __init__(self, type_: str, detail: str) -> None:
+    def __init__(self, type_: str, detail: str, summary: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.type = type_
         self.detail = detail
+        self.summary = summary or {}
 
 
 SECRET_SENTINEL = _SECRET_SENTINEL  # how events (and `stack output --json`) show a secret value
@@ -166,6 +172,10 @@ def event_json(event: auto.EngineEvent) -> dict[str, Any] | None:
                 "maybe_corrupt": s.maybe_corrupt}
     if event.cancel_event is not None:
         return {**base, "type": "cancel"}
+    if event.policy_event is not None:
+        p = event.policy_event
+        return {**base, "type": "policy", "policy": p.policy_name, "pack": p.policy_pack_name,
+                "level": p.enforcement_level, "urn": p.resource_urn, "message": _ANSI.sub("", p.message or "").strip()}
     return None
 
 
@@ -179,6 +189,7 @@ class _Collector:
         self.drift: list[dict[str, Any]] = []
         self.counts: dict[str, int] = {}
         self.live: set[str] = set()  # URNs of managed resources that exist after the operation
+        self.violations: list[dict[str, Any]] = []  # policy violations, mandatory or advisory
 
         self.stack: ReportedStack | None = None  # told the outputs and summary as they are reported
         self.kind = "update"  # the history kind of the operation: update, refresh or destroy
@@ -205,7 +216,18 @@ class _Collector:
             (self.live.discard if data["op"] in ("delete", "delete-replaced", "discard") else self.live.add)(data["urn"])
         if data["type"] == "summary":
             self.counts = data["resource_changes"]
+        if data["type"] == "policy":
+            violation = {k: data[k] for k in ("policy", "pack", "level", "urn", "message")}
+            if violation not in self.violations:  # the engine may report one twice (preview, then update)
+                self.violations.append(violation)
         self.emit(data)
+
+    def policy_summary(self) -> dict[str, Any]:
+        """What a run's summary says of policy: every violation reported (advisory ones do not stop it)."""
+        return {"policy_violations": self.violations} if self.violations else {}
+
+    def mandatory_violations(self) -> list[dict[str, Any]]:
+        return [v for v in self.violations if v["level"] == "mandatory"]
 
 
     def _report(self, event: auto.EngineEvent) -> None:
@@ -246,9 +268,14 @@ def _outputs(outputs: auto.OutputMap) -> dict[str, Any]:
     return {k: {"value": v.value if not v.secret else None, "secret": v.secret} for k, v in outputs.items()}
 
 
-def translate(exc: Exception, errors: list[str]) -> JobError:
+def translate(exc: Exception, errors: list[str], collector: _Collector | None = None) -> JobError:
     """The one place engine failures become typed errors (raw CLI output is not passed on)."""
     detail = "\n".join(e for e in errors if "an unhandled error occurred" not in e)[:4000]
+    stopped_by = collector.mandatory_violations() if collector is not None else []
+    if isinstance(exc, auto.CommandError) and stopped_by:
+        listing = "\n".join(f"{v['policy']} ({v['pack']}): {v['urn']}: {v['message']}" for v in stopped_by)
+        return JobError("PolicyViolation", f"mandatory policies were violated:\n{listing}"[:4000],
+                        collector.policy_summary() if collector is not None else None)
     if isinstance(exc, auto.ConcurrentUpdateError):
         return JobError("StackBusy", "another operation holds this stack's lock")
     if isinstance(exc, auto.StackNotFoundError):
@@ -258,6 +285,13 @@ def translate(exc: Exception, errors: list[str]) -> JobError:
     if isinstance(exc, auto.CommandError):
         return JobError("DeploymentFailed", detail or "the deployment failed; see the run's events")
     return JobError("EngineError", f"{type(exc).__name__} while running the engine")
+
+
+def _policies(job: Job) -> dict[str, Any]:
+    """The policy packs of a preview, up or update (none when the job has none)."""
+    if not job.policy_packs:
+        return {}
+    return {"policy_packs": list(job.policy_packs), "policy_pack_configs": list(job.policy_pack_configs) or None}
 
 
 def run_job(job: Job, emit: Emit, on_secrets: Callable[[list[str]], None] = lambda values: None,
@@ -275,14 +309,16 @@ def run_job(job: Job, emit: Emit, on_secrets: Callable[[list[str]], None] = lamb
             collector.kind = {"refresh": "refresh", "recover": "refresh", "destroy": "destroy"}.get(job.kind, "update")
         if job.kind in ("up", "update"):
             _configure(stack, job, on_secrets)
-            up = stack.up(on_event=collector, color="never", suppress_progress=True, program=program.main)
+            up = stack.up(on_event=collector, color="never", suppress_progress=True, program=program.main,
+                          **_policies(job))
             # Stack.up already read the outputs; every resource reported its outputs as it went.
-            return {"summary": {"resource_changes": collector.counts}, "outputs": _outputs(up.outputs),
-                    "resource_count": len(collector.live)}
+            return {"summary": {"resource_changes": collector.counts, **collector.policy_summary()},
+                    "outputs": _outputs(up.outputs), "resource_count": len(collector.live)}
         if job.kind == "preview":
-            result = stack.preview(on_event=collector, color="never", program=program.main)
+            result = stack.preview(on_event=collector, color="never", program=program.main, **_policies(job))
             counts = {(k.value if hasattr(k, "value") else str(k)): v for k, v in result.change_summary.items()}
-            summary: dict[str, Any] = {"resource_changes": counts, "changes": collector.changed}
+            summary: dict[str, Any] = {"resource_changes": counts, "changes": collector.changed,
+                                       **collector.policy_summary()}
             return {"summary": summary, "outputs": _outputs(stack.outputs()), "resource_count": None}
         if job.kind == "refresh":
             stack.refresh(on_event=collector, color="never", suppress_progress=True)
@@ -308,4 +344,4 @@ def run_job(job: Job, emit: Emit, on_secrets: Callable[[list[str]], None] = lamb
     except Exception as exc:
         # The raw engine output goes to the worker's stderr (the service log), never to callers.
         LOG.warning("run %s (%s) failed: %s", job.run_id, job.kind, exc)
-        raise translate(exc, collector.errors) from None
+        raise translate(exc, collector.errors, collector) from None

@@ -78,6 +78,10 @@ class MissingAwsIdentity(ServiceError):
     status_code = 422
 
 
+class InvalidPolicyConfig(ServiceError):
+    status_code = 422
+
+
 class PayloadTooLarge(ServiceError):
     status_code = 413
 

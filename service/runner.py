@@ -39,7 +39,7 @@ from sqlalchemy import select
 
 from programs import targets
 from programs.targets import REPO_ROOT
-from service import identities
+from service import identities, policy
 from service.db import Database, Run, RunEvent, StackRecord, utcnow
 from service.errors import ServiceError, ToolchainMissing
 from service.settings import Settings
@@ -272,6 +272,8 @@ class Runner:
 
     def _job(self, session: Any, run: Run, secrets: dict[str, Any]) -> dict[str, Any]:
         identity = identities.for_target(session, run.tenant_id, run.params["target"])
+        packs, configs = policy.job_packs(policy.for_tenant(session, run.tenant_id),
+                                          self.settings.workspaces_dir / run.pulumi_stack / ".policy")
         env = targets.engine_env(run.params["target"], _base_env(), str(self.toolchain_bin))
         env.update(self.settings.pulumi_secrets_env())
         env.update({"PULUMI_BACKEND_URL": self.settings.backend,
@@ -287,6 +289,7 @@ class Runner:
             "stored_secrets": bool(set(run.params.get("secret_arg_names", [])) - set(secrets)),
             "unprotect": bool(run.params.get("delete_data")),
             "assume_roles": identity.assume_roles(run.tenant_id),
+            "policy_packs": packs, "policy_pack_configs": configs,
         }
 
     # -- following a worker ------------------------------------------------------------------
@@ -378,6 +381,7 @@ class Runner:
                 run.status = "cancelled" if cancelled else "failed"
                 run.error_type = "Cancelled" if cancelled else error["type"]
                 run.error_detail = error["detail"] if not killed else "stopped after the cancel grace period"
+                run.summary = error.get("summary") or {}
                 if stack is not None:
                     stack.status = _status_after_failure(run)
                     if killed:

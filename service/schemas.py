@@ -123,6 +123,34 @@ class AwsIdentityRead(BaseModel):
     sandbox_account: str = Field(description="The account the tenant's sandbox stacks are made in")
 
 
+class PolicySettingsWrite(Strict):
+    config: dict[str, str | dict[str, Any]] = Field(
+        default_factory=dict, max_length=100,
+        description="The project's pack configuration: {policy: level} or {policy: {enforcementLevel: level}}; "
+                    "an advisory policy may be raised to mandatory or disabled, a mandatory one stays mandatory")
+    packs: list[str] = Field(default_factory=list, max_length=20,
+                             description="More policy packs: absolute paths of folders with a PulumiPolicy.yaml")
+
+
+class PolicySettingsRead(BaseModel):
+    tenant: str
+    config: dict[str, Any]
+    packs: list[str]
+
+
+class PolicyRead(BaseModel):
+    name: str
+    description: str
+    level: Literal["mandatory", "advisory", "disabled"] = Field(description="As enforced for this tenant")
+    project_level: Literal["mandatory", "advisory"] = Field(description="As the project ships it")
+
+
+class PolicyList(BaseModel):
+    pack: str
+    items: list[PolicyRead]
+    extra_packs: list[str] = Field(description="Packs an admin added for this tenant")
+
+
 class TokenRead(BaseModel):
     tenant: str
     token: str = Field(description="Shown once; only its hash is stored")

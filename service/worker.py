@@ -180,7 +180,7 @@ def _serve(output: ScrubbedOutput) -> int:
         result = run_job(job, lambda event: write("event", event), on_secrets=scrub.learn, pulumi=pulumi)
     except JobError as exc:
         kind = "Cancelled" if _cancel_requested else exc.type
-        write("error", {"type": kind, "detail": exc.detail})
+        write("error", {"type": kind, "detail": exc.detail, "summary": exc.summary})
         return 1
     write("result", result)
     return 0

@@ -1,6 +1,7 @@
 """Every registered case, through the real Pulumi CLI on a temporary local backend against
-the sandbox: preview, up, up again (no changes), refresh (no drift), a config change (an
-update with the expected diff), destroy (no resources left)."""
+the sandbox: preview, up (with the project's policy pack: no mandatory policy broken), up again
+(no changes), refresh (no drift), a config change (an update with the expected diff), destroy
+(no resources left)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from components import CASES
-from tests.engine import Workspace, managed
+from tests.engine import REPO, Workspace, managed
 
 pytestmark = pytest.mark.engine
 
@@ -50,7 +51,8 @@ def test_case_lifecycle_on_sandbox(workspace: Workspace, case_name: str) -> None
     assert planned and all(step["op"] in ("create", "same") for step in planned)
     assert any(step["op"] == "create" for step in planned)
 
-    workspace.pulumi("up", "--yes", "--skip-preview", "--stack", stack)
+    # Every case keeps every mandatory policy of the project's pack (the engine fails the up if not).
+    workspace.pulumi("up", "--yes", "--skip-preview", "--policy-pack", str(REPO / "policies"), "--stack", stack)
     outputs = workspace.outputs(stack)
     for name in case.outputs:
         assert outputs.get(name) not in (None, "", [], {}), f"output {name} is missing or empty"

@@ -8,9 +8,10 @@ this machine's Go proxy does not serve, so the toolchain installs this one inste
 
 It implements what ``pulumi preview/up/refresh/destroy`` need from a language host:
 ``Handshake``, ``GetPluginInfo``, ``GetRequiredPackages``/``GetRequiredPlugins`` (none
-declared up front: providers load on demand), ``Run`` and ``About``. The program runs
-with the virtualenv named in ``Pulumi.yaml`` (``runtime.options.virtualenv``), else
-``$PULUMI_PYTHON_CMD`` or ``python3``.
+declared up front: providers load on demand), ``Run``, ``About``, and ``RunPlugin`` for
+policy packs written in Python (``--policy-pack``). The program runs with the virtualenv
+named in ``Pulumi.yaml`` (``runtime.options.virtualenv``), a pack with the one named in its
+``PulumiPolicy.yaml``; else ``$PULUMI_PYTHON_CMD`` or ``python3``.
 
 Usage (by the engine): ``pulumi-language-python [flags] ENGINE_ADDRESS``.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -140,6 +142,51 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
             return language_pb2.RunResponse(bail=True)
         return language_pb2.RunResponse(error=f"Program exited with non-zero exit code: {code}")
 
+    def RunPlugin(self, request, context):
+        """Run a plugin written in Python and stream its output. The engine asks for a policy pack
+        this way (kind ``analyzer``): ``python -u -m pulumi.policy <engine address> <pack folder>``
+        in the pack's folder and virtualenv; pulumi.policy runs the pack's ``__main__.py``, which
+        serves the analyzer and prints its port first, as every plugin does."""
+        info = request.info
+        folder = info.program_directory or info.root_directory or request.pwd
+        if request.kind != "analyzer":
+            yield from _exited(1, f"pulumi-language-python: plugins of kind {request.kind!r} are not supported "
+                                  "(only policy packs)\n")
+            return
+        try:
+            python = _python_for(info)
+        except FileNotFoundError as exc:
+            yield from _exited(1, f"{exc}\n")
+            return
+        env = dict(item.split("=", 1) for item in request.env if "=" in item) or dict(os.environ)
+        child = subprocess.Popen([python, "-u", "-m", "pulumi.policy", *request.args, folder], env=env, cwd=folder,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        with self._lock:
+            self._children.add(child)
+        context.add_callback(lambda: child.poll() is None and child.terminate())  # the engine hung up
+        chunks: queue.Queue[tuple[str, bytes]] = queue.Queue()
+
+        def pump(name: str, stream: Any) -> None:
+            for chunk in iter(lambda: stream.read1(65536), b""):
+                chunks.put((name, chunk))
+            chunks.put((name, b""))
+
+        for name, stream in (("stdout", child.stdout), ("stderr", child.stderr)):
+            threading.Thread(target=pump, args=(name, stream), daemon=True).start()
+        open_streams = 2
+        try:
+            while open_streams:
+                name, chunk = chunks.get()
+                if not chunk:
+                    open_streams -= 1
+                    continue
+                yield language_pb2.RunPluginResponse(**{name: chunk})
+            code = child.wait()
+        finally:
+            with self._lock:
+                self._children.discard(child)
+        yield language_pb2.RunPluginResponse(exitcode=code)
+
     def Cancel(self, request, context):
         self.terminate_children()
         return empty_pb2.Empty()
@@ -151,6 +198,11 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
         for child in children:
             if child.poll() is None:
                 child.terminate()
+
+
+def _exited(code: int, message: str) -> Any:
+    yield language_pb2.RunPluginResponse(stderr=message.encode())
+    yield language_pb2.RunPluginResponse(exitcode=code)
 
 
 def main(argv: list[str]) -> int:

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from service import identities
+from service import identities, policy
 from service.auth import issue_token
-from service.db import Tenant, TenantAwsIdentity, utcnow
+from service.db import Tenant, TenantAwsIdentity, TenantPolicies, utcnow
 from service.deps import AdminDep, DbDep
 from service.errors import AwsIdentityNotSet, TenantNotFound
 from service.schemas import (
@@ -18,6 +18,8 @@ from service.schemas import (
     AwsIdentityRead,
     AwsIdentityWrite,
     ErrorBody,
+    PolicySettingsRead,
+    PolicySettingsWrite,
     TenantCreate,
     TokenRead,
 )
@@ -77,3 +79,30 @@ def remove_aws_identity(tenant: TenantName, admin: AdminDep, db: DbDep) -> Respo
             raise AwsIdentityNotSet(f"tenant {tenant!r} has no AWS role")
         session.delete(row)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/{tenant}/policies", response_model=PolicySettingsRead,
+            responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+def set_policies(tenant: TenantName, body: PolicySettingsWrite, admin: AdminDep, db: DbDep) -> PolicySettingsRead:
+    """Configure the project's pack for a tenant's runs and add packs of your own. Checked before
+    anything is kept: every problem is listed (422 ``InvalidPolicyConfig``). The next run uses it."""
+    settings = policy.checked(dict(body.config), list(body.packs))
+    with db.session() as session:
+        if session.get(Tenant, tenant) is None:
+            raise TenantNotFound(f"no tenant named {tenant!r}")
+        row = session.get(TenantPolicies, tenant)
+        if row is None:
+            row = TenantPolicies(tenant_id=tenant)
+            session.add(row)
+        row.config, row.packs, row.updated_at = settings.config, settings.packs, utcnow()
+    return PolicySettingsRead(tenant=tenant, config=settings.config, packs=settings.packs)
+
+
+@router.get("/{tenant}/policies", response_model=PolicySettingsRead)
+async def read_policies(tenant: TenantName, admin: AdminDep, db: DbDep) -> PolicySettingsRead:
+    def read() -> PolicySettingsRead:
+        with db.session() as session:
+            settings = policy.for_tenant(session, tenant)
+        return PolicySettingsRead(tenant=tenant, config=settings.config, packs=settings.packs)
+
+    return await run_in_threadpool(read)
