@@ -4,6 +4,8 @@ typed arguments (the single source of the argument schema) and its declared outp
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -51,7 +53,22 @@ class Case:
         return self.component(resource_name, self.parse_args(data), opts)
 
 
-CASES: dict[str, Case] = {
+EXTRA_CASES_ENV = "SERVERLESS_CASES_EXTRA_CASES"
+"""Modules (comma-separated) whose ``CASE`` joins the catalog: cases of your own, served and
+deployed like the project's."""
+
+
+def _extra_cases() -> list[Case]:
+    cases = []
+    for name in filter(None, (n.strip() for n in os.environ.get(EXTRA_CASES_ENV, "").split(","))):
+        case = getattr(importlib.import_module(name), "CASE", None)
+        if not isinstance(case, Case):
+            raise ImportError(f"{EXTRA_CASES_ENV}: module {name} has no CASE (a components.catalog.Case)")
+        cases.append(case)
+    return cases
+
+
+BUILT_IN: dict[str, Case] = {
     case.name: case
     for case in (
         Case("todo-app", todo_app.DESCRIPTION, todo_app.TodoApp, todo_app.TodoAppArgs,
@@ -81,6 +98,11 @@ CASES: dict[str, Case] = {
                   "routing": "failover"}]}, protects_data=True),
     )
 }
+CASES: dict[str, Case] = dict(BUILT_IN)
+for _extra in _extra_cases():
+    if _extra.name in CASES:
+        raise ImportError(f"{EXTRA_CASES_ENV}: a case named {_extra.name!r} exists already")
+    CASES[_extra.name] = _extra
 
 
 def get_case(name: str) -> Case:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,3 +98,20 @@ def test_argument_schema_is_published_from_the_typed_arguments(case_name: str) -
     schema = get_case(case_name).schema()
     assert schema["type"] == "object"
     assert set(schema["properties"]) == {f for f in get_case(case_name).args.__dataclass_fields__}
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _catalog_with(extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from components import CASES; print(sorted(CASES))"],
+                          env={**os.environ, "SERVERLESS_CASES_EXTRA_CASES": extra}, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cases_of_your_own_join_the_catalog_by_setting() -> None:
+    loaded = _catalog_with("tests.programs.broken_promises")
+    assert loaded.returncode == 0 and "'broken-promises'" in loaded.stdout, loaded.stderr
+    refused = _catalog_with("json")
+    assert refused.returncode != 0
+    assert "SERVERLESS_CASES_EXTRA_CASES: module json has no CASE" in refused.stderr

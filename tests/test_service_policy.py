@@ -90,3 +90,25 @@ def test_mandatory_violations_fail_the_run_and_advisory_ones_are_reported(servic
         fixed = wait_run(api, api.patch("/v1/stacks/guarded", json={"arguments": {"enable_waf": True}})
                          .json()["id"])
         assert fixed["status"] == "succeeded", describe(fixed)
+
+
+def test_a_program_that_breaks_promises_is_stopped_through_the_api(tmp_path: Path, pulumi_toolchain: str) -> None:
+    from tests.programs.broken_promises import POLICIES_BROKEN
+
+    svc = Service(tmp_path / "svc", pulumi_toolchain)
+    svc.env["SERVERLESS_CASES_EXTRA_CASES"] = "tests.programs.broken_promises"
+    svc.start()
+    try:
+        with svc.client() as api:
+            up = wait_run(api, api.post("/v1/stacks", json={"name": "broken", "case": "broken-promises"}).json()["id"])
+            assert up["status"] == "failed" and up["error"]["error"] == "PolicyViolation", describe(up)
+            stopped = {v["urn"] for v in up["summary"]["policy_violations"] if v["level"] == "mandatory"}
+            assert stopped and not stopped & {r.urn for r in svc.cloud_records()}  # never created
+            preview = wait_run(api, api.post("/v1/stacks/broken/preview").json()["id"])
+            assert preview["status"] == "failed" and preview["error"]["error"] == "PolicyViolation", describe(preview)
+            named = {v["policy"] for v in preview["summary"]["policy_violations"] if v["level"] == "mandatory"}
+            assert set(POLICIES_BROKEN) <= named, named
+            for policy in POLICIES_BROKEN:
+                assert policy in preview["error"]["detail"]
+    finally:
+        svc.stop()

@@ -1,0 +1,1 @@
+"""Test programs and test cases."""
