@@ -66,8 +66,9 @@ def cli_stack(root: Path, tools: str, case: str, stack: str) -> Workspace:
 
 
 def timed_up(workspace: Workspace, stack: str) -> float:
+    """A plain `pulumi up` doing what a service run does: the same program, with the project's policy pack."""
     started = time.perf_counter()
-    workspace.pulumi("up", "--yes", "--skip-preview", "--stack", stack)
+    workspace.pulumi("up", "--yes", "--skip-preview", "--policy-pack", str(REPO / "policies"), "--stack", stack)
     return time.perf_counter() - started
 
 

@@ -129,3 +129,26 @@ def test_aws_stacks_need_the_tenants_own_role_and_only_its_resources(service: Se
         _error(api.patch("/v1/stacks/edge", json={"arguments": {"cache_ttl_seconds": 600}}), 422,
                "MissingAwsIdentity")
         assert "cache_ttl_seconds" not in api.get("/v1/stacks/edge").json()["arguments"]  # nothing half-applied
+
+
+@pytest.mark.engine
+def test_a_queued_run_whose_role_was_removed_does_not_start(tmp_path: Path, pulumi_toolchain: str) -> None:
+    svc = Service(tmp_path / "svc", pulumi_toolchain, max_parallel_runs=1)
+    svc.env.update({"AWS_ACCESS_KEY_ID": "AKIASERVICEOWNKEY000", "AWS_SECRET_ACCESS_KEY": "service-own-secret"})
+    svc.start()
+    try:
+        with svc.client() as api:
+            assert api.put("/v1/tenants/admin/aws-identity", json={"role_arn": ROLE}).status_code == 200
+            svc.gate.close()
+            holder = api.post("/v1/stacks", json={"name": "holder", "case": "todo-app"}).json()
+            svc.gate.wait_held(stack="admin.holder")  # the only run slot is taken
+            queued = api.post("/v1/stacks", json={"name": "edge", "case": "software-updates", "target": "aws"})
+            assert queued.status_code == 202, queued.text
+            assert api.delete("/v1/tenants/admin/aws-identity").status_code == 204
+            api.post(f"/v1/runs/{holder['id']}/cancel")
+            svc.gate.open()
+            run = wait_run(api, queued.json()["id"])
+            assert run["status"] == "failed" and run["error"]["error"] == "RunStartFailed", run
+            assert "has no AWS role" in run["error"]["detail"]
+    finally:
+        svc.stop()
