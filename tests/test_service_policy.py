@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from programs.targets import REPO_ROOT
 from tests.service_harness import Service, describe, sse_events, wait_run
 
 pytestmark = pytest.mark.engine
@@ -104,11 +105,15 @@ def test_a_program_that_breaks_promises_is_stopped_through_the_api(tmp_path: Pat
             assert up["status"] == "failed" and up["error"]["error"] == "PolicyViolation", describe(up)
             stopped = {v["urn"] for v in up["summary"]["policy_violations"] if v["level"] == "mandatory"}
             assert stopped and not stopped & {r.urn for r in svc.cloud_records()}  # never created
+            extra = str(REPO_ROOT / "tests" / "programs" / "extra_pack")  # the admin adds a pack of the tenant's
+            assert api.put("/v1/tenants/admin/policies", json={"packs": [extra]}).status_code == 200
             preview = wait_run(api, api.post("/v1/stacks/broken/preview").json()["id"])
             assert preview["status"] == "failed" and preview["error"]["error"] == "PolicyViolation", describe(preview)
             named = {v["policy"] for v in preview["summary"]["policy_violations"] if v["level"] == "mandatory"}
             assert set(POLICIES_BROKEN) <= named, named
             for policy in POLICIES_BROKEN:
                 assert policy in preview["error"]["detail"]
+            noted = [v for v in preview["summary"]["policy_violations"] if v["pack"] == "serverless-cases-tests-extra"]
+            assert noted and noted[0]["policy"] == "tests-note-buckets" and noted[0]["level"] == "advisory"
     finally:
         svc.stop()
