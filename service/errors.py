@@ -54,6 +54,10 @@ class DeletionProtected(ServiceError):
     status_code = 409
 
 
+class StackBeingDeleted(ServiceError):
+    status_code = 409
+
+
 class RunFinished(ServiceError):
     status_code = 409
 

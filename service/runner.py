@@ -367,6 +367,7 @@ class Runner:
                 run.status, run.summary = "succeeded", result.get("summary", {})
                 if stack is not None:
                     if result.get("removed"):
+                        self._cancel_queued(session, run, "the stack was deleted before this run started")
                         session.delete(stack)
                         return
                     stack.outputs = {k: "[secret]" if v.get("secret") else v.get("value")
@@ -389,6 +390,14 @@ class Runner:
                                      params=dict(run.params), first=True)
             if stack is not None:
                 stack.updated_at = utcnow()
+
+    @staticmethod
+    def _cancel_queued(session: Any, after: Run, reason: str) -> None:
+        """Cancel the runs of ``after``'s stack still queued (behind a destroy that removed it)."""
+        for queued in session.scalars(select(Run).where(Run.pulumi_stack == after.pulumi_stack, Run.id != after.id,
+                                                        Run.status == "queued")):
+            queued.status, queued.finished_at, queued.sealed_secrets = "cancelled", utcnow(), None
+            queued.error_type, queued.error_detail = "StackDeleted", reason
 
     @staticmethod
     def _stack(session: Any, run: Run) -> StackRecord | None:

@@ -18,6 +18,7 @@ from service.errors import (
     DeletionProtected,
     InvalidStackConfig,
     MissingCredentials,
+    StackBeingDeleted,
     StackExists,
     StackNotFound,
     TargetChange,
@@ -47,6 +48,17 @@ def _find(session: Session, tenant: str, name: str) -> StackRecord:
     stack = session.scalar(select(StackRecord).where(StackRecord.tenant_id == tenant, StackRecord.name == name))
     if stack is None:
         raise StackNotFound(f"no stack named {name!r}")
+    return stack
+
+
+def _changeable(session: Session, tenant: str, name: str) -> StackRecord:
+    """The stack, if it accepts another run: not while a destroy of it is queued or running (a
+    change queued behind it would re-create the stack outside the API once it is gone)."""
+    stack = _find(session, tenant, name)
+    deleting = session.scalar(select(Run.id).where(Run.pulumi_stack == stack.pulumi_stack, Run.kind == "destroy",
+                                                   Run.status.in_(("queued", "running"))).limit(1))
+    if deleting is not None:
+        raise StackBeingDeleted(f"stack {name!r} is being deleted (run {deleting}); it accepts no other run")
     return stack
 
 
@@ -140,12 +152,12 @@ async def read_stack(name: StackName, principal: PrincipalDep, views: ViewsDep) 
 
 
 @router.patch("/{name}", response_model=RunRead, status_code=status.HTTP_202_ACCEPTED,
-              responses={**NOT_FOUND, **INVALID})
+              responses={**NOT_FOUND, **INVALID, 409: {"model": ErrorBody}})
 def update_stack(name: StackName, body: StackUpdate, principal: PrincipalDep, runner: RunnerDep) -> RunRead:
     """Merge new arguments into the stack's and start an ``update`` run (queued behind any
     run already waiting on this stack)."""
     with runner.admission, runner.db.session() as session:
-        stack = _find(session, principal.tenant, name)
+        stack = _changeable(session, principal.tenant, name)
         if body.target is not None and body.target != stack.target:
             raise TargetChange(f"the stack's target is {stack.target!r}; it cannot change to {body.target!r}")
         args = {k: v for k, v in {**stack.args, **body.arguments}.items() if v is not None}
@@ -162,7 +174,7 @@ def update_stack(name: StackName, body: StackUpdate, principal: PrincipalDep, ru
 
 def _simple_run(name: str, kind: str, principal: Any, runner: Any, *, delete_data: bool = False) -> RunRead:
     with runner.admission, runner.db.session() as session:
-        stack = _find(session, principal.tenant, name)
+        stack = _changeable(session, principal.tenant, name)
         _check_target(session, principal.tenant, stack.target, dict(stack.args))
         if kind == "destroy" and not delete_data and get_case(stack.case).protects_data \
                 and stack.args.get("deletion_protection", True) is not False:

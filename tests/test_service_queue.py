@@ -1,0 +1,60 @@
+"""The run queue's correctness: what it accepts around a destroy, and what a worker's death is."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.service_harness import Service, describe, wait_run
+
+pytestmark = pytest.mark.engine
+
+ENDPOINT_ONLY = {"zone_name": "doomed.example.net",
+                 "services": [{"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10"]}]}
+
+
+@pytest.fixture
+def service(tmp_path: Path, pulumi_toolchain: str) -> Iterator[Service]:
+    svc = Service(tmp_path / "svc", pulumi_toolchain).start()
+    yield svc
+    svc.stop()
+
+
+def _queue_behind(service: Service, destroy_id: str) -> str:
+    """A run of the same stack queued after the destroy (as a request accepted in a race would be)."""
+    run_id = str(uuid.uuid4())
+    with sqlite3.connect(service.data_dir / "service.db") as db:
+        db.execute(
+            "INSERT INTO runs (id, tenant_id, stack_name, pulumi_stack, kind, status, params, sealed_secrets, summary,"
+            " queued_at) SELECT ?, tenant_id, stack_name, pulumi_stack, 'update', 'queued', params, sealed_secrets,"
+            " '{}', datetime(queued_at, '+1 second') FROM runs WHERE id = ?", (run_id, destroy_id))
+    return run_id
+
+
+def test_a_stack_being_deleted_accepts_no_other_run_and_nothing_queued_outlives_it(service: Service) -> None:
+    with service.client() as api:
+        created = api.post("/v1/stacks", json={"name": "doomed", "case": "microservices", "arguments": ENDPOINT_ONLY})
+        assert wait_run(api, created.json()["id"])["status"] == "succeeded"
+        service.gate.close()
+        destroy = api.delete("/v1/stacks/doomed", params={"delete_data": "true"}).json()
+        service.gate.wait_held(stack="admin.doomed")
+        for method, path, body in [("PATCH", "/v1/stacks/doomed", {"arguments": {"zone_delegated": True}}),
+                                   ("POST", "/v1/stacks/doomed/preview", None),
+                                   ("POST", "/v1/stacks/doomed/refresh", None),
+                                   ("DELETE", "/v1/stacks/doomed", None)]:
+            refused = api.request(method, path, json=body)
+            assert refused.status_code == 409 and refused.json()["error"] == "StackBeingDeleted", (path, refused.text)
+        behind = _queue_behind(service, destroy["id"])
+        service.gate.open()
+        assert wait_run(api, destroy["id"])["status"] == "succeeded"
+        late = wait_run(api, behind)
+        assert late["status"] == "cancelled" and late["error"]["error"] == "StackDeleted", describe(late)
+        assert api.get("/v1/stacks/doomed").status_code == 404
+        assert service.cloud_records() == []  # nothing re-created outside the API
+        again = api.post("/v1/stacks", json={"name": "doomed", "case": "microservices", "arguments": ENDPOINT_ONLY})
+        assert again.status_code == 202, again.text  # the name is usable again
+        assert wait_run(api, again.json()["id"])["status"] == "succeeded"
