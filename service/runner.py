@@ -80,6 +80,7 @@ class Runner:
         """Held by whoever accepts runs, from reading the stack to committing: acceptance order
         is then queue order (``queued_at``) on any database."""
         self._running: dict[str, subprocess.Popen[str]] = {}  # run id -> worker
+        self._cancels: set[str] = set()  # running runs a caller asked to cancel
         self._busy_stacks: set[str] = set()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -155,6 +156,7 @@ class Runner:
                 return run.status
         worker = self._running.get(run_id)
         if worker is not None and worker.poll() is None:
+            self._cancels.add(run_id)
             worker.send_signal(signal.SIGTERM)
             threading.Thread(target=self._kill_after_grace, args=(run_id, worker), daemon=True).start()
         return "running"
@@ -376,20 +378,41 @@ class Runner:
                         stack.resource_count = result["resource_count"]
                     stack.status = "ready"
             else:
-                error = outcome.get("error") or {"type": "WorkerFailed", "detail": f"the worker exited with {returncode}"}
-                killed = returncode < 0  # stopped by SIGKILL after the cancel grace period
-                cancelled = error["type"] == "Cancelled" or killed
-                run.status = "cancelled" if cancelled else "failed"
-                run.error_type = "Cancelled" if cancelled else error["type"]
-                run.error_detail = error["detail"] if not killed else "stopped after the cancel grace period"
+                status, error, recover = self._ending(run, outcome.get("error"), returncode)
+                run.status, run.error_type, run.error_detail = status, error["type"], error["detail"]
                 run.summary = error.get("summary") or {}
                 if stack is not None:
                     stack.status = _status_after_failure(run)
-                    if killed:
+                    if recover:
                         self.enqueue(session, tenant_id=run.tenant_id, stack=stack, kind="recover",
                                      params=dict(run.params), first=True)
             if stack is not None:
                 stack.updated_at = utcnow()
+
+    def _ending(self, run: Run, reported: dict[str, Any] | None, returncode: int) -> tuple[str, dict[str, Any], bool]:
+        """How a run that did not succeed ended: (status, typed error, whether its stack needs a
+        recovery). Only a cancel a caller asked for is ``Cancelled``; a worker that dies (killed
+        by the OOM killer, crashed) is ``WorkerFailed``, and its engine is stopped and its stack
+        recovered; a run the service's own stop ended is ``interrupted``."""
+        asked = run.id in self._cancels
+        self._cancels.discard(run.id)
+        killed = returncode < 0
+        if asked and killed:
+            return "cancelled", {"type": "Cancelled", "detail": "stopped after the cancel grace period"}, True
+        if asked and reported is not None and reported["type"] == "Cancelled":
+            return "cancelled", reported, False
+        if reported is not None and reported["type"] != "Cancelled" and not killed:
+            return "failed", reported, False  # the run itself failed, and said why
+        if self._stopping:
+            return "interrupted", {"type": "Interrupted", "detail": "the service stopped while this run was in "
+                                   "progress; the stack is recovered before its next run"}, True
+        if run.worker_pid:  # its engine must not outlive it: the recovery would race it for the stack
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(run.worker_pid, signal.SIGKILL)
+        how = f"killed by signal {-returncode}" if killed else \
+            "stopped by a signal the service did not send" if reported is not None else f"exited with {returncode}"
+        return "failed", {"type": "WorkerFailed", "detail": f"the run's worker died ({how}) before the run ended; "
+                          "its stack is recovered before its next run"}, True
 
     @staticmethod
     def _cancel_queued(session: Any, after: Run, reason: str) -> None:

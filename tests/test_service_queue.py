@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -58,3 +60,26 @@ def test_a_stack_being_deleted_accepts_no_other_run_and_nothing_queued_outlives_
         again = api.post("/v1/stacks", json={"name": "doomed", "case": "microservices", "arguments": ENDPOINT_ONLY})
         assert again.status_code == 202, again.text  # the name is usable again
         assert wait_run(api, again.json()["id"])["status"] == "succeeded"
+
+
+def _worker_pid(service: Service, run_id: str) -> int:
+    with sqlite3.connect(service.data_dir / "service.db") as db:
+        (pid,) = db.execute("SELECT worker_pid FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return int(pid)
+
+
+def test_a_worker_that_dies_is_a_failure_not_a_cancel_and_its_stack_is_recovered(service: Service) -> None:
+    with service.client() as api:
+        service.gate.close(allow=2)
+        run = api.post("/v1/stacks", json={"name": "oom", "case": "microservices", "arguments": ENDPOINT_ONLY}).json()
+        service.gate.wait_held(stack="admin.oom")
+        os.killpg(_worker_pid(service, run["id"]), signal.SIGKILL)  # as the OOM killer would: no cancel asked
+        died = wait_run(api, run["id"])
+        assert died["status"] == "failed" and died["error"]["error"] == "WorkerFailed", describe(died)
+        assert "killed by signal 9" in died["error"]["detail"]
+        service.gate.open()
+        runs = api.get("/v1/stacks/oom/runs").json()
+        recovery = next(r for r in runs if r["kind"] == "recover")
+        assert wait_run(api, recovery["id"])["status"] == "succeeded"
+        update = wait_run(api, api.patch("/v1/stacks/oom", json={"arguments": {"zone_delegated": True}}).json()["id"])
+        assert update["status"] == "succeeded", describe(update)
