@@ -207,6 +207,11 @@ class Remembered(Generic[V]):
         return value
 
 
+def note_changed(session: Session, *tables: str) -> None:
+    """Count a change made with a bulk statement (which the ORM does not track) at the commit."""
+    session.info["changed_tables"] = session.info.get("changed_tables", set()) | set(tables)
+
+
 def _note_changed_tables(session: Session, _flush_context: Any) -> None:
     tables = {getattr(obj, "__tablename__", None) for obj in (*session.new, *session.dirty, *session.deleted)}
     watched = tables.intersection(Database.WATCHED)

@@ -39,7 +39,7 @@ from sqlalchemy import select
 
 from programs import targets
 from programs.targets import REPO_ROOT
-from service import identities, policy
+from service import identities, policy, queue
 from service.db import Database, Run, RunEvent, StackRecord, utcnow
 from service.errors import ServiceError, ToolchainMissing
 from service.settings import Settings
@@ -144,14 +144,12 @@ class Runner:
     def cancel(self, run_id: str) -> str:
         """Cancel a run: returns its status afterwards (``cancelled`` or still ``running``)."""
         with self.db.session() as session:
+            if queue.drop(session, run_id, error_type="Cancelled", detail="cancelled before it started"):
+                self.wake()
+                return "cancelled"
             run = session.get(Run, run_id)
             if run is None:
                 raise KeyError(run_id)
-            if run.status == "queued":
-                run.status, run.finished_at, run.sealed_secrets = "cancelled", utcnow(), None
-                run.error_type, run.error_detail = "Cancelled", "cancelled before it started"
-                self.wake()
-                return "cancelled"
             if run.status != "running":
                 return run.status
         worker = self._running.get(run_id)
@@ -212,11 +210,10 @@ class Runner:
         else:
             reason = f"its worker could not start ({type(exc).__name__})"
         with self.db.session() as session:
-            run = session.get(Run, run_id)
-            if run is None or run.status != "queued":
+            if not queue.fail(session, run_id, error_type="RunStartFailed", detail=f"the run could not start: {reason}"):
                 return
-            run.status, run.finished_at, run.sealed_secrets = "failed", utcnow(), None
-            run.error_type, run.error_detail = "RunStartFailed", f"the run could not start: {reason}"
+            run = session.get(Run, run_id)
+            assert run is not None
             stack = self._stack(session, run)
             if stack is not None:
                 stack.status = _status_after_failure(run)
@@ -224,14 +221,17 @@ class Runner:
 
     def _launch(self, run_id: str) -> None:
         with self.db.session() as session:
-            run = session.get(Run, run_id)
-            if run is None or run.status != "queued":
+            # Claimed first (a cancel now finds it running); anything below that fails rolls
+            # the claim back with the rest, and the run fails with RunStartFailed.
+            if not queue.claim(session, run_id):
                 return
+            run = session.get(Run, run_id)
+            assert run is not None
             stack = self._stack(session, run)
             secrets = self.box.open(run.sealed_secrets)
             job = self._job(session, run, secrets)
             worker = self._take_worker()
-            run.status, run.started_at, run.worker_pid, run.sealed_secrets = "running", utcnow(), worker.pid, None
+            run.worker_pid, run.sealed_secrets = worker.pid, None
             if stack is not None:
                 run.params = {**run.params, "stack_status_before": stack.status}
                 stack.status = _BUSY.get(run.kind, "busy")
