@@ -30,19 +30,40 @@ _cancel_requested = False
 
 
 class Scrubber:
-    """Replaces every known secret value (4 characters or more) with ``[secret]``."""
+    """Replaces every known secret value (4 characters or more) with ``[secret]``, in the
+    spellings it takes in output: as it is, and quoted the way JSON, Go's %q and Python's repr
+    quote it (a message can quote a value it echoes)."""
 
     def __init__(self, secrets: list[str]) -> None:
         self.values: list[str] = []
         self.learn(secrets)
 
     def learn(self, secrets: list[str]) -> None:
-        self.values = sorted({*self.values, *(s for s in secrets if len(s) >= 4)}, key=len, reverse=True)
+        spellings = {variant for s in secrets if len(s) >= 4
+                     for variant in (s, json.dumps(s)[1:-1], json.dumps(s, ensure_ascii=False)[1:-1], repr(s)[1:-1])}
+        self.values = sorted({*self.values, *spellings}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for value in self.values:
             text = text.replace(value, "[secret]")
         return text
+
+    def values_in(self, value: Any) -> Any:
+        """``value`` with every string in it (keys too) scrubbed, before it is serialised: in JSON
+        text a secret with quotes, backslashes or non-ASCII characters is escaped (and would be
+        missed), and one that looks like a number or ``null`` would be replaced in the syntax."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {self(str(k)): self.values_in(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.values_in(v) for v in value]
+        return value
+
+
+def protocol_line(kind: str, payload: Any, scrub: Scrubber) -> str:
+    """One line of the worker's protocol to the service: JSON of scrubbed values."""
+    return json.dumps({kind: scrub.values_in(payload)}) + "\n"
 
 
 def _children(pid: int) -> list[int]:
@@ -171,7 +192,7 @@ def _serve(output: ScrubbedOutput) -> int:
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
     def write(kind: str, payload: Any) -> None:
-        output.protocol.write(scrub(json.dumps({kind: payload})) + "\n")
+        output.protocol.write(protocol_line(kind, payload, scrub))
         output.protocol.flush()
 
     signal.signal(signal.SIGTERM, _forward_cancel)

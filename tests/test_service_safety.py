@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,7 +148,7 @@ def test_restart_keeps_stacks_runs_and_events(service: Service) -> None:
 
 
 SECRET = "hidden-sender-7f3a@secret.example"
-ROTATED = "rotated-sender-91c2@secret.example"
+ROTATED = 'rotated-"wörd"\\91c2@secret.example'  # quotes, a backslash, non-ASCII: escaped in JSON and Go
 
 
 def test_secret_arguments_and_outputs_never_appear_in_clear(service: Service) -> None:
@@ -189,7 +190,9 @@ def test_secret_arguments_and_outputs_never_appear_in_clear(service: Service) ->
         for table in ("stacks", "runs", "run_events", "api_tokens"):
             everything += "\n".join(str(row) for row in db.execute(f"SELECT * FROM {table}"))  # noqa: S608
     for secret in (SECRET, ROTATED, ADMIN_TOKEN):
-        assert secret not in everything
+        for spelling in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+                         repr(secret)[1:-1]):
+            assert spelling not in everything
     assert (service.data_dir / "passphrase").read_text() not in everything
 
 
