@@ -98,6 +98,19 @@ class StackRecord(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class AppliedArguments(Base):
+    """What the last successful ``up`` or ``update`` of a stack applied. The stack's own arguments
+    are the desired ones (what its next run applies); a change that fails or is cancelled goes back
+    to these."""
+
+    __tablename__ = "applied_arguments"
+    pulumi_stack: Mapped[str] = mapped_column(String(128), primary_key=True)
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    secret_arg_names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    run_id: Mapped[str] = mapped_column(String(36))
+    applied_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Run(Base):
     __tablename__ = "runs"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -54,8 +54,12 @@ class Job:
     args: dict[str, Any] = field(default_factory=dict)
     secret_args: dict[str, Any] = field(default_factory=dict)
     secrets_provider: str | None = None
-    stored_secrets: bool = False
-    """Whether the stack's config already holds secret arguments (read back and kept)."""
+    secret_arg_names: list[str] = field(default_factory=list)
+    """The secret arguments this run applies: new values in ``secret_args``, the others kept in the
+    stack's config from earlier runs."""
+    kept_secret_names: list[str] = field(default_factory=list)
+    """Secret arguments whose values stay kept though this run does not apply them (those the
+    stack's last successful run applied: a failed change goes back to them)."""
     unprotect: bool = False
     """A destroy that first turns the case's deletion protection off (an update), as asked."""
     assume_roles: list[dict[str, str]] = field(default_factory=list)
@@ -123,14 +127,14 @@ def _stack(job: Job, *, new: bool, pulumi: auto.PulumiCommand | None = None) -> 
     return ReportedStack(job.pulumi_stack, workspace, StackInitMode.CREATE if new else StackInitMode.CREATE_OR_SELECT)
 
 
+SECRET_ARGS = f"{CONFIG}:secretArgs"
+SECRET_VALUES = f"{CONFIG}:secretValues"
+"""Every secret argument value the stack keeps (encrypted), of which ``secretArgs`` holds the ones
+the program applies: a secret turned plain or removed leaves the program, and a failed change that
+dropped one can go back to it."""
+
+
 def _configure(stack: auto.Stack, job: Job, on_secrets: Callable[[list[str]], None]) -> None:
-    secret_before: dict[str, Any] = {}
-    if job.stored_secrets:
-        current = stack.get_all_config()
-        if f"{CONFIG}:secretArgs" in current:
-            secret_before = json.loads(current[f"{CONFIG}:secretArgs"].value or "{}")
-    secret_args = {**secret_before, **job.secret_args}
-    on_secrets([str(v) for v in secret_args.values()])  # stored secrets are scrubbed from output too
     # Plain values go straight into the stack's settings file (what `config set` would write,
     # without a CLI process); encryption salt or key and secure values are kept as they are.
     workspace = stack.workspace
@@ -138,6 +142,21 @@ def _configure(stack: auto.Stack, job: Job, on_secrets: Callable[[list[str]], No
         settings = workspace.stack_settings(stack.name)
     except FileNotFoundError:
         settings = auto.StackSettings()
+    kept: dict[str, Any] = {}
+    applied_before: dict[str, Any] = {}
+    if {SECRET_ARGS, SECRET_VALUES} & set(settings.config or {}):  # decrypting takes a CLI call
+        current = stack.get_all_config()
+        applied_before = json.loads(current[SECRET_ARGS].value or "{}") if SECRET_ARGS in current else {}
+        kept = {**applied_before, **(json.loads(current[SECRET_VALUES].value or "{}") if SECRET_VALUES in current else {})}
+    values = {**kept, **job.secret_args}
+    on_secrets([str(v) for v in values.values()])  # kept secrets are scrubbed from output too
+    missing = sorted(set(job.secret_arg_names) - set(values))
+    if missing:
+        raise JobError("MissingSecretArgument", f"no value is kept for the secret argument(s) {', '.join(missing)}: "
+                       "give them again in secret_arguments")
+    keep = set(job.secret_arg_names) | set(job.kept_secret_names)
+    values = {k: v for k, v in values.items() if k in keep}
+    applied = {k: values[k] for k in job.secret_arg_names}
     settings.config = {**(settings.config or {}), f"{CONFIG}:target": job.target, f"{CONFIG}:case": job.case,
                        f"{CONFIG}:args": json.dumps(job.args)}
     if job.assume_roles:  # the default AWS provider deploys as the tenant's role, never as the service
@@ -145,8 +164,18 @@ def _configure(stack: auto.Stack, job: Job, on_secrets: Callable[[list[str]], No
     else:
         settings.config.pop("aws:assumeRoles", None)
     workspace.save_stack_settings(stack.name, settings)
-    if job.secret_args:  # new secret values are encrypted by the CLI, with the stack's key
-        stack.set_config(f"{CONFIG}:secretArgs", auto.ConfigValue(json.dumps(secret_args), secret=True))
+    # New or changed secret values are encrypted by the CLI, with the stack's key.
+    if values != kept:
+        _set_secret(stack, SECRET_VALUES, values)
+    if applied != applied_before:
+        _set_secret(stack, SECRET_ARGS, applied)
+
+
+def _set_secret(stack: auto.Stack, key: str, value: dict[str, Any]) -> None:
+    if value:
+        stack.set_config(key, auto.ConfigValue(json.dumps(value), secret=True))
+    else:
+        stack.remove_config(key)
 
 
 def event_json(event: auto.EngineEvent) -> dict[str, Any] | None:

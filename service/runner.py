@@ -40,7 +40,7 @@ from sqlalchemy import select
 from programs import targets
 from programs.targets import REPO_ROOT
 from service import identities, policy, queue
-from service.db import Database, Run, RunEvent, StackRecord, utcnow
+from service.db import AppliedArguments, Database, Run, RunEvent, StackRecord, utcnow
 from service.errors import ServiceError, ToolchainMissing
 from service.settings import Settings
 
@@ -145,6 +145,10 @@ class Runner:
         """Cancel a run: returns its status afterwards (``cancelled`` or still ``running``)."""
         with self.db.session() as session:
             if queue.drop(session, run_id, error_type="Cancelled", detail="cancelled before it started"):
+                dropped = session.get(Run, run_id)
+                stack = self._stack(session, dropped) if dropped is not None else None
+                if dropped is not None and stack is not None:
+                    _back_to_applied(session, stack, dropped)
                 self.wake()
                 return "cancelled"
             run = session.get(Run, run_id)
@@ -217,6 +221,7 @@ class Runner:
             stack = self._stack(session, run)
             if stack is not None:
                 stack.status = _status_after_failure(run)
+                _back_to_applied(session, stack, run)
                 stack.updated_at = utcnow()
 
     def _launch(self, run_id: str) -> None:
@@ -274,6 +279,7 @@ class Runner:
 
     def _job(self, session: Any, run: Run, secrets: dict[str, Any]) -> dict[str, Any]:
         identity = identities.for_target(session, run.tenant_id, run.params["target"])
+        applied = session.get(AppliedArguments, run.pulumi_stack)
         packs, configs = policy.job_packs(policy.for_tenant(session, run.tenant_id),
                                           self.settings.workspaces_dir / run.pulumi_stack / ".policy")
         env = targets.engine_env(run.params["target"], _base_env(), str(self.toolchain_bin))
@@ -288,7 +294,8 @@ class Runner:
             "target": run.params["target"], "args": run.params.get("args", {}), "secret_args": secrets,
             "workspace_dir": str(self.settings.workspaces_dir / run.pulumi_stack), "env": env,
             "toolchain_bin": str(self.toolchain_bin), "secrets_provider": self.settings.secrets_provider,
-            "stored_secrets": bool(set(run.params.get("secret_arg_names", [])) - set(secrets)),
+            "secret_arg_names": list(run.params.get("secret_arg_names", [])),
+            "kept_secret_names": list(applied.secret_arg_names) if applied is not None else [],
             "unprotect": bool(run.params.get("delete_data")),
             "assume_roles": identity.assume_roles(run.tenant_id),
             "policy_packs": packs, "policy_pack_configs": configs,
@@ -370,8 +377,13 @@ class Runner:
                 if stack is not None:
                     if result.get("removed"):
                         self._cancel_queued(session, run, "the stack was deleted before this run started")
+                        applied = session.get(AppliedArguments, stack.pulumi_stack)
+                        if applied is not None:
+                            session.delete(applied)
                         session.delete(stack)
                         return
+                    if run.kind in MUTATING_CONFIG:
+                        _record_applied(session, run)
                     stack.outputs = {k: "[secret]" if v.get("secret") else v.get("value")
                                      for k, v in result.get("outputs", {}).items()}
                     if result.get("resource_count") is not None:  # a preview changes nothing
@@ -383,6 +395,7 @@ class Runner:
                 run.summary = error.get("summary") or {}
                 if stack is not None:
                     stack.status = _status_after_failure(run)
+                    _back_to_applied(session, stack, run)
                     if recover:
                         self.enqueue(session, tenant_id=run.tenant_id, stack=stack, kind="recover",
                                      params=dict(run.params), first=True)
@@ -446,6 +459,7 @@ class Runner:
                     LOG.error("cannot recover stack %s: the Pulumi toolchain is missing", stack.name)
                 elif stack is not None:
                     stack.status = "recovering"
+                    _back_to_applied(session, stack, run)
                     self.enqueue(session, tenant_id=run.tenant_id, stack=stack, kind="recover",
                                  params=dict(run.params), first=True)
                     recovered.append(stack.name)
@@ -462,6 +476,38 @@ class Runner:
             with self._wake:
                 self._busy_stacks.discard(pulumi_stack)
                 self._wake.notify_all()
+
+
+MUTATING_CONFIG = ("up", "update")  # the runs that apply the stack's arguments
+
+
+def _record_applied(session: Any, run: Run) -> None:
+    applied = session.get(AppliedArguments, run.pulumi_stack)
+    if applied is None:
+        applied = AppliedArguments(pulumi_stack=run.pulumi_stack)
+        session.add(applied)
+    applied.args = dict(run.params.get("args", {}))
+    applied.secret_arg_names = list(run.params.get("secret_arg_names", []))
+    applied.run_id, applied.applied_at = run.id, utcnow()
+
+
+def _back_to_applied(session: Any, stack: StackRecord, run: Run) -> None:
+    """A change that did not apply (failed, cancelled, interrupted) leaves the stack's desired
+    arguments (what its next run applies) as the latest change still to come has them (queued or
+    running: it carries its own), else as the last successful run applied them. A stack that
+    never applied anything keeps its first arguments."""
+    if run.kind not in MUTATING_CONFIG:
+        return
+    pending = session.scalars(select(Run).where(
+        Run.pulumi_stack == stack.pulumi_stack, Run.id != run.id, Run.kind.in_(MUTATING_CONFIG),
+        Run.status.in_(("queued", "running"))).order_by(Run.queued_at.desc()).limit(1)).first()
+    if pending is not None:
+        stack.args = dict(pending.params.get("args", {}))
+        stack.secret_arg_names = list(pending.params.get("secret_arg_names", []))
+        return
+    applied = session.get(AppliedArguments, stack.pulumi_stack)
+    if applied is not None:
+        stack.args, stack.secret_arg_names = dict(applied.args), list(applied.secret_arg_names)
 
 
 def _status_after_failure(run: Run) -> str:

@@ -72,7 +72,10 @@ class StackRead(BaseModel):
     case: str
     target: Literal["sandbox", "aws"]
     pulumi_stack: str = Field(description="The stack's name on the Pulumi backend (project serverless-cases)")
-    arguments: dict[str, Any] = Field(description=f"Secret arguments appear as {SECRET_MARK!r}")
+    arguments: dict[str, Any] = Field(description=f"What the next run applies. Secret arguments appear as {SECRET_MARK!r}")
+    applied_arguments: dict[str, Any] | None = Field(
+        default=None, description="What the last successful up or update applied (null before one succeeded); "
+                                  "a change that fails or is cancelled goes back to these")
     status: str
     outputs: dict[str, Any] = Field(description=f"Secret outputs appear as {SECRET_MARK!r}")
     resource_count: int

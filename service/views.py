@@ -10,10 +10,11 @@ to busy runs (and cheap for clients polling a run).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
-from service.db import Database, Remembered, Run, StackRecord
+from service.db import AppliedArguments, Database, Remembered, Run, StackRecord
 from service.schemas import SECRET_MARK, ErrorBody, RunRead, RunRef, StackList, StackRead
 
 TABLES = ("stacks", "runs")
@@ -27,11 +28,16 @@ def run_read(run: Run) -> RunRead:
                    duration_seconds=duration, summary=run.summary or {}, error=error)
 
 
-def stack_read(stack: StackRecord, last_run: Run | None) -> StackRead:
-    arguments = {**stack.args, **{name: SECRET_MARK for name in stack.secret_arg_names}}
+def _shown(args: dict[str, Any], secret_names: list[str]) -> dict[str, Any]:
+    return {**args, **{name: SECRET_MARK for name in secret_names}}
+
+
+def stack_read(stack: StackRecord, last_run: Run | None, applied: AppliedArguments | None = None) -> StackRead:
     return StackRead(
         name=stack.name, case=stack.case, target=stack.target, pulumi_stack=stack.pulumi_stack,  # type: ignore[arg-type]
-        arguments=arguments, status=stack.status, outputs=stack.outputs, resource_count=stack.resource_count,
+        arguments=_shown(stack.args, stack.secret_arg_names),
+        applied_arguments=_shown(applied.args, applied.secret_arg_names) if applied is not None else None,
+        status=stack.status, outputs=stack.outputs, resource_count=stack.resource_count,
         last_run=RunRef(id=last_run.id, kind=last_run.kind, status=last_run.status) if last_run else None,  # type: ignore[arg-type]
         created_at=stack.created_at, updated_at=stack.updated_at)
 
@@ -60,9 +66,10 @@ class StackViews:
     def _read(self, tenant: str) -> TenantStacks:
         with self.db.session() as session:
             rows = session.execute(
-                select(StackRecord, Run).outerjoin(Run, Run.id == StackRecord.last_run_id)
+                select(StackRecord, Run, AppliedArguments).outerjoin(Run, Run.id == StackRecord.last_run_id)
+                .outerjoin(AppliedArguments, AppliedArguments.pulumi_stack == StackRecord.pulumi_stack)
                 .where(StackRecord.tenant_id == tenant).order_by(StackRecord.name)).all()
-            items = [stack_read(stack, run) for stack, run in rows]
+            items = [stack_read(stack, run, applied) for stack, run, applied in rows]
         return TenantStacks(items=items, by_name={item.name: item.model_dump_json().encode() for item in items},
                             listing=StackList(items=items).model_dump_json().encode())
 
