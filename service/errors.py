@@ -66,6 +66,10 @@ class InvalidStackName(ServiceError):
     status_code = 422
 
 
+class InvalidCursor(ServiceError):
+    status_code = 422
+
+
 class InvalidStackConfig(ServiceError):
     status_code = 422
 

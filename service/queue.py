@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 from service.db import Run, note_changed, utcnow
 
+FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+
 
 def claim(session: Session, run_id: str) -> bool:
     """Mark the run running if it is still queued; False if it is not (cancelled, or claimed)."""

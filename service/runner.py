@@ -19,12 +19,14 @@ it (killed after the grace period) before its stack's recovery starts.
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,19 +41,21 @@ from sqlalchemy import select
 
 from programs import targets
 from programs.targets import REPO_ROOT
-from service import identities, policy, queue
+from service import identities, policy, queue, retention
 from service.db import AppliedArguments, Database, Run, RunEvent, StackRecord, utcnow
 from service.errors import ServiceError, ToolchainMissing
 from service.settings import Settings
 
 LOG = logging.getLogger("serverless_cases.runner")
 ACTIVE = ("queued", "running")
-FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+FINISHED = queue.FINISHED
 MUTATING = ("up", "update", "destroy")
 _BUSY = {"up": "creating", "update": "updating", "destroy": "destroying", "refresh": "refreshing",
          "preview": "previewing", "recover": "recovering"}
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 EVENT_BATCH = 50
+PRUNE_SECONDS = 3600.0  # how often old runs are looked for
+STDERR_LINES_KEPT = 2000  # a worker's stderr kept in memory for the log: its last lines
 EVENT_FLUSH_SECONDS = 0.1
 
 
@@ -81,6 +85,7 @@ class Runner:
         is then queue order (``queued_at``) on any database."""
         self._running: dict[str, subprocess.Popen[str]] = {}  # run id -> worker
         self._cancels: set[str] = set()  # running runs a caller asked to cancel
+        self._pruned_at = -PRUNE_SECONDS
         self._busy_stacks: set[str] = set()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -144,13 +149,16 @@ class Runner:
     def cancel(self, run_id: str) -> str:
         """Cancel a run: returns its status afterwards (``cancelled`` or still ``running``)."""
         with self.db.session() as session:
-            if queue.drop(session, run_id, error_type="Cancelled", detail="cancelled before it started"):
-                dropped = session.get(Run, run_id)
-                stack = self._stack(session, dropped) if dropped is not None else None
-                if dropped is not None and stack is not None:
-                    _back_to_applied(session, stack, dropped)
-                self.wake()
-                return "cancelled"
+            dropped = queue.drop(session, run_id, error_type="Cancelled", detail="cancelled before it started")
+            if dropped:
+                run = session.get(Run, run_id)
+                stack = self._stack(session, run) if run is not None else None
+                if run is not None and stack is not None:
+                    _back_to_applied(session, stack, run)
+        if dropped:  # after the commit: the scheduler holds its lock while it writes
+            self.wake()
+            return "cancelled"
+        with self.db.session() as session:
             run = session.get(Run, run_id)
             if run is None:
                 raise KeyError(run_id)
@@ -171,11 +179,27 @@ class Runner:
             os.killpg(worker.pid, signal.SIGKILL)
 
     # -- scheduling ---------------------------------------------------------------------------
+    def _prune_now_and_then(self) -> None:
+        """Delete old finished runs (``retention.prune``) at most every PRUNE_SECONDS."""
+        now = time.monotonic()
+        if now - self._pruned_at < PRUNE_SECONDS:
+            return
+        self._pruned_at = now
+        try:
+            with self.db.session() as session:
+                cutoff = utcnow() - dt.timedelta(days=self.settings.run_retention_days)
+                gone = retention.prune(session, older_than=cutoff, keep_per_stack=self.settings.runs_kept_per_stack)
+            if gone:
+                LOG.info("deleted %d finished runs older than %s days", gone, self.settings.run_retention_days)
+        except Exception:  # housekeeping must never stop scheduling
+            LOG.exception("pruning old runs failed")
+
     def _schedule(self) -> None:
         while True:
             with self._wake:
                 if self._stopping:
                     return
+                self._prune_now_and_then()
                 started = self._start_runnable()
                 if not started:
                     self._wake.wait(timeout=1.0)
@@ -304,7 +328,7 @@ class Runner:
     # -- following a worker ------------------------------------------------------------------
     def _follow(self, run_id: str, pulumi_stack: str, worker: subprocess.Popen[str]) -> None:
         outcome: dict[str, Any] = {}
-        stderr_lines: list[str] = []
+        stderr_lines: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
         reader = threading.Thread(target=lambda: stderr_lines.extend(worker.stderr or []), daemon=True)
         reader.start()
         seq = 0
@@ -377,6 +401,7 @@ class Runner:
                 if stack is not None:
                     if result.get("removed"):
                         self._cancel_queued(session, run, "the stack was deleted before this run started")
+                        shutil.rmtree(self.settings.workspaces_dir / run.pulumi_stack, ignore_errors=True)
                         applied = session.get(AppliedArguments, stack.pulumi_stack)
                         if applied is not None:
                             session.delete(applied)

@@ -86,6 +86,12 @@ class StackRead(BaseModel):
 
 class StackList(BaseModel):
     items: list[StackRead]
+    next_cursor: str | None = Field(default=None, description="Give it as cursor for the next page; null on the last")
+
+
+class RunList(BaseModel):
+    items: list[RunRead]
+    next_cursor: str | None = Field(default=None, description="Give it as cursor for the next page; null on the last")
 
 
 class CaseRead(BaseModel):
@@ -98,10 +104,6 @@ class CaseRead(BaseModel):
 
 class CaseList(BaseModel):
     items: list[CaseRead]
-
-
-class RunList(BaseModel):
-    items: list[RunRead]
 
 
 class TenantCreate(Strict):

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     default_target: Target = "sandbox"
     max_parallel_runs: int = Field(default=2, ge=1, le=64)
     cancel_grace_seconds: float = Field(default=120.0, gt=0)
+    run_retention_days: float = Field(default=30.0, gt=0)
+    """Finished runs (and their events) older than this are deleted, but for each stack's latest."""
+    runs_kept_per_stack: int = Field(default=20, ge=1)
     toolchain_bin: Path | None = None
     """Folder holding ``pulumi`` and the language host; default: ``toolchain/ensure-pulumi.sh``."""
     bootstrap_token: SecretStr | None = None

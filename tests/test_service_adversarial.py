@@ -97,14 +97,14 @@ def test_kill_at_any_point_of_an_up_leaves_a_consistent_stack(service: Service, 
         "a worker of the killed service outlived it"
     with service.client() as api:
         assert api.get(f"/v1/runs/{run['id']}").json()["status"] in ("interrupted", "succeeded")
-        runs = api.get("/v1/stacks/killed/runs").json()
+        runs = api.get("/v1/stacks/killed/runs").json()["items"]
         for recover in [wait_run(api, r["id"]) for r in runs if r["kind"] == "recover"]:
             assert recover["status"] == "succeeded", (recover, service.log_path.read_text()[-6000:])
         update = api.patch("/v1/stacks/killed", json={"arguments": {"cache_ttl_seconds": 77}}).json()
         assert wait_run(api, update["id"])["status"] == "succeeded"
         preview = wait_run(api, api.post("/v1/stacks/killed/preview").json()["id"])
         assert set(preview["summary"]["resource_changes"]) == {"same"}
-        assert all(r["status"] not in ("running", "queued") for r in api.get("/v1/stacks/killed/runs").json())
+        assert all(r["status"] not in ("running", "queued") for r in api.get("/v1/stacks/killed/runs").json()["items"])
         stack = api.get("/v1/stacks/killed").json()
     aws_records = service.cloud_records()
     assert stack["status"] == "ready" and stack["resource_count"] == len(aws_records)
@@ -188,7 +188,7 @@ def test_wrong_types_are_4xx_with_a_reason_and_create_nothing(service: Service, 
     with service.client() as api:
         response = api.post("/v1/stacks", json=body)
         assert response.status_code == status and response.json()["error"] == error and response.json()["detail"]
-        assert api.get("/v1/stacks").json() == {"items": []}
+        assert api.get("/v1/stacks").json() == {"items": [], "next_cursor": None}
 
 
 def test_oversized_and_malformed_bodies_are_refused(service: Service) -> None:
@@ -208,4 +208,4 @@ def test_oversized_and_malformed_bodies_are_refused(service: Service) -> None:
         for garbage in (b'{"name": "x", ', b"\xff\xfe\x1c not utf-8 \x00"):
             broken = api.post("/v1/stacks", content=garbage, headers={"content-type": "application/json"})
             assert broken.status_code == 422 and broken.json()["error"] == "InvalidRequest"
-        assert api.get("/v1/stacks").json() == {"items": []}
+        assert api.get("/v1/stacks").json() == {"items": [], "next_cursor": None}

@@ -45,7 +45,7 @@ def test_a_bad_policy_configuration_is_refused_before_any_run(service: Service, 
         assert problems[1].startswith("no-such-policy: no such policy")
         _error(tenant.put("/v1/tenants/globex/policies", json={"config": {}}), 403, "Forbidden")
         assert admin.get("/v1/tenants/globex/policies").json() == {"tenant": "globex", "config": {}, "packs": []}
-        assert tenant.get("/v1/stacks").json() == {"items": []}
+        assert tenant.get("/v1/stacks").json() == {"items": [], "next_cursor": None}
 
 
 def test_mandatory_violations_fail_the_run_and_advisory_ones_are_reported(service: Service) -> None:

@@ -33,7 +33,7 @@ def test_a_tenant_sees_and_touches_only_its_own_stacks(service: Service) -> None
     with service.client() as owner, service.client(other) as intruder:
         run = owner.post("/v1/stacks", json={"name": "private", "case": "todo-app"}).json()
         wait_run(owner, run["id"])
-        assert intruder.get("/v1/stacks").json() == {"items": []}
+        assert intruder.get("/v1/stacks").json() == {"items": [], "next_cursor": None}
         for method, path, body in [
             ("GET", "/v1/stacks/private", None), ("PATCH", "/v1/stacks/private", {"arguments": {}}),
             ("POST", "/v1/stacks/private/preview", None), ("POST", "/v1/stacks/private/refresh", None),
@@ -60,13 +60,13 @@ def test_killed_service_recovers_the_interrupted_stack(service: Service) -> None
     with service.client() as api:
         interrupted = api.get(f"/v1/runs/{run['id']}").json()
         assert interrupted["status"] == "interrupted" and interrupted["error"]["error"] == "Interrupted"
-        runs = api.get("/v1/stacks/crashy/runs").json()
+        runs = api.get("/v1/stacks/crashy/runs").json()["items"]
         recover = wait_run(api, next(r for r in runs if r["kind"] == "recover")["id"])
         assert recover["status"] == "succeeded", (recover, service.log_path.read_text()[-6000:])
         again = api.patch("/v1/stacks/crashy", json={"arguments": {"cache_ttl_seconds": 90}}).json()
         assert wait_run(api, again["id"])["status"] == "succeeded"
         assert api.get("/v1/stacks/crashy").json()["status"] == "ready"
-        assert all(r["status"] != "running" for r in api.get("/v1/stacks/crashy/runs").json())
+        assert all(r["status"] != "running" for r in api.get("/v1/stacks/crashy/runs").json()["items"])
     locks = service.data_dir / "state" / ".pulumi" / "locks"
     assert not list(locks.rglob("*.json")) if locks.exists() else True
 
@@ -93,7 +93,7 @@ def test_recovery_survives_state_metadata_a_crash_left_half_written(service: Ser
     assert "failed to load checkpoint" in service.cli("admin.torn", "stack", "output", "-s", "admin.torn").stderr
     service.start()
     with service.client() as api:
-        recover = next(r for r in api.get("/v1/stacks/torn/runs").json() if r["kind"] == "recover")
+        recover = next(r for r in api.get("/v1/stacks/torn/runs").json()["items"] if r["kind"] == "recover")
         assert wait_run(api, recover["id"])["status"] == "succeeded"
         update = api.patch("/v1/stacks/torn", json={"arguments": {"cache_ttl_seconds": 45}}).json()
         assert wait_run(api, update["id"])["status"] == "succeeded"
@@ -115,7 +115,7 @@ def test_a_run_that_outlived_the_killed_service_is_stopped_cleanly_before_recove
         service.gate.open()
         with service.client() as api:
             assert api.get(f"/v1/runs/{run['id']}").json()["status"] == "interrupted"
-            recover = next(r for r in api.get("/v1/stacks/outlived/runs").json() if r["kind"] == "recover")
+            recover = next(r for r in api.get("/v1/stacks/outlived/runs").json()["items"] if r["kind"] == "recover")
             assert wait_run(api, recover["id"])["status"] == "succeeded"
             assert not orphans & set(service.workers())
             stack = api.get("/v1/stacks/outlived").json()

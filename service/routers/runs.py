@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request, Response
-from sqlalchemy import select
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from sqlalchemy import and_, or_, select
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from service import pages
 from service.db import Database, Run, RunEvent
 from service.deps import PrincipalDep, RunnerDep, RunViewsDep
 from service.errors import RunFinished, RunNotFound
 from service.runner import FINISHED
-from service.schemas import COMMON_ERRORS, ErrorBody, RunRead
+from service.schemas import COMMON_ERRORS, ErrorBody, RunList, RunRead, RunStatus
 from service.views import run_read
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses={**COMMON_ERRORS})
@@ -30,6 +32,25 @@ def _find(db: Database, tenant: str, run_id: str) -> Run:
         if run is None or run.tenant_id != tenant:
             raise RunNotFound(f"no run {run_id!r}")
         return run
+
+
+@router.get("", response_model=RunList, responses={422: {"model": ErrorBody}})
+def list_runs(principal: PrincipalDep, runner: RunnerDep, limit: pages.Limit = pages.DEFAULT_LIMIT,
+              cursor: pages.Cursor = None,
+              status: Annotated[RunStatus | None, Query(description="Only runs in this status")] = None) -> RunList:
+    """The tenant's runs, newest first, a page at a time."""
+    before = pages.decode(cursor, 2)
+    with runner.db.session() as session:
+        query = select(Run).where(Run.tenant_id == principal.tenant)
+        if status is not None:
+            query = query.where(Run.status == status)
+        if before is not None:
+            when = dt.datetime.fromisoformat(before[0])
+            query = query.where(or_(Run.queued_at < when, and_(Run.queued_at == when, Run.id < before[1])))
+        runs = list(session.scalars(query.order_by(Run.queued_at.desc(), Run.id.desc()).limit(limit + 1)))
+        following = pages.encode([runs[limit - 1].queued_at.isoformat(), runs[limit - 1].id]) \
+            if len(runs) > limit else None
+        return RunList(items=[run_read(r) for r in runs[:limit]], next_cursor=following)
 
 
 @router.get("/{run_id}", response_model=RunRead, responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import bisect
+import datetime as dt
+import json
 from typing import Annotated, Any
 
 import boto3
 from fastapi import APIRouter, Path, Query, Response, status
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from components import ComponentArgsError, UnknownCaseError, get_case
-from service import identities
+from service import identities, pages
 from service.db import Run, StackRecord
 from service.deps import PrincipalDep, RunnerDep, SettingsDep, ViewsDep
 from service.errors import (
@@ -28,6 +31,7 @@ from service.schemas import (
     COMMON_ERRORS,
     STACK_NAME,
     ErrorBody,
+    RunList,
     RunRead,
     StackCreate,
     StackList,
@@ -131,15 +135,23 @@ async def _views_of(views: StackViews, tenant: str) -> TenantStacks:
     return current if current is not None else await run_in_threadpool(views.build, tenant)
 
 
-@router.get("", response_model=StackList)
+@router.get("", response_model=StackList, responses=INVALID)
 async def list_stacks(principal: PrincipalDep, views: ViewsDep,
                       case: Annotated[str | None, Query(max_length=64)] = None,
-                      status_: Annotated[str | None, Query(alias="status", max_length=32)] = None) -> Response:
+                      status_: Annotated[str | None, Query(alias="status", max_length=32)] = None,
+                      limit: pages.Limit = pages.DEFAULT_LIMIT, cursor: pages.Cursor = None) -> Response:
+    """The tenant's stacks by name, a page at a time."""
+    after = pages.decode(cursor, 1)
     tenant = await _views_of(views, principal.tenant)
-    if case is None and status_ is None:
+    if case is None and status_ is None and after is None and len(tenant.items) <= limit:
         return Response(tenant.listing, media_type=JSON)
-    items = [s for s in tenant.items if case in (None, s.case) and status_ in (None, s.status)]
-    return Response(StackList(items=items).model_dump_json(), media_type=JSON)
+    names = [s.name for s in tenant.items if case in (None, s.case) and status_ in (None, s.status)]
+    start = bisect.bisect_right(names, after[0]) if after is not None else 0
+    page = names[start:start + limit]
+    following = pages.encode([page[-1]]) if page and start + limit < len(names) else None
+    body = b'{"items":[' + b",".join(tenant.by_name[n] for n in page) + b'],"next_cursor":' + \
+        json.dumps(following).encode() + b"}"
+    return Response(body, media_type=JSON)
 
 
 @router.get("/{name}", response_model=StackRead, responses={**NOT_FOUND, **INVALID})
@@ -207,9 +219,18 @@ def delete_stack(name: StackName, principal: PrincipalDep, runner: RunnerDep, de
     return _simple_run(name, "destroy", principal, runner, delete_data=delete_data)
 
 
-@router.get("/{name}/runs", response_model=list[RunRead], responses={**NOT_FOUND, **INVALID})
-def list_stack_runs(name: StackName, principal: PrincipalDep, runner: RunnerDep) -> list[RunRead]:
+@router.get("/{name}/runs", response_model=RunList, responses={**NOT_FOUND, **INVALID})
+def list_stack_runs(name: StackName, principal: PrincipalDep, runner: RunnerDep,
+                    limit: pages.Limit = pages.DEFAULT_LIMIT, cursor: pages.Cursor = None) -> RunList:
+    """The stack's runs, oldest first, a page at a time."""
+    after = pages.decode(cursor, 2)
     with runner.db.session() as session:
         stack = _find(session, principal.tenant, name)
-        runs = session.scalars(select(Run).where(Run.pulumi_stack == stack.pulumi_stack).order_by(Run.queued_at))
-        return [run_read(r) for r in runs]
+        query = select(Run).where(Run.pulumi_stack == stack.pulumi_stack)
+        if after is not None:
+            when = dt.datetime.fromisoformat(after[0])
+            query = query.where(or_(Run.queued_at > when, and_(Run.queued_at == when, Run.id > after[1])))
+        runs = list(session.scalars(query.order_by(Run.queued_at, Run.id).limit(limit + 1)))
+        following = pages.encode([runs[limit - 1].queued_at.isoformat(), runs[limit - 1].id]) \
+            if len(runs) > limit else None
+        return RunList(items=[run_read(r) for r in runs[:limit]], next_cursor=following)
