@@ -422,8 +422,7 @@ class Runner:
                     stack.status = _status_after_failure(run)
                     _back_to_applied(session, stack, run)
                     if recover:
-                        self.enqueue(session, tenant_id=run.tenant_id, stack=stack, kind="recover",
-                                     params=dict(run.params), first=True)
+                        self._queue_recovery(session, run, stack)
             if stack is not None:
                 stack.updated_at = utcnow()
 
@@ -451,6 +450,21 @@ class Runner:
             "stopped by a signal the service did not send" if reported is not None else f"exited with {returncode}"
         return "failed", {"type": "WorkerFailed", "detail": f"the run's worker died ({how}) before the run ended; "
                           "its stack is recovered before its next run"}, True
+
+    def _queue_recovery(self, session: Any, run: Run, stack: StackRecord) -> bool:
+        """Queue a recovery of ``run``'s stack, first in its queue, unless its last MAX_RECOVERIES
+        recoveries all failed: the stack then stops as ``unrecoverable`` and the run says why,
+        instead of recovering forever (a person must look: refresh, change or delete it)."""
+        if recoveries_failed_in_a_row(session, stack.pulumi_stack) >= MAX_RECOVERIES:
+            stack.status = "unrecoverable"
+            run.error_type = "RecoveryFailed"
+            run.error_detail = (f"{run.error_detail} ({MAX_RECOVERIES} recoveries of the stack failed in a row: it is "
+                                "left unrecoverable; refresh, change or delete it)")
+            LOG.error("stack %s: %d recoveries failed in a row; not recovering it again", stack.name, MAX_RECOVERIES)
+            return False
+        self.enqueue(session, tenant_id=run.tenant_id, stack=stack, kind="recover", params=dict(run.params),
+                     first=True)
+        return True
 
     @staticmethod
     def _cancel_queued(session: Any, after: Run, reason: str) -> None:
@@ -485,9 +499,8 @@ class Runner:
                 elif stack is not None:
                     stack.status = "recovering"
                     _back_to_applied(session, stack, run)
-                    self.enqueue(session, tenant_id=run.tenant_id, stack=stack, kind="recover",
-                                 params=dict(run.params), first=True)
-                    recovered.append(stack.name)
+                    if self._queue_recovery(session, run, stack):
+                        recovered.append(stack.name)
         return recovered
 
     def _retire_orphan(self, pulumi_stack: str, group: int) -> None:
@@ -504,6 +517,20 @@ class Runner:
 
 
 MUTATING_CONFIG = ("up", "update")  # the runs that apply the stack's arguments
+MAX_RECOVERIES = 3
+
+
+def recoveries_failed_in_a_row(session: Any, pulumi_stack: str) -> int:
+    """How many of the stack's latest finished runs are recoveries that did not succeed."""
+    latest = session.execute(select(Run.kind, Run.status).where(
+        Run.pulumi_stack == pulumi_stack, Run.finished_at.is_not(None)).order_by(Run.finished_at.desc()).limit(
+        MAX_RECOVERIES + 1)).all()
+    count = 0
+    for kind, status in latest:
+        if kind != "recover" or status == "succeeded":
+            break
+        count += 1
+    return count
 
 
 def _record_applied(session: Any, run: Run) -> None:

@@ -3,6 +3,7 @@ or two) cannot both win, because each transition is one conditional update."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable
@@ -78,3 +79,21 @@ def test_a_transition_counts_as_a_change_for_readers(db: Database) -> None:
     with db.session() as session:
         queue.drop(session, "r1", error_type="Cancelled", detail="x")
     assert db.version("runs") > before
+
+
+def test_recoveries_that_keep_failing_are_counted_until_something_else_ran(db: Database) -> None:
+    from service.runner import recoveries_failed_in_a_row
+
+    started = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    with db.session() as session:
+        for minute, (kind, status) in enumerate([("up", "succeeded"), ("update", "failed"), ("recover", "failed"),
+                                                 ("recover", "interrupted"), ("recover", "failed")]):
+            when = started + dt.timedelta(minutes=minute)
+            session.add(Run(id=f"x{minute}", tenant_id="acme", stack_name="s", pulumi_stack="acme.s", kind=kind,
+                            status=status, params={}, queued_at=when, finished_at=when))
+    with db.session() as session:
+        assert recoveries_failed_in_a_row(session, "acme.s") == 3
+        session.add(Run(id="x9", tenant_id="acme", stack_name="s", pulumi_stack="acme.s", kind="recover",
+                        status="succeeded", params={}, queued_at=started, finished_at=started + dt.timedelta(hours=1)))
+    with db.session() as session:
+        assert recoveries_failed_in_a_row(session, "acme.s") == 0
