@@ -8,9 +8,10 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, create_engine, event
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, create_engine, event, inspect
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -164,7 +165,7 @@ class Database:
         self._counting = threading.Lock()
         event.listen(self._sessions, "after_flush", _note_changed_tables)
         event.listen(self._sessions, "after_commit", self._count_changes)
-        Base.metadata.create_all(self.engine)
+        migrate(self.engine)
         if sqlite:
             with self.engine.connect() as connection:  # persistent in the file: set once
                 connection.exec_driver_sql("PRAGMA journal_mode=WAL")
@@ -185,6 +186,27 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+BASELINE = "0001"  # the schema of every database made before migrations existed
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest schema with the service's Alembic migrations. A database
+    made before migrations existed (tables, no ``alembic_version``) is stamped at the baseline first,
+    so its stacks, runs and tokens are upgraded in place."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        tables = set(inspect(connection).get_table_names())
+        if "tenants" in tables and "alembic_version" not in tables:
+            command.stamp(config, BASELINE)
+        command.upgrade(config, "head")
 
 
 class Remembered(Generic[V]):
