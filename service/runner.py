@@ -136,7 +136,7 @@ class Runner:
     def enqueue(self, session: Any, *, tenant_id: str, stack: StackRecord, kind: str,
                 params: dict[str, Any], secret_values: dict[str, Any] | None = None,
                 first: bool = False) -> Run:
-        if not self.toolchain_ready():
+        if "runs" in self.settings.roles and not self.toolchain_ready():  # an api-only node runs nothing itself
             raise ToolchainMissing(f"the Pulumi toolchain is missing from {self.toolchain_bin}; run `make setup`")
         run = Run(id=str(uuid.uuid4()), tenant_id=tenant_id, stack_name=stack.name, pulumi_stack=stack.pulumi_stack,
                   kind=kind, status="queued", params=params, sealed_secrets=self.box.seal(secret_values or {}),

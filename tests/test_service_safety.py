@@ -245,6 +245,16 @@ def test_missing_toolchain_is_a_503(tmp_path: Path) -> None:
             assert api.get("/v1/stacks/nochain").status_code == 404
     finally:
         svc.stop()
+    # A node that only accepts work runs nothing itself: it needs no toolchain.
+    api_only = Service(tmp_path / "svc", str(empty), roles="api").start()
+    try:
+        ready = httpx.get(f"{api_only.base_url}/readyz")
+        assert ready.status_code == 200 and "toolchain" not in ready.json()["checks"], ready.text
+        with api_only.client() as api:
+            accepted = api.post("/v1/stacks", json={"name": "accepted", "case": "todo-app"})
+            assert accepted.status_code == 202 and accepted.json()["status"] == "queued", accepted.text
+    finally:
+        api_only.stop()
 
 
 def test_health_needs_no_token_and_readiness_checks_everything(service: Service) -> None:

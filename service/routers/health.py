@@ -25,9 +25,9 @@ def read_health() -> Health:
 def read_readiness(db: DbDep, runner: RunnerDep, settings: SettingsDep) -> JSONResponse:
     """Cheap and side-effect free (it is unauthenticated and probed often): it starts no
     process and writes nothing."""
-    checks = {"toolchain": _toolchain(runner.toolchain_bin), "backend": _backend(settings.backend),
-              "store": _store(db)}
-    if "runs" in settings.roles:
+    checks = {"backend": _backend(settings.backend), "store": _store(db)}
+    if "runs" in settings.roles:  # an api-only node runs nothing: it needs no toolchain
+        checks["toolchain"] = _toolchain(runner.toolchain_bin)
         checks["scheduler"] = "ok" if runner.scheduling() else "run scheduler stopped"
     ready = all(v == "ok" for v in checks.values())
     body = Health(status="ok" if ready else "unavailable", checks=checks)
