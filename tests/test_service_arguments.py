@@ -3,8 +3,6 @@ or removed leaves the deployment, and a change that fails or is cancelled does n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,13 +10,6 @@ import pytest
 from tests.service_harness import Service, describe, wait_run
 
 pytestmark = pytest.mark.engine
-
-
-@pytest.fixture
-def service(tmp_path: Path, pulumi_toolchain: str) -> Iterator[Service]:
-    svc = Service(tmp_path / "svc", pulumi_toolchain).start()
-    yield svc
-    svc.stop()
 
 
 def _thumbnail_size(service: Service) -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,13 +15,6 @@ CHANGES = {"todo-app": {"cache_ttl_seconds": 45}, "blog": {"thumbnail_size": "32
            "microservices": {"services": [{"name": "orders", "kind": "api"}, {"name": "www", "kind": "static"},
                                           {"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10", "192.0.2.13"],
                                            "routing": "failover"}]}}
-
-
-@pytest.fixture
-def service(tmp_path: Path, pulumi_toolchain: str) -> Iterator[Service]:
-    svc = Service(tmp_path / "svc", pulumi_toolchain).start()
-    yield svc
-    svc.stop()
 
 
 def test_every_case_has_a_change_to_exercise() -> None:

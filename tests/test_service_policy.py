@@ -4,7 +4,6 @@ policy events stream like the others, and an admin's configuration can only tigh
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,6 @@ from programs.targets import REPO_ROOT
 from tests.service_harness import Service, describe, sse_events, wait_run
 
 pytestmark = pytest.mark.engine
-
-
-@pytest.fixture
-def service(tmp_path: Path, pulumi_toolchain: str) -> Iterator[Service]:
-    svc = Service(tmp_path / "svc", pulumi_toolchain).start()
-    yield svc
-    svc.stop()
 
 
 def _error(response: httpx.Response, status: int, kind: str) -> Any:

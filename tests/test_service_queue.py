@@ -6,8 +6,6 @@ import os
 import signal
 import sqlite3
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,13 +15,6 @@ pytestmark = pytest.mark.engine
 
 ENDPOINT_ONLY = {"zone_name": "doomed.example.net",
                  "services": [{"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10"]}]}
-
-
-@pytest.fixture
-def service(tmp_path: Path, pulumi_toolchain: str) -> Iterator[Service]:
-    svc = Service(tmp_path / "svc", pulumi_toolchain).start()
-    yield svc
-    svc.stop()
 
 
 def _queue_behind(service: Service, destroy_id: str) -> str:
