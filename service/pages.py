@@ -4,6 +4,7 @@ where the next page starts (the sort key of the last item shown)."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from typing import Annotated, Any
 
@@ -32,3 +33,11 @@ def decode(cursor: str | None, arity: int) -> list[Any] | None:
     if not isinstance(key, list) or len(key) != arity or not all(isinstance(k, str) for k in key):
         raise InvalidCursor("cursor: not a cursor of this list")
     return key
+
+
+def moment(text: str) -> dt.datetime:
+    """The time a cursor holds; InvalidCursor if it holds none."""
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidCursor("cursor: not a cursor of this list") from None

@@ -33,7 +33,7 @@ class TenantPolicy:
             folder = Path(pack)
             if not folder.is_absolute():
                 problems.append(f"packs: {pack!r} is not an absolute path")
-            elif not (folder / "PulumiPolicy.yaml").is_file():
+            elif not _is_pack(folder):
                 problems.append(f"packs: {pack!r} holds no PulumiPolicy.yaml")
             elif folder.resolve() == PROJECT_PACK.resolve():
                 problems.append(f"packs: {pack!r} is the project's own pack, which every run has")
@@ -43,6 +43,13 @@ class TenantPolicy:
 
     def levels(self) -> dict[str, str]:
         return secure_defaults.effective_levels(self.config)
+
+
+def _is_pack(folder: Path) -> bool:
+    try:
+        return (folder / "PulumiPolicy.yaml").is_file()
+    except (OSError, ValueError):  # a path no file can have (a NUL byte, too long)
+        return False
 
 
 def checked(config: dict[str, Any], packs: list[str]) -> TenantPolicy:

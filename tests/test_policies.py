@@ -214,3 +214,10 @@ def test_the_engine_stops_a_program_that_breaks_promises(tmp_path: Path, pulumi_
 
 def test_the_readme_publishes_every_policy() -> None:
     assert pack.catalogue_markdown() in (REPO / "README.md").read_text(), "the README's policy table differs"
+
+
+def test_a_pack_path_no_folder_can_have_is_a_problem_not_an_error() -> None:
+    from service.policy import TenantPolicy
+
+    problems = TenantPolicy(packs=["/pack\x00with-nul", "/" + "x" * 5000]).problems()
+    assert len(problems) == 2 and all("holds no PulumiPolicy.yaml" in p for p in problems)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -45,7 +44,7 @@ def list_runs(principal: PrincipalDep, runner: RunnerDep, limit: pages.Limit = p
         if status is not None:
             query = query.where(Run.status == status)
         if before is not None:
-            when = dt.datetime.fromisoformat(before[0])
+            when = pages.moment(before[0])
             query = query.where(or_(Run.queued_at < when, and_(Run.queued_at == when, Run.id < before[1])))
         runs = list(session.scalars(query.order_by(Run.queued_at.desc(), Run.id.desc()).limit(limit + 1)))
         following = pages.encode([runs[limit - 1].queued_at.isoformat(), runs[limit - 1].id]) \

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import datetime as dt
 import json
 from typing import Annotated, Any
 
@@ -228,7 +227,7 @@ def list_stack_runs(name: StackName, principal: PrincipalDep, runner: RunnerDep,
         stack = _find(session, principal.tenant, name)
         query = select(Run).where(Run.pulumi_stack == stack.pulumi_stack)
         if after is not None:
-            when = dt.datetime.fromisoformat(after[0])
+            when = pages.moment(after[0])
             query = query.where(or_(Run.queued_at > when, and_(Run.queued_at == when, Run.id > after[1])))
         runs = list(session.scalars(query.order_by(Run.queued_at, Run.id).limit(limit + 1)))
         following = pages.encode([runs[limit - 1].queued_at.isoformat(), runs[limit - 1].id]) \
