@@ -301,10 +301,10 @@ def translate(exc: Exception, errors: list[str], collector: _Collector | None = 
     """The one place engine failures become typed errors (raw CLI output is not passed on)."""
     detail = "\n".join(e for e in errors if "an unhandled error occurred" not in e)[:4000]
     stopped_by = collector.mandatory_violations() if collector is not None else []
-    if isinstance(exc, auto.CommandError) and stopped_by:
+    if isinstance(exc, auto.CommandError) and collector is not None and stopped_by:
         listing = "\n".join(f"{v['policy']} ({v['pack']}): {v['urn']}: {v['message']}" for v in stopped_by)
         return JobError("PolicyViolation", f"mandatory policies were violated:\n{listing}"[:4000],
-                        collector.policy_summary() if collector is not None else None)
+                        collector.policy_summary())
     if isinstance(exc, auto.ConcurrentUpdateError):
         return JobError("StackBusy", "another operation holds this stack's lock")
     if isinstance(exc, auto.StackNotFoundError):

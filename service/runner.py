@@ -468,11 +468,11 @@ class Runner:
 
     @staticmethod
     def _cancel_queued(session: Any, after: Run, reason: str) -> None:
-        """Cancel the runs of ``after``'s stack still queued (behind a destroy that removed it)."""
-        for queued in session.scalars(select(Run).where(Run.pulumi_stack == after.pulumi_stack, Run.id != after.id,
-                                                        Run.status == "queued")):
-            queued.status, queued.finished_at, queued.sealed_secrets = "cancelled", utcnow(), None
-            queued.error_type, queued.error_detail = "StackDeleted", reason
+        """Cancel the runs of ``after``'s stack still queued (behind a destroy that removed it), each
+        with the same conditional transition a cancel uses (a scheduler may be claiming one)."""
+        for run_id in session.scalars(select(Run.id).where(Run.pulumi_stack == after.pulumi_stack,
+                                                           Run.id != after.id, Run.status == "queued")).all():
+            queue.drop(session, run_id, error_type="StackDeleted", detail=reason)
 
     @staticmethod
     def _stack(session: Any, run: Run) -> StackRecord | None:
