@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -107,11 +108,13 @@ def create_app(settings: Settings | None = None, *, toolchain_bin: Path | None =
         runner = Runner(settings, db, toolchain_bin or resolve_toolchain(settings))
         app.state.settings, app.state.db, app.state.runner = settings, db, runner
         app.state.principals, app.state.views, app.state.run_views = Principals(db), StackViews(db), RunViews(db)
+        await asyncio.to_thread(runner.open)  # the engine's set-up calls refuse a running event loop
         if "runs" in settings.roles:
-            runner.start()
+            await asyncio.to_thread(runner.start)
         else:
             LOG.info("this node's roles are %s: it accepts runs, and nodes with the runs role execute them",
                      ",".join(sorted(settings.roles)))
+        runner.watch()
         # Everything loaded so far (the case catalog and its Pulumi SDKs included) lives as
         # long as the process: kept out of the collector's full passes, which would otherwise
         # pause requests to walk it.
@@ -119,7 +122,7 @@ def create_app(settings: Settings | None = None, *, toolchain_bin: Path | None =
         try:
             yield
         finally:
-            runner.stop()
+            await asyncio.to_thread(runner.stop)
             db.dispose()
 
     app = FastAPI(title="serverless-cases", version="1.0.0", lifespan=lifespan, redirect_slashes=False,

@@ -11,7 +11,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, create_engine, event, inspect
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -95,6 +109,8 @@ class StackRecord(Base):
     """Masked: secret outputs are stored as their marker only."""
     resource_count: Mapped[int] = mapped_column(Integer, default=0)
     last_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    run_seq: Mapped[int] = mapped_column(Integer, default=0)
+    """How many runs the stack has accepted: the next run's place in its order."""
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -128,9 +144,50 @@ class Run(Base):
     error_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     worker_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    """The run's place in its stack's order (given under the stack's row lock at acceptance)."""
+    ticket: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    """The durable workflow that took the run (``service.durable``)."""
+    node_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    """The node running it."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Executions started: more than one means a node died during the run and another carried it on."""
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    recovered: Mapped[bool] = mapped_column(default=False)
+    """The run's node died while it ran; its stack was recovered and the run carried through."""
     queued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class StackSettings(Base):
+    """A stack's Pulumi settings file (its encryption salt or key, plain arguments and secret ones as
+    the secrets provider's ciphertext), kept where every node can read it: a run's workspace is
+    rebuilt from it on whichever node runs it."""
+
+    __tablename__ = "stack_settings"
+    pulumi_stack: Mapped[str] = mapped_column(String(128), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Node(Base):
+    """A node of the service and its lease: a node whose lease has run out is dead to the others."""
+
+    __tablename__ = "nodes"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    roles: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lease_expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ChangeCount(Base):
+    """Committed changes per watched table, counted in the changing transaction: what a node
+    compares to know whether a view it keeps is older than a commit made on another node."""
+
+    __tablename__ = "change_counts"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
 
 
 class RunEvent(Base):
@@ -147,37 +204,57 @@ class Database:
     ``version(*tables)`` grows after every commit that added, changed or deleted a row of
     one of those tables (``tenants``, ``api_tokens``, ``stacks``, ``runs``; not events): a
     reader that noted it before reading knows its copy is current while it stays the same.
-    Every write of the service goes through this object, in this one process.
+
+    On SQLite (one node) the counters live in this process, which makes every write. On a
+    server database (a fleet of nodes) each changing transaction also counts in the
+    ``change_counts`` table, and ``version`` reads it: a node never keeps serving a view older
+    than a commit another node made before the request arrived.
+
+    ``after_commit(session, action)`` runs ``action`` once the session's transaction has committed
+    (work that must only follow a durable commit, such as handing a run to the engine).
     """
 
     WATCHED = ("tenants", "api_tokens", "stacks", "runs")
 
     def __init__(self, url: str) -> None:
         sqlite = url.startswith("sqlite")
+        self.shared = not sqlite
         if sqlite:  # a local file: no server to drop connections, so no ping; one per request thread
             self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                                 pool_size=16, max_overflow=48)
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True)
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=48)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._changes = dict.fromkeys(self.WATCHED, 0)
         self._counting = threading.Lock()
         event.listen(self._sessions, "after_flush", _note_changed_tables)
-        event.listen(self._sessions, "after_commit", self._count_changes)
+        if self.shared:
+            event.listen(self._sessions, "before_commit", _count_in_database)
+        event.listen(self._sessions, "after_commit", self._committed)
         migrate(self.engine)
         if sqlite:
             with self.engine.connect() as connection:  # persistent in the file: set once
                 connection.exec_driver_sql("PRAGMA journal_mode=WAL")
 
     def version(self, *tables: str) -> tuple[int, ...]:
+        if self.shared:
+            with self.engine.connect() as connection:
+                counts = dict(connection.execute(select(ChangeCount.name, ChangeCount.count)).tuples().all())
+            return tuple(counts.get(t, 0) for t in tables)
         return tuple(self._changes[t] for t in tables)
 
-    def _count_changes(self, session: Session) -> None:
+    def _committed(self, session: Session) -> None:
         changed = session.info.pop("changed_tables", ())
         with self._counting:
             for table in changed:
                 self._changes[table] += 1
+        for action in session.info.pop("after_commit", ()):
+            action()
+
+    @staticmethod
+    def after_commit(session: Session, action: Callable[[], None]) -> None:
+        session.info.setdefault("after_commit", []).append(action)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -186,6 +263,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _count_in_database(session: Session) -> None:
+    session.flush()  # nothing is flushed after this: the counting UPDATE is the transaction's last lock
+    changed = sorted(session.info.get("changed_tables", ()))
+    if changed:
+        session.execute(update(ChangeCount).where(ChangeCount.name.in_(changed))
+                        .values(count=ChangeCount.count + 1).execution_options(synchronize_session=False))
 
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

@@ -68,6 +68,10 @@ class Job:
     """Policy packs every preview, up and update runs with (``service.policy``)."""
     policy_pack_configs: list[str] = field(default_factory=list)
     """A configuration file for each pack, in the same order."""
+    stack_settings: str | None = None
+    """The stack's settings file as the service keeps it (any node may run the job: the workspace is rebuilt)."""
+    recover_first: bool = False
+    """The run's first execution ended with its node: recover the stack (lock, pending creates) first."""
 
 
 class JobError(Exception):
@@ -118,6 +122,8 @@ def _stack(job: Job, *, new: bool, pulumi: auto.PulumiCommand | None = None) -> 
     work_dir = Path(job.workspace_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "Pulumi.yaml").write_text(targets.project_file())
+    if job.stack_settings is not None:  # the service's copy is the stack's truth, whichever node ran it last
+        settings_file(job).write_text(job.stack_settings)
     workspace = auto.LocalWorkspace(work_dir=str(work_dir), env_vars={**targets.runtime_env(), **job.env},
                                     pulumi_command=pulumi or command(job.toolchain_bin),
                                     secrets_provider=job.secrets_provider)
@@ -125,6 +131,19 @@ def _stack(job: Job, *, new: bool, pulumi: auto.PulumiCommand | None = None) -> 
     # creates it empty if a first `up` stopped before it existed on the backend (cancelled,
     # or interrupted by a crash while it started): the service's record says the stack exists.
     return ReportedStack(job.pulumi_stack, workspace, StackInitMode.CREATE if new else StackInitMode.CREATE_OR_SELECT)
+
+
+def settings_file(job: Job) -> Path:
+    """The stack's settings file in the job's workspace (its encryption salt, arguments, secrets' ciphertext)."""
+    return Path(job.workspace_dir) / f"Pulumi.{job.pulumi_stack}.yaml"
+
+
+def stack_settings(job: Job) -> str | None:
+    """The stack's settings file as the run left it, for the service to keep."""
+    try:
+        return settings_file(job).read_text()
+    except OSError:
+        return None
 
 
 SECRET_ARGS = f"{CONFIG}:secretArgs"
@@ -323,16 +342,33 @@ def _policies(job: Job) -> dict[str, Any]:
     return {"policy_packs": list(job.policy_packs), "policy_pack_configs": list(job.policy_pack_configs) or None}
 
 
+def _recover(stack: auto.Stack, collector: _Collector) -> None:
+    """Make a stack a killed run left usable: its lock removed, its state refreshed, and creates
+    the killed CLI had started dropped (the refresh looks for them in the cloud first)."""
+    with contextlib.suppress(auto.CommandError):  # nothing to cancel
+        stack.cancel()  # removes a lock left by a killed run (DIY backends: its lock file)
+    kind, collector.kind = collector.kind, "refresh"
+    try:
+        stack.refresh(on_event=collector, color="never", clear_pending_creates=True, suppress_progress=True)
+    finally:
+        collector.kind = kind
+
+
 def run_job(job: Job, emit: Emit, on_secrets: Callable[[list[str]], None] = lambda values: None,
             pulumi: auto.PulumiCommand | None = None) -> dict[str, Any]:
     """Run ``job``; return its result (summary, outputs, resource count) or raise JobError.
     ``on_secrets`` learns every secret value the run handles, so its output can be scrubbed;
     ``pulumi`` is the CLI if the caller made it ahead of time."""
     collector = _Collector(emit)
-    if job.kind == "recover":  # before the CLI first reads the state: a killed CLI's half-written metadata
+    recovering = job.kind == "recover" or job.recover_first
+    if recovering:  # before the CLI first reads the state: a killed CLI's half-written metadata
         backend.repair_sidecars(job.env.get("PULUMI_BACKEND_URL", ""))
     try:
-        stack = _stack(job, new=job.kind == "up", pulumi=pulumi)
+        stack = _stack(job, new=job.kind == "up" and not job.recover_first, pulumi=pulumi)
+        if job.recover_first and job.kind != "recover":
+            _recover(stack, collector)
+            collector.counts, collector.changed, collector.drift, collector.started = {}, [], [], None
+            collector.live.clear()  # the operation that follows reports every resource again
         if job.kind != "preview":  # a preview's reported outputs are planned, not the stack's
             collector.stack = stack
             collector.kind = {"refresh": "refresh", "recover": "refresh", "destroy": "destroy"}.get(job.kind, "update")
@@ -353,9 +389,7 @@ def run_job(job: Job, emit: Emit, on_secrets: Callable[[list[str]], None] = lamb
             stack.refresh(on_event=collector, color="never", suppress_progress=True)
             summary = {"resource_changes": collector.counts, "drift": collector.drift, "drifted": bool(collector.drift)}
         elif job.kind == "recover":
-            with contextlib.suppress(auto.CommandError):  # nothing to cancel
-                stack.cancel()  # removes a lock left by a killed run (DIY backends: its lock file)
-            stack.refresh(on_event=collector, color="never", clear_pending_creates=True, suppress_progress=True)
+            _recover(stack, collector)
             summary = {"resource_changes": collector.counts, "recovered": True}
         elif job.kind == "destroy":
             if job.unprotect:  # the caller chose to lose the data: protection off first, then destroy

@@ -96,3 +96,8 @@ class PayloadTooLarge(ServiceError):
 
 class ToolchainMissing(ServiceError):
     status_code = 503
+
+
+class FleetSettingError(Exception):
+    """A node's settings cannot work (for a fleet, or beside the nodes already on its database):
+    the node stops at start with this message, which names the setting."""

@@ -1,35 +1,34 @@
-"""Runs execute outside requests, in worker processes, in order per stack.
+"""Runs execute outside requests, in worker processes, in order per stack, on any node.
 
-The queue is the database: a run is ``queued`` until the scheduler starts it. A stack runs
-one run at a time, oldest first; different stacks run in parallel up to
-``max_parallel_runs``. Each run is a ``python -m service.worker`` process in its own
-session; its JSON lines become stored events (replayed to late readers) and, at the end,
-the run's result and the stack's record.
+The durable engine (:mod:`service.durable`) decides when: every accepted run hands it a ticket,
+and a ticket takes its stack's next queued run in the database's order (``take``) and runs it to
+its end (``execute``). A stack runs one run at a time across the fleet; different stacks run in
+parallel, up to ``max_parallel_runs`` per node. Each run is a ``python -m service.worker`` process
+in its own session; its JSON lines become stored events (replayed to late readers) and, at the
+end, the run's result and the stack's record.
 
-Cancel: a queued run is dropped; a running one gets SIGTERM (the worker passes SIGINT to
-the Pulumi CLI, which stops cleanly and saves state), then SIGKILL after a grace period
+Cancel: a queued run is dropped; a running one is marked, and the node running it (this one, or
+another that sees the mark within half a second) sends its worker SIGTERM (the worker passes
+SIGINT to the Pulumi CLI, which stops cleanly and saves state), then SIGKILL after a grace period
 followed by a recovery run.
 
-Start-up recovery: runs left ``running`` by a killed service are marked ``interrupted`` and
-a ``recover`` run (cancel the lock, refresh with pending creates cleared) is queued first for
-each of their stacks. A worker that outlived the service is stopped as a cancel would stop
-it (killed after the grace period) before its stack's recovery starts.
+A node that dies (or stops) during a run leaves its workflow pending: the engine executes it
+again, on the node's next start or, once the node's lease has run out, on another node. The
+re-execution recovers the stack first (lock cancelled, refresh with pending creates cleared) and
+then carries the accepted operation through; the run records that it was recovered.
 """
 
 from __future__ import annotations
 
 import base64
 import collections
-import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -37,13 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import select
+from sqlalchemy import case, select
 
 from programs import targets
-from programs.targets import REPO_ROOT
-from service import identities, policy, queue, retention
-from service.db import AppliedArguments, Database, Run, RunEvent, StackRecord, utcnow
+from service import identities, policy, queue, retention, workers
+from service.db import AppliedArguments, Database, Run, RunEvent, StackRecord, StackSettings, utcnow
+from service.durable import DurableRuns, Handlers, NodeStopping
 from service.errors import ServiceError, ToolchainMissing
+from service.nodes import Leases
 from service.settings import Settings
 
 LOG = logging.getLogger("serverless_cases.runner")
@@ -55,6 +55,8 @@ _BUSY = {"up": "creating", "update": "updating", "destroy": "destroying", "refre
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 EVENT_BATCH = 50
 PRUNE_SECONDS = 3600.0  # how often old runs are looked for
+RECONCILE_SECONDS = 30.0  # how often queued runs are checked for a ticket the engine lost
+CANCEL_POLL_SECONDS = 0.5  # how often a node looks for cancels (made on any node) of its runs
 STDERR_LINES_KEPT = 2000  # a worker's stderr kept in memory for the log: its last lines
 EVENT_FLUSH_SECONDS = 0.1
 
@@ -78,159 +80,321 @@ class Runner:
         self.settings = settings
         self.db = db
         self.toolchain_bin = toolchain_bin
+        self.node_id = settings.node
         self.box = SecretBox(settings.passphrase_bytes())
-        self._wake = threading.Condition()
         self.admission = threading.Lock()
-        """Held by whoever accepts runs, from reading the stack to committing: acceptance order
-        is then queue order (``queued_at``) on any database."""
-        self._running: dict[str, subprocess.Popen[str]] = {}  # run id -> worker
-        self._cancels: set[str] = set()  # running runs a caller asked to cancel
-        self._pruned_at = -PRUNE_SECONDS
-        self._busy_stacks: set[str] = set()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-        self._spares: list[subprocess.Popen[str]] = []  # workers waiting for a run
-        self._spares_lock = threading.Lock()
+        """Held by whoever accepts runs in this process, from reading the stack to committing (on
+        SQLite, which has no row locks; on PostgreSQL the stack's row lock orders acceptances of
+        every node)."""
+        self.durable = DurableRuns(database_url=settings.database, data_dir=settings.data_dir,
+                                   node_id=self.node_id, parallel=settings.max_parallel_runs)
+        self.leases = Leases(db, self.node_id, ",".join(sorted(settings.roles)),
+                             seconds=settings.node_lease_seconds, grace=settings.node_grace_seconds)
+        self.workers = workers.Workers(toolchain_bin, settings.run_niceness,
+                                       settings.max_parallel_runs if settings.warm_worker else 0)
+        self._running: dict[str, subprocess.Popen[str]] = {}  # run id -> worker, on this node
+        self._signalled: set[str] = set()  # running runs whose worker was told to stop
+        self._fenced: set[str] = set()  # runs stopped because this node lost its lease: not ours to end
+        self._stopping = threading.Event()
+        self._housekeeper: threading.Thread | None = None
+        self._executing = False
 
     # -- lifecycle --------------------------------------------------------------------------
+    def open(self) -> None:
+        """Every node: join the fleet's nodes and connect to the engine (to hand in tickets)."""
+        self.leases.join()
+        self.durable.open()
+
     def start(self) -> None:
-        self.recover()
+        """Nodes with the runs role: execute tickets (this node's own pending ones first)."""
+        self._retire_legacy_runs()
+        self.durable.launch(Handlers(take=self.take, execute=self.execute))
+        self._executing = True
+        self.reconcile()
         self._replenish()
-        self._thread = threading.Thread(target=self._schedule, name="run-scheduler", daemon=True)
-        self._thread.start()
+
+    def watch(self) -> None:
+        """Keep this node's lease (and, with the runs role, cancels, dead nodes, pruning) going."""
+        self._housekeeper = threading.Thread(target=self._housekeep, name="housekeeper", daemon=True)
+        self._housekeeper.start()
 
     def stop(self, grace_seconds: float = 10.0) -> None:
-        """Stop scheduling and ask running workers to stop cleanly; the runs they leave are
-        recovered on the next start."""
-        with self._wake:
-            self._stopping = True
-            self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        with self._spares_lock:
-            spares, self._spares = self._spares, []
-        for spare in spares:  # it has no run: closing its input ends it
-            _end_spare(spare)
-        workers = [w for w in list(self._running.values()) if w.poll() is None]
-        for worker in workers:
+        """Stop executing and ask running workers to stop cleanly; the runs they leave stay
+        pending in the engine and are carried through after this node (or another) takes them."""
+        self._stopping.set()
+        if self._housekeeper is not None:
+            self._housekeeper.join(timeout=5)
+        self.workers.close()
+        running = [w for w in list(self._running.values()) if w.poll() is None]
+        for worker in running:
             worker.send_signal(signal.SIGTERM)
-        for worker in workers:
+        for worker in running:
             try:
                 worker.wait(timeout=grace_seconds)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(worker.pid, signal.SIGKILL)
+                workers.kill_group(worker.pid)
+        self.durable.close()
+        if not running:  # a node that leaves runs behind keeps its row: its lease says when others take them
+            try:
+                self.leases.leave()
+            except Exception:  # the database may be gone already
+                LOG.warning("could not remove this node's lease")
 
     def toolchain_ready(self) -> bool:
         return (self.toolchain_bin / "pulumi").is_file() and (self.toolchain_bin / "pulumi-language-python").is_file()
 
     def scheduling(self) -> bool:
-        """Whether the run scheduler is alive (for readiness)."""
-        return self._thread is not None and self._thread.is_alive() and not self._stopping
-
-    def wake(self) -> None:
-        with self._wake:
-            self._wake.notify_all()
+        """Whether this node executes runs (for readiness)."""
+        alive = self._housekeeper is not None and self._housekeeper.is_alive()
+        return self._executing and alive and not self._stopping.is_set()
 
     # -- submitting and cancelling ------------------------------------------------------------
     def enqueue(self, session: Any, *, tenant_id: str, stack: StackRecord, kind: str,
                 params: dict[str, Any], secret_values: dict[str, Any] | None = None,
                 first: bool = False) -> Run:
+        """Queue a run of ``stack`` (whose row the caller holds) in its order; its ticket is
+        handed to the engine once the session commits."""
         if "runs" in self.settings.roles and not self.toolchain_ready():  # an api-only node runs nothing itself
             raise ToolchainMissing(f"the Pulumi toolchain is missing from {self.toolchain_bin}; run `make setup`")
+        stack.run_seq = (stack.run_seq or 0) + 1
         run = Run(id=str(uuid.uuid4()), tenant_id=tenant_id, stack_name=stack.name, pulumi_stack=stack.pulumi_stack,
                   kind=kind, status="queued", params=params, sealed_secrets=self.box.seal(secret_values or {}),
-                  queued_at=EPOCH if first else utcnow())
+                  queued_at=EPOCH if first else utcnow(), seq=stack.run_seq)
         session.add(run)
         stack.last_run_id = run.id
         stack.updated_at = utcnow()
+        run_id, pulumi_stack = run.id, stack.pulumi_stack
+        self.db.after_commit(session, lambda: self._hand_in(run_id, pulumi_stack, first))
         return run
+
+    def _hand_in(self, run_id: str, pulumi_stack: str, first: bool) -> None:
+        try:
+            self.durable.submit(run_id, pulumi_stack, first=first)
+        except Exception:  # the run is queued in the database: reconcile() hands its ticket in later
+            LOG.exception("run %s: handing it to the engine failed; it is retried", run_id)
+
+    def reconcile(self) -> int:
+        """Hand in the tickets of queued runs the engine does not hold (their node died between
+        the commit and the hand-in); how many."""
+        with self.db.session() as session:
+            queued = session.execute(select(Run.id, Run.pulumi_stack, Run.kind).where(Run.status == "queued")).all()
+        held = self.durable.handed_in([run_id for run_id, _, _ in queued])
+        missing = [(run_id, stack, kind) for run_id, stack, kind in queued if run_id not in held]
+        for run_id, stack, kind in missing:
+            self._hand_in(run_id, stack, kind == "recover")
+        return len(missing)
 
     def cancel(self, run_id: str) -> str:
         """Cancel a run: returns its status afterwards (``cancelled`` or still ``running``)."""
         with self.db.session() as session:
             dropped = queue.drop(session, run_id, error_type="Cancelled", detail="cancelled before it started")
-            if dropped:
+            if dropped:  # its ticket finds one run fewer to take
                 run = session.get(Run, run_id)
                 stack = self._stack(session, run) if run is not None else None
                 if run is not None and stack is not None:
                     _back_to_applied(session, stack, run)
-        if dropped:  # after the commit: the scheduler holds its lock while it writes
-            self.wake()
-            return "cancelled"
-        with self.db.session() as session:
+                return "cancelled"
             run = session.get(Run, run_id)
             if run is None:
                 raise KeyError(run_id)
             if run.status != "running":
                 return run.status
-        worker = self._running.get(run_id)
-        if worker is not None and worker.poll() is None:
-            self._cancels.add(run_id)
+            run.cancel_requested = True  # seen by the node running it, whichever it is
+        self._signal_cancels([run_id])
+        return "running"
+
+    def _signal_cancels(self, run_ids: list[str]) -> None:
+        for run_id in run_ids:
+            worker = self._running.get(run_id)
+            if worker is None or worker.poll() is not None or run_id in self._signalled:
+                continue
+            self._signalled.add(run_id)
             worker.send_signal(signal.SIGTERM)
             threading.Thread(target=self._kill_after_grace, args=(run_id, worker), daemon=True).start()
-        return "running"
 
     def _kill_after_grace(self, run_id: str, worker: subprocess.Popen[str]) -> None:
         try:
             worker.wait(timeout=self.settings.cancel_grace_seconds)
         except subprocess.TimeoutExpired:
             LOG.warning("run %s did not stop within the grace period; killing it", run_id)
-            os.killpg(worker.pid, signal.SIGKILL)
+            workers.kill_group(worker.pid)
 
-    # -- scheduling ---------------------------------------------------------------------------
-    def _prune_now_and_then(self) -> None:
-        """Delete old finished runs (``retention.prune``) at most every PRUNE_SECONDS."""
-        now = time.monotonic()
-        if now - self._pruned_at < PRUNE_SECONDS:
-            return
-        self._pruned_at = now
+    # -- housekeeping -------------------------------------------------------------------------
+    def _housekeep(self) -> None:
+        renewed = reconciled = time.monotonic()
+        pruned = renewed - PRUNE_SECONDS
+        while not self._stopping.wait(CANCEL_POLL_SECONDS):
+            now = time.monotonic()
+            if now - renewed >= self.settings.node_lease_seconds / 3:
+                renewed = now
+                self._guarded(self._renew)
+            if not self._executing:
+                continue
+            self._guarded(self._look_for_cancels)
+            if now - reconciled >= RECONCILE_SECONDS:
+                reconciled = now
+                self._guarded(self.reconcile)
+            if now - pruned >= PRUNE_SECONDS:
+                pruned = now
+                self._guarded(self._prune)
+
+    @staticmethod
+    def _guarded(job: Any) -> None:
         try:
-            with self.db.session() as session:
-                cutoff = utcnow() - dt.timedelta(days=self.settings.run_retention_days)
-                gone = retention.prune(session, older_than=cutoff, keep_per_stack=self.settings.runs_kept_per_stack)
-            if gone:
-                LOG.info("deleted %d finished runs older than %s days", gone, self.settings.run_retention_days)
-        except Exception:  # housekeeping must never stop scheduling
-            LOG.exception("pruning old runs failed")
+            job()
+        except Exception:  # housekeeping must go on: the next round retries
+            LOG.exception("housekeeping: %s failed", getattr(job, "__name__", job))
 
-    def _schedule(self) -> None:
-        while True:
-            with self._wake:
-                if self._stopping:
-                    return
-                self._prune_now_and_then()
-                started = self._start_runnable()
-                if not started:
-                    self._wake.wait(timeout=1.0)
+    def _renew(self) -> None:
+        """Renew this node's lease and take over dead nodes' runs. A node whose own lease ran out
+        (it could not reach the database in time, or another node already took its runs over)
+        stops its runs' CLIs: another node carries them on, and two engines must not write one
+        stack."""
+        try:
+            taken = not self.leases.renew()
+        except Exception:
+            LOG.exception("could not renew this node's lease")
+            if self.leases.lapsed():
+                self._fence()
+            return
+        if taken:
+            self._fence()
+            self.leases.join()
+        if self._executing:
+            for node_id in self.leases.dead():
+                if self.leases.take_over(node_id):
+                    count = self.durable.recover_node(node_id)
+                    LOG.warning("node %s is dead (its lease ran out): %d of its runs are carried on", node_id, count)
 
-    def _start_runnable(self) -> bool:
-        capacity = self.settings.max_parallel_runs - len(self._running)
-        if capacity <= 0:
-            return False
+    def _fence(self) -> None:
+        live = {run_id: w for run_id, w in self._running.items() if w.poll() is None}
+        if live:
+            LOG.error("this node lost its lease: stopping its %d runs (another node carries them on)", len(live))
+        for run_id, worker in live.items():
+            self._fenced.add(run_id)
+            workers.kill_group(worker.pid)
+
+    def _look_for_cancels(self) -> None:
+        mine = list(self._running)
+        if not mine:
+            return
         with self.db.session() as session:
-            queued = session.scalars(select(Run).where(Run.status == "queued").order_by(Run.queued_at, Run.id)).all()
-            chosen: list[str] = []
-            seen: set[str] = set()
-            for run in queued:
-                if run.pulumi_stack in seen or run.pulumi_stack in self._busy_stacks:
-                    seen.add(run.pulumi_stack)
-                    continue
-                seen.add(run.pulumi_stack)
-                chosen.append(run.id)
-                if len(chosen) >= capacity:
-                    break
-        for run_id in chosen:
-            try:
-                self._launch(run_id)
-            except Exception as exc:  # one run that cannot start must not stop the others
-                LOG.exception("run %s could not start", run_id)
-                self._refuse_start(run_id, exc)
-        return bool(chosen)
+            asked = session.scalars(select(Run.id).where(Run.id.in_(mine), Run.cancel_requested.is_(True))).all()
+        self._signal_cancels(list(asked))
+
+    def _prune(self) -> None:
+        """Delete old finished runs (``retention.prune``)."""
+        with self.db.session() as session:
+            cutoff = utcnow() - dt.timedelta(days=self.settings.run_retention_days)
+            gone = retention.prune(session, older_than=cutoff, keep_per_stack=self.settings.runs_kept_per_stack)
+        if gone:
+            LOG.info("deleted %d finished runs older than %s days", gone, self.settings.run_retention_days)
+
+    # -- the engine's two steps ------------------------------------------------------------------
+    def take(self, pulumi_stack: str, ticket: str) -> str | None:
+        """Claim the stack's next queued run (recoveries first, then acceptance order) for
+        ``ticket``; the run a re-executed ticket already claimed; None if none is queued."""
+        with self.db.session() as session:
+            mine = session.scalar(select(Run.id).where(Run.ticket == ticket))
+            if mine is not None:
+                return str(mine)
+            while True:
+                candidate = session.scalar(
+                    select(Run.id).where(Run.pulumi_stack == pulumi_stack, Run.status == "queued")
+                    .order_by(case((Run.kind == "recover", 0), else_=1), Run.seq, Run.queued_at, Run.id).limit(1))
+                if candidate is None:
+                    return None
+                if queue.claim(session, candidate, ticket=ticket, node_id=self.node_id):
+                    return str(candidate)
+
+    def execute(self, run_id: str) -> None:
+        """Run a claimed run to its end on this node (blocking). A second execution (the node of
+        the first died or stopped) recovers the stack first, then carries the operation through."""
+        try:
+            started = self._start(run_id)
+        except NodeStopping:
+            raise
+        except Exception as exc:  # one run that cannot start must not stop the others
+            LOG.exception("run %s could not start", run_id)
+            self._refuse_start(run_id, exc)
+            return
+        if started is None:
+            return
+        worker, first_seq = started
+        try:
+            outcome, returncode = self._follow(run_id, worker, first_seq)
+        finally:
+            self._running.pop(run_id, None)
+            self._signalled.discard(run_id)
+            self._replenish()
+        if run_id in self._fenced:
+            self._fenced.discard(run_id)
+            raise NodeStopping(run_id)  # another node carries it on
+        if self._stopping.is_set() and "result" not in outcome and not self._cancel_asked(run_id):
+            raise NodeStopping(run_id)  # left pending: carried through when a node takes it up again
+        self._finish(run_id, outcome, returncode)
+
+    def _start(self, run_id: str) -> tuple[subprocess.Popen[str], int] | None:
+        if self._stopping.is_set():
+            raise NodeStopping(run_id)
+        with self.db.session() as session:
+            run = session.get(Run, run_id)
+            if run is None or run.status != "running":
+                return None  # finished already (the engine re-executed a step whose outcome was written)
+            run.attempts = (run.attempts or 0) + 1
+            run.node_id = self.node_id
+            again = run.attempts > 1
+            stack = self._stack(session, run)
+            if again and run.attempts > MAX_RECOVERIES + 1:
+                self._give_up(session, run, stack)
+                return None
+            previous = run.worker_pid
+            first_seq = session.scalar(select(RunEvent.seq).where(RunEvent.run_id == run_id)
+                                       .order_by(RunEvent.seq.desc()).limit(1)) or 0
+        if again:
+            LOG.warning("run %s: its first execution ended with its node; recovering the stack, then going on", run_id)
+            if previous and previous not in {w.pid for w in self._running.values()} and workers.group(previous):
+                workers.stop_group(previous, self.settings.cancel_grace_seconds)  # a worker of this node's last life
+        with self.db.session() as session:
+            run = session.get(Run, run_id)
+            assert run is not None
+            stack = self._stack(session, run)
+            secrets = self.box.open(run.sealed_secrets)
+            job = self._job(session, run, secrets, recover_first=again)
+            worker = self.workers.take()
+            run.worker_pid = worker.pid
+            if again:
+                run.recovered = True
+            elif stack is not None:
+                run.params = {**run.params, "stack_status_before": stack.status}
+            if stack is not None:
+                stack.status = _BUSY.get(run.kind, "busy")
+                stack.updated_at = utcnow()
+            self._running[run_id] = worker
+        assert worker.stdin is not None
+        try:
+            worker.stdin.write(json.dumps(job))
+            worker.stdin.close()
+        except OSError:  # the worker died before taking its job: following it reports WorkerFailed
+            LOG.warning("run %s: its worker exited before taking the job", run_id)
+        return worker, first_seq
+
+    def _give_up(self, session: Any, run: Run, stack: StackRecord | None) -> None:
+        run.status, run.finished_at, run.sealed_secrets = "failed", utcnow(), None
+        run.error_type = "RecoveryFailed"
+        run.error_detail = (f"the run's node died {run.attempts - 1} times while it ran; it is not carried on again "
+                            "and its stack is left unrecoverable: refresh, change or delete it")
+        if stack is not None:
+            stack.status, stack.updated_at = "unrecoverable", utcnow()
+            _back_to_applied(session, stack, run)
+
+    def _cancel_asked(self, run_id: str) -> bool:
+        with self.db.session() as session:
+            return bool(session.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
 
     def _refuse_start(self, run_id: str, exc: Exception) -> None:
         """A run that cannot start (its sealed secrets do not open, its worker does not spawn)
-        fails with a typed error, and the scheduler goes on with the others."""
+        fails with a typed error, and the others go on."""
         if isinstance(exc, InvalidToken):
             reason = "its secret arguments cannot be unsealed (was the passphrase changed?)"
         elif isinstance(exc, ServiceError):  # e.g. the tenant's AWS role was removed after the run was queued
@@ -238,7 +402,8 @@ class Runner:
         else:
             reason = f"its worker could not start ({type(exc).__name__})"
         with self.db.session() as session:
-            if not queue.fail(session, run_id, error_type="RunStartFailed", detail=f"the run could not start: {reason}"):
+            if not queue.fail(session, run_id, error_type="RunStartFailed", detail=f"the run could not start: {reason}",
+                              from_status="running"):
                 return
             run = session.get(Run, run_id)
             assert run is not None
@@ -248,65 +413,20 @@ class Runner:
                 _back_to_applied(session, stack, run)
                 stack.updated_at = utcnow()
 
-    def _launch(self, run_id: str) -> None:
-        with self.db.session() as session:
-            # Claimed first (a cancel now finds it running); anything below that fails rolls
-            # the claim back with the rest, and the run fails with RunStartFailed.
-            if not queue.claim(session, run_id):
-                return
-            run = session.get(Run, run_id)
-            assert run is not None
-            stack = self._stack(session, run)
-            secrets = self.box.open(run.sealed_secrets)
-            job = self._job(session, run, secrets)
-            worker = self._take_worker()
-            run.worker_pid, run.sealed_secrets = worker.pid, None
-            if stack is not None:
-                run.params = {**run.params, "stack_status_before": stack.status}
-                stack.status = _BUSY.get(run.kind, "busy")
-                stack.updated_at = utcnow()
-            self._running[run_id] = worker
-            self._busy_stacks.add(run.pulumi_stack)
-            pulumi_stack = run.pulumi_stack
-        assert worker.stdin is not None
-        try:
-            worker.stdin.write(json.dumps(job))
-            worker.stdin.close()
-        except OSError:  # the worker died before taking its job: following it reports WorkerFailed
-            LOG.warning("run %s: its worker exited before taking the job", run_id)
-        threading.Thread(target=self._follow, args=(run_id, pulumi_stack, worker), name=f"run-{run_id[:8]}",
-                         daemon=True).start()
-
-    def _spawn_worker(self) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "service.worker", str(self.toolchain_bin), str(self.settings.run_niceness)],
-            cwd=REPO_ROOT, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-    def _take_worker(self) -> subprocess.Popen[str]:
-        """A warm spare (started earlier, already past its imports and CLI check), else a new worker."""
-        with self._spares_lock:
-            while self._spares:
-                worker = self._spares.pop()
-                if worker.poll() is None:
-                    return worker
-        return self._spawn_worker()
-
     def _replenish(self) -> None:
         """Start spares up to one per parallel run, only while no run is in progress: starting
         a worker costs CPU that runs in progress would otherwise have."""
-        if not self.settings.warm_worker or self._running or not self.toolchain_ready():
+        if self._running or not self.toolchain_ready() or self._stopping.is_set():
             return
-        with self._spares_lock:
-            while not self._stopping and len(self._spares) < self.settings.max_parallel_runs:
-                self._spares.append(self._spawn_worker())
+        self.workers.replenish()
 
-    def _job(self, session: Any, run: Run, secrets: dict[str, Any]) -> dict[str, Any]:
+    def _job(self, session: Any, run: Run, secrets: dict[str, Any], *, recover_first: bool) -> dict[str, Any]:
         identity = identities.for_target(session, run.tenant_id, run.params["target"])
         applied = session.get(AppliedArguments, run.pulumi_stack)
+        stored = session.get(StackSettings, run.pulumi_stack)
         packs, configs = policy.job_packs(policy.for_tenant(session, run.tenant_id),
                                           self.settings.workspaces_dir / run.pulumi_stack / ".policy")
-        env = targets.engine_env(run.params["target"], _base_env(), str(self.toolchain_bin))
+        env = targets.engine_env(run.params["target"], workers.base_env(), str(self.toolchain_bin))
         env.update(self.settings.pulumi_secrets_env())
         env.update({"PULUMI_BACKEND_URL": self.settings.backend,
                     "SANDBOX_CLOUD_DIR": str(self.settings.sandbox_cloud_dir),
@@ -323,15 +443,17 @@ class Runner:
             "unprotect": bool(run.params.get("delete_data")),
             "assume_roles": identity.assume_roles(run.tenant_id),
             "policy_packs": packs, "policy_pack_configs": configs,
+            "stack_settings": stored.text if stored is not None else None,
+            "recover_first": recover_first,
         }
 
     # -- following a worker ------------------------------------------------------------------
-    def _follow(self, run_id: str, pulumi_stack: str, worker: subprocess.Popen[str]) -> None:
+    def _follow(self, run_id: str, worker: subprocess.Popen[str], first_seq: int) -> tuple[dict[str, Any], int]:
         outcome: dict[str, Any] = {}
         stderr_lines: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
         reader = threading.Thread(target=lambda: stderr_lines.extend(worker.stderr or []), daemon=True)
         reader.start()
-        seq = 0
+        seq = first_seq
         pending: list[RunEvent] = []
         guard = threading.Lock()  # protects `pending`
         flushing = threading.Lock()  # one flush at a time, through its commit: events land in seq order
@@ -376,25 +498,22 @@ class Runner:
             if stderr_lines:
                 level = logging.INFO if "result" in outcome else logging.WARNING
                 LOG.log(level, "run %s worker stderr:\n%s", run_id, "".join(stderr_lines)[-20000:])
-            self._finish(run_id, outcome, worker.returncode)
+            return outcome, worker.returncode
         except Exception:
             LOG.exception("following run %s failed", run_id)
-            self._finish(run_id, {"error": {"type": "ServiceError", "detail": "the run's worker failed"}}, -1)
+            return {"error": {"type": "ServiceError", "detail": "the run's worker failed"}}, -1
         finally:
             reading.set()
-            with self._wake:
-                self._running.pop(run_id, None)
-                self._busy_stacks.discard(pulumi_stack)
-                self._wake.notify_all()
-            self._replenish()
 
     def _finish(self, run_id: str, outcome: dict[str, Any], returncode: int) -> None:
         with self.db.session() as session:
             run = session.get(Run, run_id)
-            if run is None:
-                return
+            if run is None or run.status != "running" or run.node_id != self.node_id:
+                return  # another node took the run over (this node had lost its lease)
             stack = self._stack(session, run)
-            run.finished_at = utcnow()
+            run.finished_at, run.sealed_secrets = utcnow(), None
+            if outcome.get("stack_settings"):
+                _keep_stack_settings(session, run.pulumi_stack, outcome["stack_settings"])
             if "result" in outcome:
                 result = outcome["result"]
                 run.status, run.summary = "succeeded", result.get("summary", {})
@@ -402,9 +521,10 @@ class Runner:
                     if result.get("removed"):
                         self._cancel_queued(session, run, "the stack was deleted before this run started")
                         shutil.rmtree(self.settings.workspaces_dir / run.pulumi_stack, ignore_errors=True)
-                        applied = session.get(AppliedArguments, stack.pulumi_stack)
-                        if applied is not None:
-                            session.delete(applied)
+                        for kept in (session.get(AppliedArguments, stack.pulumi_stack),
+                                     session.get(StackSettings, stack.pulumi_stack)):
+                            if kept is not None:
+                                session.delete(kept)
                         session.delete(stack)
                         return
                     if run.kind in MUTATING_CONFIG:
@@ -430,9 +550,8 @@ class Runner:
         """How a run that did not succeed ended: (status, typed error, whether its stack needs a
         recovery). Only a cancel a caller asked for is ``Cancelled``; a worker that dies (killed
         by the OOM killer, crashed) is ``WorkerFailed``, and its engine is stopped and its stack
-        recovered; a run the service's own stop ended is ``interrupted``."""
-        asked = run.id in self._cancels
-        self._cancels.discard(run.id)
+        recovered."""
+        asked = bool(run.cancel_requested)
         killed = returncode < 0
         if asked and killed:
             return "cancelled", {"type": "Cancelled", "detail": "stopped after the cancel grace period"}, True
@@ -440,12 +559,8 @@ class Runner:
             return "cancelled", reported, False
         if reported is not None and reported["type"] != "Cancelled" and not killed:
             return "failed", reported, False  # the run itself failed, and said why
-        if self._stopping:
-            return "interrupted", {"type": "Interrupted", "detail": "the service stopped while this run was in "
-                                   "progress; the stack is recovered before its next run"}, True
         if run.worker_pid:  # its engine must not outlive it: the recovery would race it for the stack
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(run.worker_pid, signal.SIGKILL)
+            workers.kill_group(run.worker_pid)
         how = f"killed by signal {-returncode}" if killed else \
             "stopped by a signal the service did not send" if reported is not None else f"exited with {returncode}"
         return "failed", {"type": "WorkerFailed", "detail": f"the run's worker died ({how}) before the run ended; "
@@ -469,7 +584,7 @@ class Runner:
     @staticmethod
     def _cancel_queued(session: Any, after: Run, reason: str) -> None:
         """Cancel the runs of ``after``'s stack still queued (behind a destroy that removed it), each
-        with the same conditional transition a cancel uses (a scheduler may be claiming one)."""
+        with the same conditional transition a cancel uses (a ticket may be claiming one)."""
         for run_id in session.scalars(select(Run.id).where(Run.pulumi_stack == after.pulumi_stack,
                                                            Run.id != after.id, Run.status == "queued")).all():
             queue.drop(session, run_id, error_type="StackDeleted", detail=reason)
@@ -478,42 +593,30 @@ class Runner:
     def _stack(session: Any, run: Run) -> StackRecord | None:
         return session.scalar(select(StackRecord).where(StackRecord.pulumi_stack == run.pulumi_stack))
 
-    # -- recovery after a crash ----------------------------------------------------------------
-    def recover(self) -> list[str]:
-        """Mark runs a killed service left running as interrupted and queue their recovery.
-        A run whose worker outlived the service is stopped first (see ``_retire_orphan``)."""
-        recovered = []
+    # -- upgrades ------------------------------------------------------------------------------
+    def _retire_legacy_runs(self) -> None:
+        """Runs a version before the durable engine left running have no ticket to carry them on:
+        they are marked interrupted and their stacks recovered (first in their queues)."""
         with self.db.session() as session:
-            for run in session.scalars(select(Run).where(Run.status == "running")).all():
-                if run.worker_pid and _group(run.worker_pid):
-                    self._busy_stacks.add(run.pulumi_stack)  # no run of this stack starts beside it
-                    threading.Thread(target=self._retire_orphan, args=(run.pulumi_stack, run.worker_pid),
-                                     name=f"orphan-{run.worker_pid}", daemon=True).start()
-                run.status, run.finished_at = "interrupted", utcnow()
+            for run in session.scalars(select(Run).where(Run.status == "running", Run.ticket.is_(None))).all():
+                if run.worker_pid and workers.group(run.worker_pid):
+                    workers.stop_group(run.worker_pid, self.settings.cancel_grace_seconds)
+                run.status, run.finished_at, run.sealed_secrets = "interrupted", utcnow(), None
                 run.error_type = "Interrupted"
                 run.error_detail = "the service stopped while this run was in progress; the stack was recovered"
                 stack = self._stack(session, run)
-                if stack is not None and not self.toolchain_ready():
-                    stack.status = "interrupted"  # recovered on the first start with a toolchain
-                    LOG.error("cannot recover stack %s: the Pulumi toolchain is missing", stack.name)
-                elif stack is not None:
+                if stack is not None:
                     stack.status = "recovering"
                     _back_to_applied(session, stack, run)
-                    if self._queue_recovery(session, run, stack):
-                        recovered.append(stack.name)
-        return recovered
+                    self._queue_recovery(session, run, stack)
 
-    def _retire_orphan(self, pulumi_stack: str, group: int) -> None:
-        """Stop a run the killed service left behind as a cancel would (the CLI finishes the
-        resource operations in flight and saves them, so nothing it created is forgotten),
-        kill it after the cancel grace period, and only then let the stack's runs, its
-        recovery first, start."""
-        try:
-            _stop_group(group, self.settings.cancel_grace_seconds)
-        finally:
-            with self._wake:
-                self._busy_stacks.discard(pulumi_stack)
-                self._wake.notify_all()
+
+def _keep_stack_settings(session: Any, pulumi_stack: str, text: str) -> None:
+    kept = session.get(StackSettings, pulumi_stack)
+    if kept is None:
+        session.add(StackSettings(pulumi_stack=pulumi_stack, text=text, updated_at=utcnow()))
+    elif kept.text != text:
+        kept.text, kept.updated_at = text, utcnow()
 
 
 MUTATING_CONFIG = ("up", "update")  # the runs that apply the stack's arguments
@@ -571,59 +674,3 @@ def _status_after_failure(run: Run) -> str:
     return str(before) if before not in _BUSY.values() else "ready"
 
 
-def _end_spare(worker: subprocess.Popen[str]) -> None:
-    try:
-        worker.communicate(timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
-
-
-def _group(leader: int) -> dict[int, bytes]:
-    """The live processes (pid -> command line) of the process group a worker led, if it is
-    one: the worker may have exited, the Pulumi CLI it started stays in its group. Linux does
-    not reuse a pid while a group still carries it, so a group whose members are a worker or
-    a Pulumi CLI is the worker's."""
-    members = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            state, _, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
-            cmdline = (entry / "cmdline").read_bytes() if int(pgrp) == leader and state != "Z" else None
-        except (OSError, ValueError):
-            continue
-        if cmdline is not None:
-            members[int(entry.name)] = cmdline
-    ours = any(b"service.worker" in c or c.split(b"\0")[0].endswith(b"pulumi") for c in members.values())
-    return members if ours else {}
-
-
-def _stop_group(leader: int, grace_seconds: float) -> None:
-    """Ask a worker's group to stop cleanly (SIGTERM to the worker, which passes SIGINT to its
-    CLI; SIGINT to the CLI directly if the worker is gone), SIGKILL it after ``grace_seconds``,
-    and return once none of it is left."""
-    members = _group(leader)
-    for pid, cmdline in members.items():
-        if pid == leader or (leader not in members and cmdline.split(b"\0")[0].endswith(b"pulumi")):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM if pid == leader else signal.SIGINT)
-    if members and not _gone(leader, grace_seconds):
-        LOG.warning("a run left by the stopped service did not stop within the grace period; killing it")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(leader, signal.SIGKILL)
-        _gone(leader, 30)
-
-
-def _gone(leader: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while _group(leader):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def _base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "SERVERLESS_CASES_", "SANDBOX_"))}

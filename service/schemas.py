@@ -65,6 +65,8 @@ class RunRead(BaseModel):
     duration_seconds: float | None
     summary: dict[str, Any]
     error: ErrorBody | None
+    recovered: bool = Field(default=False, description="The node running this run died (or stopped) during it; "
+                            "another execution recovered the stack and carried the run through")
 
 
 class StackRead(BaseModel):

@@ -33,6 +33,15 @@ class Settings(BaseSettings):
     """What this node does, comma-separated: ``api`` (serve the REST API) and ``runs`` (execute
     queued runs, recover crashed ones). A node without ``runs`` only accepts work; without
     ``api`` it serves only ``/healthz`` and ``/readyz``."""
+    node_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")
+    """This node's stable id (the run engine's executor id); default: the host's name."""
+    fleet: bool = False
+    """This node is one of several on one database: it needs PostgreSQL, a shared state backend
+    (``postgres://`` or ``s3://``) and a shared passphrase; a node on SQLite is always alone."""
+    node_lease_seconds: float = Field(default=15.0, gt=0, le=3600)
+    """How long a node's lease lasts; nodes renew it every third of that."""
+    node_grace_seconds: float = Field(default=15.0, ge=0, le=3600)
+    """How long after a node's lease ran out another node takes its runs over."""
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     data_dir: Path = REPO_ROOT / ".data"
@@ -66,6 +75,9 @@ class Settings(BaseSettings):
     """Keep worker processes (one per parallel run) started ahead of runs, imports and CLI check done."""
     sandbox_latency_ms: int = Field(default=0, ge=0, le=60_000)
     """Simulated AWS API latency per sandbox create/update/delete (demos, cancellation drills)."""
+    sandbox_cloud: Path | None = None
+    """Where the sandbox target keeps its records (default ``<data_dir>/sandbox-cloud``): nodes of a
+    fleet on one machine share one."""
     sandbox_gate_dir: Path | None = None
     """A folder whose ``closed`` file holds sandbox operations until it is removed or the run is
     cancelled (drills and tests keep a run in progress without racing the clock)."""
@@ -93,7 +105,11 @@ class Settings(BaseSettings):
 
     @property
     def sandbox_cloud_dir(self) -> Path:
-        return self.data_dir / "sandbox-cloud"
+        return self.sandbox_cloud or self.data_dir / "sandbox-cloud"
+
+    @property
+    def node(self) -> str:
+        return self.node_id or nodes_default_id()
 
     @property
     def workspaces_dir(self) -> Path:
@@ -107,6 +123,8 @@ class Settings(BaseSettings):
                                  "the generated passphrase is for development only")
             if self.database_url is None:
                 raise ValueError("production needs SERVERLESS_CASES_DATABASE_URL")
+        if self.fleet:
+            self._check_fleet()
         try:
             loopback = ipaddress.ip_address(self.host).is_loopback
         except ValueError:
@@ -114,6 +132,19 @@ class Settings(BaseSettings):
         if not loopback and self.environment == "development" and self.bootstrap_token is None:
             raise ValueError("binding beyond loopback in development needs an explicit SERVERLESS_CASES_BOOTSTRAP_TOKEN")
         return self
+
+    def _check_fleet(self) -> None:
+        """Settings a node of a fleet cannot work with, each refused with the setting named."""
+        if not self.database.startswith("postgresql"):
+            raise ValueError("SERVERLESS_CASES_DATABASE_URL: a fleet needs PostgreSQL (postgresql+psycopg://...); "
+                             "SQLite serves one node")
+        if self.backend_url is None or backend.folder(self.backend) is not None:
+            raise ValueError("SERVERLESS_CASES_BACKEND_URL: a fleet needs a state backend every node reaches "
+                             "(postgres://... or s3://...), not a local folder")
+        if self.passphrase is None:
+            raise ValueError("SERVERLESS_CASES_PASSPHRASE: a fleet needs one passphrase shared by its nodes (it seals "
+                             "queued runs' secret arguments, and is the stacks' secrets passphrase unless "
+                             "SERVERLESS_CASES_SECRETS_PROVIDER is set); a generated one lives on one node only")
 
     def pulumi_secrets_env(self) -> dict[str, str]:
         """How the CLI unlocks the stack's secrets, without putting the passphrase in argv."""
@@ -127,6 +158,12 @@ class Settings(BaseSettings):
         if self.passphrase is not None:
             return self.passphrase.get_secret_value().encode()
         return state_settings.ensure_passphrase(self.passphrase_file).read_bytes()
+
+
+def nodes_default_id() -> str:
+    import socket
+
+    return socket.gethostname() or "node"
 
 
 @lru_cache

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from programs import program
-from service.engine import Job, JobError, command, run_job
+from service.engine import Job, JobError, command, run_job, stack_settings
 
 _cancel_requested = False
 
@@ -195,16 +195,33 @@ def _serve(output: ScrubbedOutput) -> int:
         output.protocol.write(protocol_line(kind, payload, scrub))
         output.protocol.flush()
 
+    def end(kind: str, payload: Any) -> None:
+        # The stack's settings file goes back as it is: it holds the secrets provider's ciphertext,
+        # never a secret value (scrubbing could only corrupt it).
+        line = json.loads(protocol_line(kind, payload, scrub))
+        line["stack_settings"] = stack_settings(job)
+        output.protocol.write(json.dumps(line) + "\n")
+        output.protocol.flush()
+
     signal.signal(signal.SIGTERM, _forward_cancel)
     signal.signal(signal.SIGINT, _forward_cancel)
+    threading.Thread(target=_stop_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
     try:
         result = run_job(job, lambda event: write("event", event), on_secrets=scrub.learn, pulumi=pulumi)
     except JobError as exc:
         kind = "Cancelled" if _cancel_requested else exc.type
-        write("error", {"type": kind, "detail": exc.detail, "summary": exc.summary})
+        end("error", {"type": kind, "detail": exc.detail, "summary": exc.summary})
         return 1
-    write("result", result)
+    end("result", result)
     return 0
+
+
+def _stop_with_parent(parent: int) -> None:
+    """A worker whose node died stops its run as a cancel would (the CLI saves what it did): the
+    run is carried on by an execution that recovers the stack, and must not race this one."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    _forward_cancel(signal.SIGTERM, None)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import boto3
 from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -47,8 +48,11 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 INVALID: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody}}
 
 
-def _find(session: Session, tenant: str, name: str) -> StackRecord:
-    stack = session.scalar(select(StackRecord).where(StackRecord.tenant_id == tenant, StackRecord.name == name))
+def _find(session: Session, tenant: str, name: str, *, lock: bool = False) -> StackRecord:
+    """The tenant's stack; with ``lock``, its row is locked until the commit (PostgreSQL: acceptances
+    of one stack on every node take their turn, in the database's order)."""
+    query = select(StackRecord).where(StackRecord.tenant_id == tenant, StackRecord.name == name)
+    stack = session.scalar(query.with_for_update() if lock else query)
     if stack is None:
         raise StackNotFound(f"no stack named {name!r}")
     return stack
@@ -57,7 +61,7 @@ def _find(session: Session, tenant: str, name: str) -> StackRecord:
 def _changeable(session: Session, tenant: str, name: str) -> StackRecord:
     """The stack, if it accepts another run: not while a destroy of it is queued or running (a
     change queued behind it would re-create the stack outside the API once it is gone)."""
-    stack = _find(session, tenant, name)
+    stack = _find(session, tenant, name, lock=True)
     deleting = session.scalar(select(Run.id).where(Run.pulumi_stack == stack.pulumi_stack, Run.kind == "destroy",
                                                    Run.status.in_(("queued", "running"))).limit(1))
     if deleting is not None:
@@ -114,19 +118,22 @@ def create_stack(body: StackCreate, principal: PrincipalDep, runner: RunnerDep, 
     """Validate, register the stack and start its first ``up`` run."""
     target = body.target or settings.default_target
     _validate(body.case, body.arguments, body.secret_arguments, [])
-    with runner.admission, runner.db.session() as session:
-        _check_target(session, principal.tenant, target, dict(body.arguments))
-        if session.scalar(select(StackRecord.id).where(StackRecord.tenant_id == principal.tenant,
-                                                       StackRecord.name == body.name)) is not None:
-            raise StackExists(f"a stack named {body.name!r} already exists")
-        stack = StackRecord(tenant_id=principal.tenant, name=body.name, pulumi_stack=f"{principal.tenant}.{body.name}",
-                            case=body.case, target=target, args=dict(body.arguments),
-                            secret_arg_names=sorted(body.secret_arguments), status="queued")
-        session.add(stack)
-        session.flush()
-        result = _queue(session, runner, principal.tenant, stack, "up", dict(body.secret_arguments))
-    runner.wake()
-    return result
+    exists = StackExists(f"a stack named {body.name!r} already exists")
+    try:
+        with runner.admission, runner.db.session() as session:
+            _check_target(session, principal.tenant, target, dict(body.arguments))
+            if session.scalar(select(StackRecord.id).where(StackRecord.tenant_id == principal.tenant,
+                                                           StackRecord.name == body.name)) is not None:
+                raise exists
+            stack = StackRecord(tenant_id=principal.tenant, name=body.name,
+                                pulumi_stack=f"{principal.tenant}.{body.name}", case=body.case, target=target,
+                                args=dict(body.arguments), secret_arg_names=sorted(body.secret_arguments),
+                                status="queued")
+            session.add(stack)
+            session.flush()
+            return _queue(session, runner, principal.tenant, stack, "up", dict(body.secret_arguments))
+    except IntegrityError:  # the same name created at the same moment on another node
+        raise exists from None
 
 
 async def _views_of(views: StackViews, tenant: str) -> TenantStacks:
@@ -179,7 +186,6 @@ def update_stack(name: StackName, body: StackUpdate, principal: PrincipalDep, ru
         _check_target(session, principal.tenant, stack.target, args)
         stack.args, stack.secret_arg_names = args, secret_names
         result = _queue(session, runner, principal.tenant, stack, "update", dict(body.secret_arguments))
-    runner.wake()
     return result
 
 
@@ -192,7 +198,6 @@ def _simple_run(name: str, kind: str, principal: Any, runner: Any, *, delete_dat
             raise DeletionProtected(f"stack {name!r} protects its tables and user pools against deletion: delete it "
                                     "with ?delete_data=true (or set the argument deletion_protection to false first)")
         result = _queue(session, runner, principal.tenant, stack, kind, extra={"delete_data": True} if delete_data else None)
-    runner.wake()
     return result
 
 

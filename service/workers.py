@@ -1,0 +1,118 @@
+"""Worker processes on this node: starting them (warm spares ahead of runs), and finding and
+stopping the process group a worker leads (its Pulumi CLI and plugins included)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from programs.targets import REPO_ROOT
+
+LOG = logging.getLogger("serverless_cases.workers")
+
+
+class Workers:
+    """Starts ``python -m service.worker`` processes, keeping up to ``spares`` started ahead."""
+
+    def __init__(self, toolchain_bin: Path, niceness: int, spares: int) -> None:
+        self.toolchain_bin, self.niceness, self.spares = toolchain_bin, niceness, spares
+        self._spares: list[subprocess.Popen[str]] = []
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def spawn(self) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "service.worker", str(self.toolchain_bin), str(self.niceness)],
+            cwd=REPO_ROOT, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def take(self) -> subprocess.Popen[str]:
+        """A warm spare (already past its imports and CLI check), else a new worker."""
+        with self._lock:
+            while self._spares:
+                worker = self._spares.pop()
+                if worker.poll() is None:
+                    return worker
+        return self.spawn()
+
+    def replenish(self) -> None:
+        with self._lock:
+            while not self.closed and len(self._spares) < self.spares:
+                self._spares.append(self.spawn())
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            spares, self._spares = self._spares, []
+        for spare in spares:  # it has no run: closing its input ends it
+            end_spare(spare)
+
+
+def end_spare(worker: subprocess.Popen[str]) -> None:
+    try:
+        worker.communicate(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
+def group(leader: int) -> dict[int, bytes]:
+    """The live processes (pid -> command line) of the process group a worker led, if it is
+    one: the worker may have exited, the Pulumi CLI it started stays in its group. Linux does
+    not reuse a pid while a group still carries it, so a group whose members are a worker or
+    a Pulumi CLI is the worker's."""
+    members = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, _, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            cmdline = (entry / "cmdline").read_bytes() if int(pgrp) == leader and state != "Z" else None
+        except (OSError, ValueError):
+            continue
+        if cmdline is not None:
+            members[int(entry.name)] = cmdline
+    ours = any(b"service.worker" in c or c.split(b"\0")[0].endswith(b"pulumi") for c in members.values())
+    return members if ours else {}
+
+
+def stop_group(leader: int, grace_seconds: float) -> None:
+    """Ask a worker's group to stop cleanly (SIGTERM to the worker, which passes SIGINT to its
+    CLI; SIGINT to the CLI directly if the worker is gone), SIGKILL it after ``grace_seconds``,
+    and return once none of it is left."""
+    members = group(leader)
+    for pid, cmdline in members.items():
+        if pid == leader or (leader not in members and cmdline.split(b"\0")[0].endswith(b"pulumi")):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM if pid == leader else signal.SIGINT)
+    if members and not gone(leader, grace_seconds):
+        LOG.warning("a run's worker did not stop within the grace period; killing it")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(leader, signal.SIGKILL)
+        gone(leader, 30)
+
+
+def gone(leader: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while group(leader):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def kill_group(leader: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader, signal.SIGKILL)
+
+
+def base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "SERVERLESS_CASES_", "SANDBOX_"))}
