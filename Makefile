@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := .make
 
-.PHONY: setup toolchain test lint typecheck unit run bench clean
+.PHONY: setup toolchain postgres test lint typecheck unit run bench clean
 
 $(STAMPS)/venv: pyproject.toml requirements.lock
 	@mkdir -p $(STAMPS)
@@ -27,6 +27,12 @@ toolchain: $(STAMPS)/venv
 
 setup: $(STAMPS)/venv $(STAMPS)/policy-venv toolchain
 
+# A PostgreSQL server for the many-nodes tests (and for trying a fleet on one machine): the
+# machine's PostgreSQL binaries, else Debian's package; started if it is not running.
+postgres:
+	@mkdir -p $(STAMPS)
+	@toolchain/ensure-postgres.sh > $(STAMPS)/postgres-url
+
 lint: setup
 	$(PY) -m ruff check .
 
@@ -36,8 +42,9 @@ typecheck: setup
 # Two pytest workers (the machine's two cores: engine tests spend much of their time waiting
 # on processes and simulated AWS latency); the slowest tests are listed at the end.
 PYTEST_WORKERS ?= 2
-unit: setup
-	SERVERLESS_CASES_TOOLCHAIN_BIN=$$(cat $(STAMPS)/toolchain-bin) $(PY) -m pytest -n $(PYTEST_WORKERS) --durations=25 $(PYTEST_ARGS)
+unit: setup postgres
+	SERVERLESS_CASES_TOOLCHAIN_BIN=$$(cat $(STAMPS)/toolchain-bin) SERVERLESS_CASES_TEST_POSTGRES=$$(cat $(STAMPS)/postgres-url) \
+	  $(PY) -m pytest -n $(PYTEST_WORKERS) --durations=25 $(PYTEST_ARGS)
 
 test: lint typecheck unit
 

@@ -65,6 +65,7 @@ class RunRead(BaseModel):
     duration_seconds: float | None
     summary: dict[str, Any]
     error: ErrorBody | None
+    node: str | None = Field(default=None, description="The node that ran (or runs) it")
     recovered: bool = Field(default=False, description="The node running this run died (or stopped) during it; "
                             "another execution recovered the stack and carried the run through")
 

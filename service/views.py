@@ -26,7 +26,7 @@ def run_read(run: Run) -> RunRead:
     return RunRead(id=run.id, stack=run.stack_name, kind=run.kind, status=run.status,  # type: ignore[arg-type]
                    queued_at=run.queued_at, started_at=run.started_at, finished_at=run.finished_at,
                    duration_seconds=duration, summary=run.summary or {}, error=error,
-                   recovered=bool(run.recovered))
+                   node=run.node_id, recovered=bool(run.recovered))
 
 
 def _shown(args: dict[str, Any], secret_names: list[str]) -> dict[str, Any]:

@@ -110,13 +110,17 @@ class Service:
         self._log.close()
 
     def crash(self) -> None:
-        """SIGKILL the service and, at the same moment, every worker and engine it started, as
-        a machine crash would."""
-        workers = self.workers()
-        self.kill()
-        for pid in workers:
+        """SIGKILL the service and, at the same moment, every process it started (workers, engines,
+        and the plugins the engines started in process groups of their own), as a machine crash would."""
+        assert self.process is not None
+        tree = _descendants(self.process.pid)
+        for pid in tree:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGSTOP)  # frozen first: none of them acts on another's death
+        self.kill()
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def cli(self, pulumi_stack: str, *args: str) -> subprocess.CompletedProcess[str]:
         """The plain Pulumi CLI on this service's state backend, in the stack's workspace."""
@@ -169,6 +173,21 @@ class Service:
             response = admin.post("/v1/tenants", json={"name": name})
             assert response.status_code == 201, response.text
             return str(response.json()["token"])
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError):
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def wait_run(client: httpx.Client, run_id: str, timeout: float = 300, until: set[str] | None = None) -> dict[str, Any]:

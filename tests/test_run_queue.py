@@ -57,7 +57,7 @@ def _status(db: Database) -> str:
 
 
 def test_a_run_claimed_to_start_cannot_then_be_cancelled_as_queued(db: Database) -> None:
-    claimed, dropped = _race(db, lambda s: queue.claim(s, "r1"),
+    claimed, dropped = _race(db, lambda s: queue.claim(s, "r1", ticket="t", node_id="n"),
                              lambda s: queue.drop(s, "r1", error_type="Cancelled", detail="x"))
     assert (claimed, dropped) == (True, False)
     assert _status(db) == "running"
@@ -65,13 +65,13 @@ def test_a_run_claimed_to_start_cannot_then_be_cancelled_as_queued(db: Database)
 
 def test_a_cancelled_run_cannot_then_be_started(db: Database) -> None:
     dropped, claimed = _race(db, lambda s: queue.drop(s, "r1", error_type="Cancelled", detail="x"),
-                             lambda s: queue.claim(s, "r1"))
+                             lambda s: queue.claim(s, "r1", ticket="t", node_id="n"))
     assert (dropped, claimed) == (True, False)
     assert _status(db) == "cancelled"
 
 
 def test_two_schedulers_claim_a_run_once(db: Database) -> None:
-    assert _race(db, lambda s: queue.claim(s, "r1"), lambda s: queue.claim(s, "r1")) == (True, False)
+    assert _race(db, lambda s: queue.claim(s, "r1", ticket="t", node_id="n"), lambda s: queue.claim(s, "r1", ticket="t", node_id="n")) == (True, False)
 
 
 def test_a_transition_counts_as_a_change_for_readers(db: Database) -> None:

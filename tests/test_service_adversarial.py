@@ -96,10 +96,8 @@ def test_kill_at_any_point_of_an_up_leaves_a_consistent_stack(service: Service, 
     assert _until(lambda: set(service.workers().values()) <= {service.process.pid}), \
         "a worker of the killed service outlived it"
     with service.client() as api:
-        assert api.get(f"/v1/runs/{run['id']}").json()["status"] in ("interrupted", "succeeded")
-        runs = api.get("/v1/stacks/killed/runs").json()["items"]
-        for recover in [wait_run(api, r["id"]) for r in runs if r["kind"] == "recover"]:
-            assert recover["status"] == "succeeded", (recover, service.log_path.read_text()[-6000:])
+        carried = wait_run(api, run["id"])  # accepted, so carried through: the node's death changes nothing
+        assert carried["status"] == "succeeded", (describe(carried), service.log_path.read_text()[-6000:])
         update = api.patch("/v1/stacks/killed", json={"arguments": {"cache_ttl_seconds": 77}}).json()
         assert wait_run(api, update["id"])["status"] == "succeeded"
         preview = wait_run(api, api.post("/v1/stacks/killed/preview").json()["id"])

@@ -26,7 +26,8 @@ def test_a_database_made_before_migrations_is_upgraded_in_place(tmp_path: Path) 
     shutil.copy(MADE_BY_3ABDD98, path)
     assert "alembic_version" not in _tables(path)
     db = Database(f"sqlite:///{path}")
-    assert {"alembic_version", "tenant_aws_identities", "tenant_policies", "applied_arguments"} <= _tables(path)
+    assert {"alembic_version", "tenant_aws_identities", "tenant_policies", "applied_arguments", "nodes",
+            "stack_settings", "change_counts"} <= _tables(path)
     principal = authenticate(db, "sc_globex-token-made-by-3abdd98-00000000000")
     assert principal is not None and principal.tenant == "globex" and not principal.admin
     assert authenticate(db, "sc_admin-token-made-by-3abdd98-000000000000").admin  # type: ignore[union-attr]
@@ -34,6 +35,9 @@ def test_a_database_made_before_migrations_is_upgraded_in_place(tmp_path: Path) 
         stack = session.scalar(select(StackRecord).where(StackRecord.name == "files"))
         assert stack is not None and stack.args == {"cache_ttl_seconds": 120} and stack.resource_count == 57
         assert [r.kind for r in session.scalars(select(Run).order_by(Run.finished_at))] == ["up", "update"]
+        # Runs keep their order in the stack's sequence, and the stack's next run comes after them.
+        assert [(r.kind, r.seq) for r in session.scalars(select(Run).order_by(Run.seq))] == [("up", 1), ("update", 2)]
+        assert stack.run_seq == 2
         session.add(TenantPolicies(tenant_id="globex", config={}, packs=[]))  # the new tables work
         session.add(AppliedArguments(pulumi_stack="globex.files", args={}, secret_arg_names=[], run_id="r"))
     db.dispose()
@@ -45,7 +49,7 @@ def test_a_new_database_is_made_by_the_migrations(tmp_path: Path) -> None:
     Database(f"sqlite:///{path}").dispose()
     with sqlite3.connect(path) as db:
         (version,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert version == "0002"
+    assert version == "0003"
     assert _tables(path) >= {"tenants", "api_tokens", "stacks", "runs", "run_events", "applied_arguments"}
 
 

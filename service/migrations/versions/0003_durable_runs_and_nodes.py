@@ -18,16 +18,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("stacks") as stacks:
-        stacks.add_column(sa.Column("run_seq", sa.Integer(), nullable=False, server_default="0"))
-    with op.batch_alter_table("runs") as runs:
-        runs.add_column(sa.Column("seq", sa.Integer(), nullable=False, server_default="0"))
-        runs.add_column(sa.Column("ticket", sa.String(64), nullable=True))
-        runs.add_column(sa.Column("node_id", sa.String(128), nullable=True))
-        runs.add_column(sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"))
-        runs.add_column(sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false()))
-        runs.add_column(sa.Column("recovered", sa.Boolean(), nullable=False, server_default=sa.false()))
-        runs.create_index("ix_runs_ticket", ["ticket"])
+    # Plain ADD COLUMN (with constant defaults) on every database: SQLite then keeps the tables
+    # in place, where a copy-and-move would trip over the events' foreign key to runs.
+    op.add_column("stacks", sa.Column("run_seq", sa.Integer(), nullable=False, server_default="0"))
+    op.add_column("runs", sa.Column("seq", sa.Integer(), nullable=False, server_default="0"))
+    op.add_column("runs", sa.Column("ticket", sa.String(64), nullable=True))
+    op.add_column("runs", sa.Column("node_id", sa.String(128), nullable=True))
+    op.add_column("runs", sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"))
+    op.add_column("runs", sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("runs", sa.Column("recovered", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.create_index("ix_runs_ticket", "runs", ["ticket"])
     op.create_table("stack_settings",
                     sa.Column("pulumi_stack", sa.String(128), primary_key=True),
                     sa.Column("text", sa.Text(), nullable=False),
@@ -52,9 +52,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("change_counts", "nodes", "stack_settings"):
         op.drop_table(table)
-    with op.batch_alter_table("runs") as runs:
-        runs.drop_index("ix_runs_ticket")
-        for column in ("recovered", "cancel_requested", "attempts", "node_id", "ticket", "seq"):
-            runs.drop_column(column)
-    with op.batch_alter_table("stacks") as stacks:
-        stacks.drop_column("run_seq")
+    op.drop_index("ix_runs_ticket", "runs")
+    for column in ("recovered", "cancel_requested", "attempts", "node_id", "ticket", "seq"):
+        op.drop_column("runs", column)
+    op.drop_column("stacks", "run_seq")

@@ -1,0 +1,242 @@
+"""Many nodes: two service processes, with their own ports and node ids, on one PostgreSQL
+database (service tables, run engine, Pulumi's state backend) and one sandbox cloud.
+
+PostgreSQL comes from ``toolchain/ensure-postgres.sh`` (``make postgres``, run by ``make test``):
+without it these tests fail, they never skip."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from programs.targets import REPO_ROOT
+from service.identities import sandbox_account
+from tests.engine import cloud_records
+from tests.service_harness import Gate, Service, describe, wait_run
+
+PASSPHRASE = "fleet passphrase shared by every node"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> str:
+    """The server's libpq URL (``postgresql://user@host:port/postgres``)."""
+    url = os.environ.get("SERVERLESS_CASES_TEST_POSTGRES")
+    if url:
+        return url
+    done = subprocess.run([str(REPO_ROOT / "toolchain" / "ensure-postgres.sh")], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, f"no PostgreSQL for the many-nodes tests: {done.stderr[-2000:]}"
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def database(postgres: str) -> Iterator[str]:
+    """A fresh database of its own: its libpq URL."""
+    name = f"fleet_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield postgres.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(postgres, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Fleet:
+    def __init__(self, root: Path, toolchain: str, database: str, **settings: Any) -> None:
+        self.cloud = root / "sandbox-cloud"
+        self.gate = Gate(root / "gate")
+        host_part = database.removeprefix("postgresql://")
+        shared = {"fleet": "true", "database_url": f"postgresql+psycopg://{host_part}",
+                  "backend_url": f"postgres://{host_part}?sslmode=disable", "passphrase": PASSPHRASE,
+                  "sandbox_cloud": str(self.cloud), "sandbox_gate_dir": str(self.gate.folder),
+                  "node_lease_seconds": 3, "node_grace_seconds": 2, "max_parallel_runs": 2, **settings}
+        self.nodes = {name: Service(root / name, toolchain, node_id=name, **shared) for name in ("node-a", "node-b")}
+
+    def __getitem__(self, name: str) -> Service:
+        return self.nodes[name]
+
+    def records(self, tenant: str = "admin") -> list[Any]:
+        return cloud_records(self.cloud, sandbox_account(tenant))
+
+    def start(self) -> Fleet:
+        for node in self.nodes.values():
+            node.start()
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            node.stop()
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, pulumi_toolchain: str, database: str) -> Iterator[Fleet]:
+    nodes = Fleet(tmp_path, pulumi_toolchain, database).start()
+    yield nodes
+    nodes.stop()
+
+
+def test_either_node_creates_changes_and_deletes_a_stack_the_other_accepted(fleet: Fleet) -> None:
+    with fleet["node-a"].client() as a, fleet["node-b"].client() as b:
+        created = a.post("/v1/stacks", json={"name": "shared", "case": "todo-app"}).json()
+        assert wait_run(b, created["id"])["status"] == "succeeded"
+        change = b.patch("/v1/stacks/shared", json={"arguments": {"cache_ttl_seconds": 120}})
+        assert change.status_code == 202
+        # A write committed on one node is in the other's next read.
+        assert a.get("/v1/stacks/shared").json()["arguments"]["cache_ttl_seconds"] == 120
+        assert a.get(f"/v1/runs/{change.json()['id']}").json()["kind"] == "update"
+        updated = wait_run(a, change.json()["id"])
+        assert updated["status"] == "succeeded", describe(updated)
+        assert b.get("/v1/stacks/shared").json()["applied_arguments"]["cache_ttl_seconds"] == 120
+        assert len(fleet.records()) == b.get("/v1/stacks/shared").json()["resource_count"] > 0
+        deleted = b.delete("/v1/stacks/shared", params={"delete_data": "true"}).json()
+        assert wait_run(a, deleted["id"])["status"] == "succeeded"
+        assert a.get("/v1/stacks/shared").status_code == 404 and b.get("/v1/stacks/shared").status_code == 404
+        assert fleet.records() == []
+
+
+def test_runs_of_one_stack_keep_their_order_across_nodes_and_each_runs_once(fleet: Fleet) -> None:
+    with fleet["node-a"].client() as a, fleet["node-b"].client() as b:
+        created = a.post("/v1/stacks", json={"name": "ordered", "case": "todo-app"}).json()
+        accepted = [created["id"]]
+        for i, api in enumerate([b, a, b, a, b, a]):  # while the up runs, changes arrive on both nodes
+            response = api.patch("/v1/stacks/ordered", json={"arguments": {"cache_ttl_seconds": 60 + i}})
+            assert response.status_code == 202, response.text
+            accepted.append(response.json()["id"])
+        runs = [wait_run(a, run_id, timeout=600) for run_id in accepted]
+        assert all(r["status"] == "succeeded" for r in runs), [describe(r) for r in runs]
+        # One at a time, in the order they were accepted, whichever node ran them.
+        for before, after in itertools.pairwise(runs):
+            assert before["finished_at"] <= after["started_at"], (before, after)
+        assert {r["node"] for r in runs} <= {"node-a", "node-b"}
+        listed = b.get("/v1/stacks/ordered/runs", params={"limit": 100}).json()["items"]
+        assert sorted(r["id"] for r in listed) == sorted(accepted), "no run lost, none added"
+        stack = b.get("/v1/stacks/ordered").json()
+        assert stack["applied_arguments"]["cache_ttl_seconds"] == 65 and stack["status"] == "ready"
+
+
+def test_a_node_killed_during_an_up_is_carried_through_by_the_other(fleet: Fleet) -> None:
+    fleet.gate.close(allow=8)
+    with fleet["node-a"].client() as a:
+        run = a.post("/v1/stacks", json={"name": "survivor", "case": "todo-app"}).json()
+    fleet.gate.wait_held(stack="admin.survivor")
+    with fleet["node-a"].client() as a:
+        runner_node = a.get(f"/v1/runs/{run['id']}").json()["node"]
+    doomed, survivor = fleet[runner_node], fleet[next(n for n in fleet.nodes if n != runner_node)]
+    doomed.crash()  # the node and every worker and engine it started, at once
+    fleet.gate.open()
+    with survivor.client() as api:
+        carried = wait_run(api, run["id"], timeout=600)
+        assert carried["status"] == "succeeded" and carried["recovered"], describe(carried)
+        assert carried["node"] == survivor.env["SERVERLESS_CASES_NODE_ID"]
+        stack = api.get("/v1/stacks/survivor").json()
+        assert stack["status"] == "ready" and stack["resource_count"] == len(fleet.records())
+        runs = api.get("/v1/stacks/survivor/runs").json()["items"]
+        assert [r["id"] for r in runs] == [run["id"]], "the up ran on, once: no second run was made"
+        later = api.patch("/v1/stacks/survivor", json={"arguments": {"cache_ttl_seconds": 30}}).json()
+        assert wait_run(api, later["id"])["status"] == "succeeded"
+    doomed.start()  # the dead node comes back and takes its place in the fleet
+    with doomed.client() as api:
+        assert api.get("/v1/stacks/survivor").json()["applied_arguments"]["cache_ttl_seconds"] == 30
+
+
+def _start_node(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m service`` that is expected to refuse to start."""
+    return subprocess.run([sys.executable, "-m", "service"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize(("settings", "named"), [
+    ({"SERVERLESS_CASES_DATABASE_URL": ""}, "SERVERLESS_CASES_DATABASE_URL"),
+    ({"SERVERLESS_CASES_BACKEND_URL": "file:///tmp/state"}, "SERVERLESS_CASES_BACKEND_URL"),
+    ({"SERVERLESS_CASES_BACKEND_URL": ""}, "SERVERLESS_CASES_BACKEND_URL"),
+    ({"SERVERLESS_CASES_PASSPHRASE": ""}, "SERVERLESS_CASES_PASSPHRASE"),
+])
+def test_a_fleet_node_whose_settings_cannot_work_stops_at_start_naming_the_setting(
+        tmp_path: Path, settings: dict[str, str], named: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVERLESS_CASES_")}
+    env.update({"SERVERLESS_CASES_FLEET": "true", "SERVERLESS_CASES_DATA_DIR": str(tmp_path),
+                "SERVERLESS_CASES_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none",
+                "SERVERLESS_CASES_BACKEND_URL": "postgres://postgres@127.0.0.1:1/none",
+                "SERVERLESS_CASES_PASSPHRASE": PASSPHRASE})
+    for key, value in settings.items():
+        if value:
+            env[key] = value
+        else:
+            env.pop(key)
+    done = _start_node(env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert named in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+
+
+def test_a_second_node_on_sqlite_stops_at_start(tmp_path: Path, pulumi_toolchain: str) -> None:
+    first = Service(tmp_path / "first", pulumi_toolchain, node_id="first").start()
+    try:
+        env = {**first.env, "SERVERLESS_CASES_NODE_ID": "second", "SERVERLESS_CASES_DATA_DIR": str(tmp_path / "second"),
+               "SERVERLESS_CASES_DATABASE_URL": f"sqlite:///{tmp_path / 'first' / 'service.db'}",
+               "SERVERLESS_CASES_PORT": "1"}
+        done = _start_node(env)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert "SERVERLESS_CASES_DATABASE_URL" in done.stderr and "node 'first' is live" in done.stderr
+        assert "Traceback" not in done.stderr
+    finally:
+        first.stop()
+    # Once the first node has left, a node (the same, or a replacement) starts on that database.
+    replacement = Service(tmp_path / "first", pulumi_toolchain, node_id="replacement").start()
+    replacement.stop()
+
+
+def test_a_frozen_node_whose_runs_were_taken_over_stops_their_engines_when_it_wakes(fleet: Fleet) -> None:
+    """A node that could not renew its lease (frozen here, as a long pause or partition would
+    leave it) finds its runs carried on by another node, and stops its own engines for them:
+    two engines never write one stack."""
+    fleet.gate.close(allow=4)
+    with fleet["node-a"].client() as a:
+        run = a.post("/v1/stacks", json={"name": "partitioned", "case": "todo-app"}).json()
+    fleet.gate.wait_held(stack="admin.partitioned")
+    with fleet["node-a"].client() as a:
+        node = fleet[a.get(f"/v1/runs/{run['id']}").json()["node"]]
+    engines = [pid for pid in node.workers() if _leads_an_engine(pid)]
+    assert engines, "the run's worker leads an engine"
+    assert node.process is not None
+    os.kill(node.process.pid, signal.SIGSTOP)  # frozen: no lease renewal, as in a partition
+    try:
+        deadline = time.monotonic() + 60
+        with fleet[next(n for n in fleet.nodes if fleet[n] is not node)].client() as other:
+            carried = wait_run(other, run["id"], timeout=600, until={"running"})
+            while carried.get("node") == node.env["SERVERLESS_CASES_NODE_ID"] and time.monotonic() < deadline:
+                time.sleep(0.5)
+                carried = other.get(f"/v1/runs/{run['id']}").json()
+    finally:
+        os.kill(node.process.pid, signal.SIGCONT)
+    fleet.gate.open()
+    with fleet["node-a"].client() as a:
+        done = wait_run(a, run["id"], timeout=600)
+    assert done["status"] == "succeeded" and done["recovered"], describe(done)
+    assert all(not _alive(pid) for pid in engines), "the frozen node's engines were stopped once it woke"
+
+
+def _leads_an_engine(leader: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            pgrp = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2])
+            if pgrp == leader and (entry / "cmdline").read_bytes().split(b"\0")[0].endswith(b"pulumi"):
+                return True
+    return False
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    return False
