@@ -161,11 +161,31 @@ def parallel_cli(tools: str, work: Path, case: str) -> dict[str, Any]:
     return {"case": case, "single": single, "per_stack": times, "makespan": makespan, "ratio": makespan / single}
 
 
-def responsiveness(tools: str, work: Path, case: str) -> dict[str, Any]:
+def populate(service: Service, count: int, tenant: str = "admin") -> None:
+    """``count`` stacks of the tenant, written straight into the service's database (as earlier runs
+    would have left them): a tenant at scale, without ``count`` engine runs."""
+    from service.db import Database, StackRecord, utcnow
+
+    db = Database(service.env.get("SERVERLESS_CASES_DATABASE_URL") or f"sqlite:///{service.data_dir / 'service.db'}")
+    now = utcnow()
+    with db.session() as session:
+        session.add_all(StackRecord(tenant_id=tenant, name=f"s{i:05d}", pulumi_stack=f"{tenant}.s{i:05d}",
+                                    case="todo-app", target="sandbox", args={"cache_ttl_seconds": 60},
+                                    secret_arg_names=[], status="ready", outputs={"api_url": f"https://x/{i}"},
+                                    resource_count=40, created_at=now, updated_at=now) for i in range(count))
+    db.dispose()
+
+
+def responsiveness(tools: str, work: Path, case: str, stacks: int = 0, **settings: Any) -> dict[str, Any]:
     """32 readers, each sending its next GET when the previous one answered, for as long as
-    four runs are in progress. The readers are asyncio tasks on one aiohttp session: a
+    four runs are in progress: a stack read and the list's first page (``limit=100``), in a
+    tenant of ``stacks`` more stacks. The readers are asyncio tasks on one aiohttp session: a
     client cheaper than the server it measures, so the figures are the service's."""
-    service = settle(Service(work / "svc-reads", tools, max_parallel_runs=4, run_niceness=DEFAULT_RUN_NICENESS).start(), 4)
+    service = Service(work / f"svc-reads-{stacks}", tools, max_parallel_runs=4, run_niceness=DEFAULT_RUN_NICENESS,
+                      **settings).start()
+    if stacks:
+        populate(service, stacks)
+    settle(service, 4)
     latencies: dict[str, list[float]] = {"list": [], "read": []}
     try:
         with service.client() as api:
@@ -186,7 +206,8 @@ def responsiveness(tools: str, work: Path, case: str) -> dict[str, Any]:
                         for i in range(5000):  # bounded traffic
                             if done.is_set():
                                 return
-                            kind, path = ("list", "/v1/stacks") if (n + i) % 2 else ("read", "/v1/stacks/readable")
+                            kind, path = ("list", "/v1/stacks?limit=100") if (n + i) % 2 else \
+                                ("read", "/v1/stacks/readable")
                             started = time.perf_counter()
                             async with session.get(path) as response:
                                 await response.read()

@@ -71,7 +71,10 @@ def test_a_cancelled_run_cannot_then_be_started(db: Database) -> None:
 
 
 def test_two_schedulers_claim_a_run_once(db: Database) -> None:
-    assert _race(db, lambda s: queue.claim(s, "r1", ticket="t", node_id="n"), lambda s: queue.claim(s, "r1", ticket="t", node_id="n")) == (True, False)
+    def claim(s: Session) -> bool:
+        return queue.claim(s, "r1", ticket="t", node_id="n")
+
+    assert _race(db, claim, claim) == (True, False)
 
 
 def test_a_transition_counts_as_a_change_for_readers(db: Database) -> None:
