@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -96,6 +97,7 @@ class TenantPolicies(Base):
 
 class StackRecord(Base):
     __tablename__ = "stacks"
+    __table_args__ = (Index("ix_stacks_tenant_name", "tenant_id", "name"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     name: Mapped[str] = mapped_column(String(64))

@@ -1,21 +1,20 @@
-"""What ``GET /v1/stacks``, ``GET /v1/stacks/{name}`` and ``GET /v1/runs/{id}`` show, kept as
-ready JSON (stacks per tenant, runs one by one).
+"""What ``GET /v1/stacks``, ``GET /v1/stacks/{name}`` and ``GET /v1/runs/{id}`` show, as ready JSON.
 
-A view is rebuilt (one query) only after a stack or run changed: the database counts
-committed changes, and a view noted with an older count is not served. Reads therefore
-cost no database round trip while runs stream events, which is what keeps them fast next
-to busy runs (and cheap for clients polling a run).
+Stacks are read per request, one indexed query each (a stack, or a page of the list). Runs,
+which clients poll, are kept one by one and rebuilt only after a run changed: the database
+counts committed changes (on every node: see ``Database``), and a view noted with an older
+count is not served.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
 from typing import Any
 
 from sqlalchemy import select
 
 from service.db import AppliedArguments, Database, Remembered, Run, StackRecord
-from service.schemas import SECRET_MARK, ErrorBody, RunRead, RunRef, StackList, StackRead
+from service.schemas import SECRET_MARK, ErrorBody, RunRead, RunRef, StackRead
 
 TABLES = ("stacks", "runs")
 
@@ -43,36 +42,65 @@ def stack_read(stack: StackRecord, last_run: Run | None, applied: AppliedArgumen
         created_at=stack.created_at, updated_at=stack.updated_at)
 
 
-@dataclass(frozen=True)
-class TenantStacks:
-    items: list[StackRead]
-    by_name: dict[str, bytes]
-    listing: bytes
-
-
 class StackViews:
-    """Each tenant's stacks, kept while no stack or run changed."""
+    """A tenant's stacks: one stack by its unique backend name, or one page of the list by name,
+    each one indexed query (as cheap with ten thousand stacks as with ten). Each answer is kept
+    while no stack or run changed (on any node: ``Database.version``), so reads between changes
+    cost no query on SQLite and one tiny one on PostgreSQL."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._tenants: Remembered[TenantStacks] = Remembered(db, TABLES)
+        self._kept: Remembered[Any] = Remembered(db, TABLES, limit=20_000)
 
-    def current(self, tenant: str) -> TenantStacks | None:
-        """The tenant's views if nothing changed since they were built (no database access)."""
-        return self._tenants.get(tenant)[1]
+    def kept(self, key: str) -> tuple[bool, Any]:
+        """(True, answer) if the answer for ``key`` is kept and current, else (False, None). No
+        database access on one node (SQLite): callable on the event loop there."""
+        return self._kept.get(key)
 
-    def build(self, tenant: str) -> TenantStacks:
-        return self._tenants.load(tenant, lambda: self._read(tenant))
+    @staticmethod
+    def one_key(tenant: str, name: str) -> str:
+        return f"{tenant}\0{name}"
 
-    def _read(self, tenant: str) -> TenantStacks:
+    @staticmethod
+    def page_key(tenant: str, limit: int, after: str | None, case: str | None, status: str | None) -> str:
+        return json.dumps([tenant, limit, after, case, status])
+
+    def one(self, tenant: str, name: str) -> bytes | None:
+        """The stack's JSON, or None if the tenant has no such stack."""
+        return self._kept.load(self.one_key(tenant, name), lambda: self._one(tenant, name))
+
+    def page(self, tenant: str, *, limit: int, after: str | None = None, case: str | None = None,
+             status: str | None = None) -> tuple[list[bytes], str | None]:
+        """Up to ``limit`` stacks after the name ``after``, by name (filtered by case and status),
+        and the name the next page starts after (None on the last page)."""
+        return self._kept.load(self.page_key(tenant, limit, after, case, status),
+                               lambda: self._page(tenant, limit=limit, after=after, case=case, status=status))
+
+    @staticmethod
+    def _query(where: list[Any]) -> Any:
+        return (select(StackRecord, Run, AppliedArguments).outerjoin(Run, Run.id == StackRecord.last_run_id)
+                .outerjoin(AppliedArguments, AppliedArguments.pulumi_stack == StackRecord.pulumi_stack).where(*where))
+
+    def _one(self, tenant: str, name: str) -> bytes | None:
         with self.db.session() as session:
-            rows = session.execute(
-                select(StackRecord, Run, AppliedArguments).outerjoin(Run, Run.id == StackRecord.last_run_id)
-                .outerjoin(AppliedArguments, AppliedArguments.pulumi_stack == StackRecord.pulumi_stack)
-                .where(StackRecord.tenant_id == tenant).order_by(StackRecord.name)).all()
-            items = [stack_read(stack, run, applied) for stack, run, applied in rows]
-        return TenantStacks(items=items, by_name={item.name: item.model_dump_json().encode() for item in items},
-                            listing=StackList(items=items).model_dump_json().encode())
+            row = session.execute(self._query([StackRecord.pulumi_stack == f"{tenant}.{name}",
+                                               StackRecord.tenant_id == tenant])).first()
+        return stack_read(*row).model_dump_json().encode() if row is not None else None
+
+    def _page(self, tenant: str, *, limit: int, after: str | None, case: str | None,
+              status: str | None) -> tuple[list[bytes], str | None]:
+        where = [StackRecord.tenant_id == tenant]
+        if after is not None:
+            where.append(StackRecord.name > after)
+        if case is not None:
+            where.append(StackRecord.case == case)
+        if status is not None:
+            where.append(StackRecord.status == status)
+        with self.db.session() as session:
+            rows = session.execute(self._query(where).order_by(StackRecord.name).limit(limit + 1)).all()
+        items = [stack_read(*row) for row in rows[:limit]]
+        following = items[-1].name if len(rows) > limit else None
+        return [item.model_dump_json().encode() for item in items], following
 
 
 class RunViews:

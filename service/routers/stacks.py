@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import bisect
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import boto3
 from fastapi import APIRouter, Path, Query, Response, status
@@ -38,7 +37,7 @@ from service.schemas import (
     StackRead,
     StackUpdate,
 )
-from service.views import StackViews, TenantStacks, run_read
+from service.views import run_read
 
 router = APIRouter(prefix="/v1/stacks", tags=["stacks"], responses={
     **COMMON_ERRORS, 503: {"model": ErrorBody, "description": "The Pulumi toolchain is missing"}})
@@ -136,11 +135,6 @@ def create_stack(body: StackCreate, principal: PrincipalDep, runner: RunnerDep, 
         raise exists from None
 
 
-async def _views_of(views: StackViews, tenant: str) -> TenantStacks:
-    current = views.current(tenant)
-    return current if current is not None else await run_in_threadpool(views.build, tenant)
-
-
 @router.get("", response_model=StackList, responses=INVALID)
 async def list_stacks(principal: PrincipalDep, views: ViewsDep,
                       case: Annotated[str | None, Query(max_length=64)] = None,
@@ -148,22 +142,22 @@ async def list_stacks(principal: PrincipalDep, views: ViewsDep,
                       limit: pages.Limit = pages.DEFAULT_LIMIT, cursor: pages.Cursor = None) -> Response:
     """The tenant's stacks by name, a page at a time."""
     after = pages.decode(cursor, 1)
-    tenant = await _views_of(views, principal.tenant)
-    if case is None and status_ is None and after is None and len(tenant.items) <= limit:
-        return Response(tenant.listing, media_type=JSON)
-    names = [s.name for s in tenant.items if case in (None, s.case) and status_ in (None, s.status)]
-    start = bisect.bisect_right(names, after[0]) if after is not None else 0
-    page = names[start:start + limit]
-    following = pages.encode([page[-1]]) if page and start + limit < len(names) else None
-    body = b'{"items":[' + b",".join(tenant.by_name[n] for n in page) + b'],"next_cursor":' + \
-        json.dumps(following).encode() + b"}"
+    start = after[0] if after else None
+    known, kept = views.kept(views.page_key(principal.tenant, limit, start, case, status_)) if not views.db.shared \
+        else (False, None)
+    page: tuple[list[bytes], str | None] = cast(tuple[list[bytes], str | None], kept) if known else await run_in_threadpool(
+        views.page, principal.tenant, limit=limit, after=start, case=case, status=status_)
+    items, following = page
+    body = b'{"items":[' + b",".join(items) + b'],"next_cursor":' + \
+        json.dumps(pages.encode([following]) if following is not None else None).encode() + b"}"
     return Response(body, media_type=JSON)
 
 
 @router.get("/{name}", response_model=StackRead, responses={**NOT_FOUND, **INVALID})
 async def read_stack(name: StackName, principal: PrincipalDep, views: ViewsDep) -> Response:
-    tenant = await _views_of(views, principal.tenant)
-    body = tenant.by_name.get(name)
+    known, body = views.kept(views.one_key(principal.tenant, name)) if not views.db.shared else (False, None)
+    if not known:
+        body = await run_in_threadpool(views.one, principal.tenant, name)
     if body is None:
         raise StackNotFound(f"no stack named {name!r}")
     return Response(body, media_type=JSON)

@@ -28,6 +28,7 @@ def upgrade() -> None:
     op.add_column("runs", sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.add_column("runs", sa.Column("recovered", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_index("ix_runs_ticket", "runs", ["ticket"])
+    op.create_index("ix_stacks_tenant_name", "stacks", ["tenant_id", "name"])  # pages of a tenant's list
     op.create_table("stack_settings",
                     sa.Column("pulumi_stack", sa.String(128), primary_key=True),
                     sa.Column("text", sa.Text(), nullable=False),
@@ -52,6 +53,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("change_counts", "nodes", "stack_settings"):
         op.drop_table(table)
+    op.drop_index("ix_stacks_tenant_name", "stacks")
     op.drop_index("ix_runs_ticket", "runs")
     for column in ("recovered", "cancel_requested", "attempts", "node_id", "ticket", "seq"):
         op.drop_column("runs", column)
