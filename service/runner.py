@@ -345,6 +345,13 @@ class Runner:
             run.node_id = self.node_id
             again = run.attempts > 1
             stack = self._stack(session, run)
+            if run.cancel_requested and not again:  # cancelled between its claim and its start: nothing ran
+                run.status, run.finished_at, run.sealed_secrets = "cancelled", utcnow(), None
+                run.error_type, run.error_detail = "Cancelled", "cancelled before it started"
+                if stack is not None:
+                    stack.status, stack.updated_at = _status_after_failure(run), utcnow()
+                    _back_to_applied(session, stack, run)
+                return None
             if again and run.attempts > MAX_RECOVERIES + 1:
                 self._give_up(session, run, stack)
                 return None

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
@@ -100,3 +101,39 @@ def test_recoveries_that_keep_failing_are_counted_until_something_else_ran(db: D
                         status="succeeded", params={}, queued_at=started, finished_at=started + dt.timedelta(hours=1)))
     with db.session() as session:
         assert recoveries_failed_in_a_row(session, "acme.s") == 0
+
+
+def _runner(db: Database, tmp_path: Path) -> Any:
+    from service.runner import Runner
+    from service.settings import Settings
+
+    settings = Settings(data_dir=tmp_path, passphrase="test passphrase", node_id="here")  # type: ignore[arg-type]
+    return Runner(settings, db, tmp_path / "no-toolchain")
+
+
+def _queue_more(db: Database, *runs: tuple[str, str, int]) -> None:
+    with db.session() as session:
+        session.add_all(Run(id=run_id, tenant_id="acme", stack_name="s", pulumi_stack="acme.s", kind=kind,
+                            status="queued", params={}, seq=seq) for run_id, kind, seq in runs)
+
+
+def test_a_ticket_takes_its_stacks_runs_in_acceptance_order_and_recoveries_first(db: Database, tmp_path: Path) -> None:
+    runner = _runner(db, tmp_path)
+    with db.session() as session:
+        session.get_one(Run, "r1").seq = 1
+    _queue_more(db, ("r3", "update", 3), ("r2", "update", 2), ("rec", "recover", 4))
+    # Tickets reach the engine in any order: each takes the next run in the database's order.
+    assert [runner.take("acme.s", t) for t in ("t-a", "t-b", "t-c", "t-d", "t-e")] == ["rec", "r1", "r2", "r3", None]
+    assert runner.take("acme.s", "t-b") == "r1", "a re-executed take finds the run it claimed"
+    with db.session() as session:
+        assert {r.id: (r.status, r.ticket, r.node_id) for r in session.query(Run)}["r2"] == ("running", "t-c", "here")
+
+
+def test_a_run_cancelled_between_its_claim_and_its_start_never_starts(db: Database, tmp_path: Path) -> None:
+    runner = _runner(db, tmp_path)
+    assert runner.take("acme.s", "t-1") == "r1"
+    assert runner.cancel("r1") == "running"  # claimed: the node running it is told
+    assert runner._start("r1") is None
+    with db.session() as session:
+        run = session.get_one(Run, "r1")
+        assert (run.status, run.error_type, run.attempts, run.worker_pid) == ("cancelled", "Cancelled", 1, None)
