@@ -150,6 +150,26 @@ def test_a_node_killed_during_an_up_is_carried_through_by_the_other(fleet: Fleet
         assert api.get("/v1/stacks/survivor").json()["applied_arguments"]["cache_ttl_seconds"] == 30
 
 
+def test_a_cancel_sent_to_either_node_stops_the_run_where_it_runs(fleet: Fleet) -> None:
+    fleet.gate.close(allow=3)
+    with fleet["node-a"].client() as a:
+        run = a.post("/v1/stacks", json={"name": "halted", "case": "todo-app"}).json()
+    fleet.gate.wait_held(stack="admin.halted")
+    with fleet["node-a"].client() as a:
+        runner_node = a.get(f"/v1/runs/{run['id']}").json()["node"]
+    elsewhere = fleet[next(n for n in fleet.nodes if n != runner_node)]
+    with elsewhere.client() as api:
+        assert api.post(f"/v1/runs/{run['id']}/cancel").status_code == 200
+        cancelled = wait_run(api, run["id"])
+        assert cancelled["status"] == "cancelled" and cancelled["node"] == runner_node, describe(cancelled)
+        assert cancelled["error"]["error"] == "Cancelled"
+        # Stopped cleanly where it ran: the stack can be deleted, and nothing is left in the cloud.
+        deleted = api.delete("/v1/stacks/halted", params={"delete_data": "true"}).json()
+        assert wait_run(api, deleted["id"])["status"] == "succeeded"
+    fleet.gate.open()
+    assert fleet.records() == []
+
+
 def _start_node(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``python -m service`` that is expected to refuse to start."""
     return subprocess.run([sys.executable, "-m", "service"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
