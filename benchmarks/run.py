@@ -120,16 +120,16 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def overhead(tools: str, work: Path, cases: list[str], **settings: Any) -> list[dict[str, Any]]:
+def overhead(tools: str, work: Path, cases: list[str], label: str = "sqlite", **settings: Any) -> list[dict[str, Any]]:
     rows = []
-    service = settle(Service(work / f"svc-overhead-{len(settings)}", tools, max_parallel_runs=1,
+    service = settle(Service(work / f"svc-overhead-{label}", tools, max_parallel_runs=1,
                              run_niceness=DEFAULT_RUN_NICENESS, **settings).start(), 1)
     try:
         with service.client() as api:
             for case in cases:
                 cli, svc = [], []
                 for i in range(REPEATS):  # interleaved, side by side
-                    cli.append(cli_up(work / f"cli-{case}-{i}", tools, case, f"bench{i}"))
+                    cli.append(cli_up(work / f"cli-{label}-{case}-{i}", tools, case, f"bench{i}"))
                     svc.append(service_up(api, case, f"ovh-{case}-{i}"))
                     settle(service, 1)  # its next spare starts now, not during the next CLI run
                 rows.append({"case": case, "cli": statistics.median(cli), "service": statistics.median(svc),
@@ -369,7 +369,8 @@ def main() -> int:
         over = overhead(tools, work, [smallest, largest])
         pg_url, drop = postgres_database()
         try:
-            over_pg = overhead(tools, work, [smallest], database_url=f"postgresql+psycopg://{pg_url.removeprefix('postgresql://')}")
+            over_pg = overhead(tools, work, [smallest], label="postgres",
+                               database_url=f"postgresql+psycopg://{pg_url.removeprefix('postgresql://')}")
         finally:
             drop()
         par = parallel(tools, work, smallest)
