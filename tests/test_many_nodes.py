@@ -69,6 +69,16 @@ class Fleet:
     def records(self, tenant: str = "admin") -> list[Any]:
         return cloud_records(self.cloud, sandbox_account(tenant))
 
+    def hold_an_up(self, name: str, allow: int) -> tuple[dict[str, Any], str, str]:
+        """Create a todo-app stack through node-a and hold its up at the sandbox gate after ``allow``
+        operations: (the run, the node running it, the other node)."""
+        self.gate.close(allow=allow)
+        with self["node-a"].client() as a:
+            run = a.post("/v1/stacks", json={"name": name, "case": "todo-app"}).json()
+            self.gate.wait_held(stack=f"admin.{name}")
+            running = str(a.get(f"/v1/runs/{run['id']}").json()["node"])
+        return dict(run), running, next(n for n in self.nodes if n != running)
+
     def start(self) -> Fleet:
         for node in self.nodes.values():
             node.start()
@@ -126,13 +136,8 @@ def test_runs_of_one_stack_keep_their_order_across_nodes_and_each_runs_once(flee
 
 
 def test_a_node_killed_during_an_up_is_carried_through_by_the_other(fleet: Fleet) -> None:
-    fleet.gate.close(allow=8)
-    with fleet["node-a"].client() as a:
-        run = a.post("/v1/stacks", json={"name": "survivor", "case": "todo-app"}).json()
-    fleet.gate.wait_held(stack="admin.survivor")
-    with fleet["node-a"].client() as a:
-        runner_node = a.get(f"/v1/runs/{run['id']}").json()["node"]
-    doomed, survivor = fleet[runner_node], fleet[next(n for n in fleet.nodes if n != runner_node)]
+    run, running, other = fleet.hold_an_up("survivor", allow=8)
+    doomed, survivor = fleet[running], fleet[other]
     doomed.crash()  # the node and every worker and engine it started, at once
     fleet.gate.open()
     with survivor.client() as api:
@@ -151,14 +156,8 @@ def test_a_node_killed_during_an_up_is_carried_through_by_the_other(fleet: Fleet
 
 
 def test_a_cancel_sent_to_either_node_stops_the_run_where_it_runs(fleet: Fleet) -> None:
-    fleet.gate.close(allow=3)
-    with fleet["node-a"].client() as a:
-        run = a.post("/v1/stacks", json={"name": "halted", "case": "todo-app"}).json()
-    fleet.gate.wait_held(stack="admin.halted")
-    with fleet["node-a"].client() as a:
-        runner_node = a.get(f"/v1/runs/{run['id']}").json()["node"]
-    elsewhere = fleet[next(n for n in fleet.nodes if n != runner_node)]
-    with elsewhere.client() as api:
+    run, runner_node, other = fleet.hold_an_up("halted", allow=3)
+    with fleet[other].client() as api:
         assert api.post(f"/v1/runs/{run['id']}/cancel").status_code == 200
         cancelled = wait_run(api, run["id"])
         assert cancelled["status"] == "cancelled" and cancelled["node"] == runner_node, describe(cancelled)
@@ -220,23 +219,19 @@ def test_a_frozen_node_whose_runs_were_taken_over_stops_their_engines_when_it_wa
     """A node that could not renew its lease (frozen here, as a long pause or partition would
     leave it) finds its runs carried on by another node, and stops its own engines for them:
     two engines never write one stack."""
-    fleet.gate.close(allow=4)
-    with fleet["node-a"].client() as a:
-        run = a.post("/v1/stacks", json={"name": "partitioned", "case": "todo-app"}).json()
-    fleet.gate.wait_held(stack="admin.partitioned")
-    with fleet["node-a"].client() as a:
-        node = fleet[a.get(f"/v1/runs/{run['id']}").json()["node"]]
+    run, running, other = fleet.hold_an_up("partitioned", allow=4)
+    node = fleet[running]
     engines = [pid for pid in node.workers() if _leads_an_engine(pid)]
     assert engines, "the run's worker leads an engine"
     assert node.process is not None
     os.kill(node.process.pid, signal.SIGSTOP)  # frozen: no lease renewal, as in a partition
     try:
         deadline = time.monotonic() + 60
-        with fleet[next(n for n in fleet.nodes if fleet[n] is not node)].client() as other:
-            carried = wait_run(other, run["id"], timeout=600, until={"running"})
-            while carried.get("node") == node.env["SERVERLESS_CASES_NODE_ID"] and time.monotonic() < deadline:
+        with fleet[other].client() as api:
+            carried = wait_run(api, run["id"], timeout=600, until={"running"})
+            while carried.get("node") == running and time.monotonic() < deadline:
                 time.sleep(0.5)
-                carried = other.get(f"/v1/runs/{run['id']}").json()
+                carried = api.get(f"/v1/runs/{run['id']}").json()
     finally:
         os.kill(node.process.pid, signal.SIGCONT)
     fleet.gate.open()
