@@ -163,9 +163,9 @@ def test_a_cancel_sent_to_either_node_stops_the_run_where_it_runs(fleet: Fleet) 
         assert cancelled["status"] == "cancelled" and cancelled["node"] == runner_node, describe(cancelled)
         assert cancelled["error"]["error"] == "Cancelled"
         # Stopped cleanly where it ran: the stack can be deleted, and nothing is left in the cloud.
+        fleet.gate.open()
         deleted = api.delete("/v1/stacks/halted", params={"delete_data": "true"}).json()
         assert wait_run(api, deleted["id"])["status"] == "succeeded"
-    fleet.gate.open()
     assert fleet.records() == []
 
 
