@@ -136,7 +136,10 @@ def test_runs_of_one_stack_keep_their_order_across_nodes_and_each_runs_once(flee
 
 
 def test_a_node_killed_during_an_up_is_carried_through_by_the_other(fleet: Fleet) -> None:
-    run, running, other = fleet.hold_an_up("survivor", allow=8)
+    # Held at its first creates: nothing is in flight when the machine dies. (A create the cloud
+    # finished but the engine had not yet saved is a pending create; recovery drops it from the
+    # state, as Pulumi does, and that resource is left behind: see README, Runs and crashes.)
+    run, running, other = fleet.hold_an_up("survivor", allow=0)
     doomed, survivor = fleet[running], fleet[other]
     doomed.crash()  # the node and every worker and engine it started, at once
     fleet.gate.open()
