@@ -34,7 +34,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from dbos import DBOS, DBOSClient, DBOSConfig, EnqueueOptions
 
@@ -152,11 +151,6 @@ class DurableRuns:
         how many there were. Doing it twice is harmless."""
         return len(DBOS._recover_pending_workflows([node_id]))  # private in dbos 3.x: pinned, tested
 
-    def pending_here(self) -> int:
-        """Workflows this node executes now."""
-        return len(DBOS.list_workflows(status="PENDING", executor_id=self.node_id, load_input=False,
-                                       load_output=False))
-
     def close(self) -> None:
         global _handlers
         if self._launched:
@@ -167,6 +161,3 @@ class DurableRuns:
             self._client.destroy()
             self._client = None
 
-
-def describe(status: Any) -> str:  # pragma: no cover - diagnostics only
-    return f"{status.workflow_id}:{status.status}"

@@ -47,7 +47,6 @@ from service.nodes import Leases
 from service.settings import Settings
 
 LOG = logging.getLogger("serverless_cases.runner")
-ACTIVE = ("queued", "running")
 FINISHED = queue.FINISHED
 MUTATING = ("up", "update", "destroy")
 _BUSY = {"up": "creating", "update": "updating", "destroy": "destroying", "refresh": "refreshing",
