@@ -210,7 +210,7 @@ def responsiveness(tools: str, work: Path, case: str, stacks: int = 0, **setting
                                                  connector=aiohttp.TCPConnector(limit=64)) as session:
 
                     async def reader(n: int) -> None:
-                        for i in range(5000):  # bounded traffic
+                        for i in range(100_000):  # bounded traffic
                             if done.is_set():
                                 return
                             kind, path = ("list", "/v1/stacks?limit=100") if (n + i) % 2 else \

@@ -25,6 +25,7 @@ from programs.targets import REPO_ROOT
 from service.auth import Principals, bootstrap
 from service.db import Database
 from service.errors import PayloadTooLarge, ServiceError, ToolchainMissing
+from service.kept_reads import KeptReads
 from service.routers import ROUTERS
 from service.routers.health import router as health_router
 from service.runner import Runner
@@ -158,4 +159,6 @@ def create_app(settings: Settings | None = None, *, toolchain_bin: Path | None =
         return _error(500, "InternalError", "an unexpected error occurred; it is in the service log")
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if "api" in settings.roles:
+        app.add_middleware(KeptReads)  # outermost: a kept read skips the framework
     return app

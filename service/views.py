@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from service import pages
 from service.db import AppliedArguments, Database, Remembered, Run, StackRecord
 from service.schemas import SECRET_MARK, ErrorBody, RunRead, RunRef, StackRead
 
@@ -40,6 +41,12 @@ def stack_read(stack: StackRecord, last_run: Run | None, applied: AppliedArgumen
         status=stack.status, outputs=stack.outputs, resource_count=stack.resource_count,
         last_run=RunRef(id=last_run.id, kind=last_run.kind, status=last_run.status) if last_run else None,  # type: ignore[arg-type]
         created_at=stack.created_at, updated_at=stack.updated_at)
+
+
+def page_json(items: list[bytes], following: str | None) -> bytes:
+    """A page of the stack list as the API answers it: the kept items, and the next page's cursor."""
+    cursor = json.dumps(pages.encode([following]) if following is not None else None)
+    return b'{"items":[' + b",".join(items) + b'],"next_cursor":' + cursor.encode() + b"}"
 
 
 class StackViews:

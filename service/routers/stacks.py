@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, cast
 
 import boto3
@@ -37,7 +36,7 @@ from service.schemas import (
     StackRead,
     StackUpdate,
 )
-from service.views import run_read
+from service.views import page_json, run_read
 
 router = APIRouter(prefix="/v1/stacks", tags=["stacks"], responses={
     **COMMON_ERRORS, 503: {"model": ErrorBody, "description": "The Pulumi toolchain is missing"}})
@@ -147,10 +146,7 @@ async def list_stacks(principal: PrincipalDep, views: ViewsDep,
         else (False, None)
     page: tuple[list[bytes], str | None] = cast(tuple[list[bytes], str | None], kept) if known else await run_in_threadpool(
         views.page, principal.tenant, limit=limit, after=start, case=case, status=status_)
-    items, following = page
-    body = b'{"items":[' + b",".join(items) + b'],"next_cursor":' + \
-        json.dumps(pages.encode([following]) if following is not None else None).encode() + b"}"
-    return Response(body, media_type=JSON)
+    return Response(page_json(*page), media_type=JSON)
 
 
 @router.get("/{name}", response_model=StackRead, responses={**NOT_FOUND, **INVALID})
