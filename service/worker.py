@@ -176,9 +176,11 @@ def main() -> int:
 def _serve(output: ScrubbedOutput) -> int:
     scrub = output.scrub
     # Started ahead of its run (a warm spare): everything that needs no job happens before
-    # the job arrives (the CLI version check, the program's imports), off the run's critical path.
+    # the job arrives (the CLI version check, every case's imports), off the run's critical path.
+    # A worker started for a run has its job waiting: it imports only what the case uses.
     pulumi = command(sys.argv[1]) if len(sys.argv) > 1 else None
-    program.preload()
+    if sys.argv[3:4] != ["run"]:
+        program.preload()
     text = sys.stdin.read()
     if not text.strip():
         return 0  # never given a run: the service stopped (or died) first
