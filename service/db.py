@@ -311,14 +311,22 @@ class Remembered(Generic[V]):
         self._lock = threading.Lock()
 
     def get(self, key: str) -> tuple[bool, V | None]:
-        """(True, value) if a value is kept and still current; (False, None) if not (no database access)."""
+        """(True, value) if a value is kept and still current; (False, None) if not. Never touches
+        the database, so callable on the event loop: on a shared database (a fleet), where only the
+        database knows whether a value is current, nothing is current here (``load`` it instead)."""
+        if self.db.shared:
+            return False, None
         with self._lock:
             if self._version != self.db.version(*self.tables) or key not in self._values:
                 return False, None
             return True, self._values[key]
 
     def load(self, key: str, read: Callable[[], V]) -> V:
+        """The value for ``key``: the kept one if still current, else ``read()`` (kept if current)."""
         version = self.db.version(*self.tables)
+        with self._lock:
+            if version == self._version and key in self._values:
+                return self._values[key]
         value = read()
         with self._lock:
             if version < self._version:

@@ -47,7 +47,7 @@ class KeptReads:
         state = scope["app"].state
         views: StackViews | None = getattr(state, "views", None)
         principals: Principals | None = getattr(state, "principals", None)
-        if views is None or principals is None or views.db.shared:  # a fleet's node must ask the database
+        if views is None or principals is None or views.db.shared:  # a fleet's node asks the database, off the event loop
             return None
         path = scope["path"]
         one = _ONE.fullmatch(path)

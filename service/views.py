@@ -60,8 +60,8 @@ class StackViews:
         self._kept: Remembered[Any] = Remembered(db, TABLES, limit=20_000)
 
     def kept(self, key: str) -> tuple[bool, Any]:
-        """(True, answer) if the answer for ``key`` is kept and current, else (False, None). No
-        database access on one node (SQLite): callable on the event loop there."""
+        """(True, answer) if the answer for ``key`` is kept and current, else (False, None). Never
+        touches the database (callable on the event loop); on a fleet's node nothing is current here."""
         return self._kept.get(key)
 
     @staticmethod
@@ -118,7 +118,8 @@ class RunViews:
         self._runs: Remembered[tuple[str, bytes] | None] = Remembered(db, ("runs",), limit=4096)
 
     def current(self, run_id: str) -> tuple[bool, tuple[str, bytes] | None]:
-        """(True, (tenant, JSON) or None) if kept and current; (False, None) if not (no database access)."""
+        """(True, (tenant, JSON) or None) if kept and current; (False, None) if not (never touches the
+        database: on a fleet's node nothing is current here)."""
         return self._runs.get(run_id)
 
     def build(self, run_id: str) -> tuple[str, bytes] | None:

@@ -4,7 +4,9 @@ and kept ones nothing else."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -151,6 +153,38 @@ def test_a_value_read_before_a_change_is_returned_but_never_served(db: Database)
     assert remembered.load("acme", read_while_a_newer_value_is_kept) == "read before the change"
     assert remembered.get("acme") == (False, None)  # older than what is kept: not kept
     assert remembered.get("globex") == (True, "read after the change")
+
+
+class _FleetDatabase:
+    """A fleet's database, as far as kept values see it: only a query tells whether one is current."""
+
+    shared = True
+
+    def __init__(self) -> None:
+        self.changes, self.queries = 0, 0
+
+    def version(self, *tables: str) -> tuple[int, ...]:
+        self.queries += 1
+        return (self.changes,) * len(tables)
+
+
+def test_on_a_fleet_no_kept_value_is_checked_on_the_event_loop_and_a_current_one_costs_one_query() -> None:
+    db = _FleetDatabase()
+    remembered: Remembered[str] = Remembered(cast(Database, db), ("stacks",))
+    reads: list[str] = []
+
+    def read(value: str) -> Callable[[], str]:
+        return lambda: reads.append(value) or value
+
+    db.queries = 0
+    assert remembered.get("acme") == (False, None) and db.queries == 0  # a query here would block every request
+    assert remembered.load("acme", read("first")) == "first"
+    assert remembered.get("acme") == (False, None) and db.queries == 1  # kept, but only the database can say current
+    assert remembered.load("acme", read("second")) == "first"  # current: the count's query, no read
+    assert reads == ["first"] and db.queries == 2
+    db.changes += 1  # a change committed on another node
+    assert remembered.load("acme", read("third")) == "third"
+    assert reads == ["first", "third"]
 
 
 @pytest.mark.parametrize(("value", "secret"), [

@@ -142,8 +142,7 @@ async def list_stacks(principal: PrincipalDep, views: ViewsDep,
     """The tenant's stacks by name, a page at a time."""
     after = pages.decode(cursor, 1)
     start = after[0] if after else None
-    known, kept = views.kept(views.page_key(principal.tenant, limit, start, case, status_)) if not views.db.shared \
-        else (False, None)
+    known, kept = views.kept(views.page_key(principal.tenant, limit, start, case, status_))
     page: tuple[list[bytes], str | None] = cast(tuple[list[bytes], str | None], kept) if known else await run_in_threadpool(
         views.page, principal.tenant, limit=limit, after=start, case=case, status=status_)
     return Response(page_json(*page), media_type=JSON)
@@ -151,7 +150,7 @@ async def list_stacks(principal: PrincipalDep, views: ViewsDep,
 
 @router.get("/{name}", response_model=StackRead, responses={**NOT_FOUND, **INVALID})
 async def read_stack(name: StackName, principal: PrincipalDep, views: ViewsDep) -> Response:
-    known, body = views.kept(views.one_key(principal.tenant, name)) if not views.db.shared else (False, None)
+    known, body = views.kept(views.one_key(principal.tenant, name))
     if not known:
         body = await run_in_threadpool(views.one, principal.tenant, name)
     if body is None:
