@@ -324,6 +324,9 @@ def _burst(services: list[Service], case: str, count: int) -> tuple[float, float
 
     def create(i: int) -> float:
         with services[i % len(services)].client() as api:
+            # A connection per request: on a saturated machine a poller that wakes late can race the
+            # server's keep-alive timeout and find its kept connection reset.
+            api.headers["Connection"] = "close"
             return service_up(api, case, f"cap-{i}", poll=1.0)  # 32 pollers must not be the load measured
 
     sampler = threading.Thread(target=sample)
