@@ -2,17 +2,19 @@
 run, on the sandbox target, on this machine. Prints a Markdown report (and writes it to
 benchmarks/latest.md).
 
-1. Control-plane overhead: POST /v1/stacks -> run succeeded, over `pulumi up --yes` of the
+Sections (`BENCH_ONLY=overhead,reads make bench` runs only those named):
+
+1. `overhead`: control-plane overhead: POST /v1/stacks -> run succeeded, over `pulumi up --yes` of the
    same case through the CLI (smallest and largest case on SQLite, target <= 1.0; the smallest
    with the service on PostgreSQL, target <= 1.1).
-2. Parallel runs: four stacks created at once; makespan over one stack's time. Target <= 2.2.
-3. Responsiveness: p50/p99 of GET /v1/stacks and GET /v1/stacks/{name} with 32 concurrent
+2. `parallel`: parallel runs: four stacks created at once; makespan over one stack's time. Target <= 2.2.
+3. `reads`: responsiveness: p50/p99 of GET /v1/stacks and GET /v1/stacks/{name} with 32 concurrent
    readers while four runs are in progress. Target p99 < 50 ms.
-4. Reads at scale: the same with a tenant of 10,000 stacks (GET one stack p99 < 20 ms, one page
+   and reads at scale: the same with a tenant of 10,000 stacks (GET one stack p99 < 20 ms, one page
    of the list p99 < 50 ms).
-5. I/O-bound capacity: 32 stacks at once with simulated AWS latency, on one node and on two
+4. `capacity`: I/O-bound capacity: 32 stacks at once with simulated AWS latency, on one node and on two
    (PostgreSQL): makespan over one run (<= 1.5) and memory per concurrent run (<= 200 MB).
-6. Unit-test speed: the mocks suite of the six cases (target < 20 s) and one program's cold
+5. `unit`: unit-test speed: the mocks suite of the six cases (target < 20 s) and one program's cold
    start, imports and construction under mocks (target < 2 s).
 """
 
@@ -279,34 +281,31 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def capacity(tools: str, work: Path, case: str, latency_ms: int, count: int = 32) -> list[dict[str, Any]]:
+def capacity(tools: str, work: Path, case: str, latency_ms: int, nodes: int, count: int = 32) -> list[dict[str, Any]]:
     """I/O-bound capacity: ``count`` stacks created at once with every sandbox operation taking
-    ``latency_ms`` (AWS's own latency, simulated), on one node and then on two (PostgreSQL, as a
+    ``latency_ms`` (AWS's own latency, simulated), on one node or on several (PostgreSQL, as a
     fleet needs): makespan over one run alone, and memory per concurrent run (the peak resident set
     of the node's runs, workers, CLIs and plugins, over ``count``; spares off)."""
-    rows = []
-    for nodes in (1, 2):
-        settings: dict[str, Any] = {"sandbox_latency_ms": latency_ms, "max_parallel_runs": count // nodes,
-                                    "warm_worker": "false", "run_niceness": DEFAULT_RUN_NICENESS}
-        drop = None
-        if nodes == 2:
-            url, drop = postgres_database()
-            host = url.removeprefix("postgresql://")
-            settings.update({"fleet": "true", "database_url": f"postgresql+psycopg://{host}",
-                             "backend_url": f"postgres://{host}?sslmode=disable", "passphrase": "bench fleet",
-                             "sandbox_cloud": str(work / f"capacity-cloud-{nodes}")})
-        services = [Service(work / f"svc-capacity-{nodes}-{i}", tools, node_id=f"bench-{i}", **settings).start()
-                    for i in range(nodes)]
-        try:
-            single, makespan, times, peak = _burst(services, case, count)
-        finally:
-            for svc in services:
-                svc.stop()
-            if drop is not None:
-                drop()
-        rows.append({"nodes": nodes, "single": single, "makespan": makespan, "ratio": makespan / single,
-                     "slowest": max(times), "mb_per_run": peak / count / 2**20})
-    return rows
+    settings: dict[str, Any] = {"sandbox_latency_ms": latency_ms, "max_parallel_runs": count // nodes,
+                                "warm_worker": "false", "run_niceness": DEFAULT_RUN_NICENESS}
+    drop = None
+    if nodes > 1:
+        url, drop = postgres_database()
+        host = url.removeprefix("postgresql://")
+        settings.update({"fleet": "true", "database_url": f"postgresql+psycopg://{host}",
+                         "backend_url": f"postgres://{host}?sslmode=disable", "passphrase": "bench fleet",
+                         "sandbox_cloud": str(work / f"capacity-cloud-{nodes}")})
+    services = [Service(work / f"svc-capacity-{nodes}-{i}", tools, node_id=f"bench-{i}", **settings).start()
+                for i in range(nodes)]
+    try:
+        single, makespan, times, peak = _burst(services, case, count)
+    finally:
+        for svc in services:
+            svc.stop()
+        if drop is not None:
+            drop()
+    return [{"nodes": nodes, "single": single, "makespan": makespan, "ratio": makespan / single,
+             "slowest": max(times), "mb_per_run": peak / count / 2**20}]
 
 
 def _burst(services: list[Service], case: str, count: int) -> tuple[float, float, list[float], int]:
@@ -363,25 +362,54 @@ def unit_speed() -> dict[str, float]:
             "cold_start_process": statistics.median(process), "imports": statistics.median(imports)}
 
 
+SECTIONS = ("overhead", "parallel", "reads", "capacity", "unit")
+
+
 def main() -> int:
+    """Every section, or those named in BENCH_ONLY (comma-separated). A section that fails is
+    reported as failed (with its error) and the others still run; each prints its raw figures
+    as soon as it has them."""
+    only = {name.strip() for name in os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",") if name.strip()}
+    unknown = only - set(SECTIONS)
+    if unknown:
+        print(f"BENCH_ONLY: unknown section(s) {', '.join(sorted(unknown))}; the sections are {', '.join(SECTIONS)}")
+        return 2
     tools = toolchain_bin()
     counts = resource_counts()
     smallest, largest = min(counts, key=counts.__getitem__), max(counts, key=counts.__getitem__)
-    with tempfile.TemporaryDirectory(prefix="sc-bench-") as tmp:
-        work = Path(tmp)
-        over = overhead(tools, work, [smallest, largest])
+    results: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+
+    def measure(section: str, name: str, run: Any) -> None:
+        if section not in only:
+            return
+        try:
+            results[name] = run()
+            print(f"{name}: {results[name]}", flush=True)
+        except Exception as exc:  # reported in the table; the other sections still run
+            failed[name] = f"{type(exc).__name__}: {exc}"[:300]
+            print(f"{name}: FAILED {failed[name]}", flush=True)
+
+    def overhead_pg() -> list[dict[str, Any]]:
         pg_url, drop = postgres_database()
         try:
-            over_pg = overhead(tools, work, [smallest], label="postgres",
-                               database_url=f"postgresql+psycopg://{pg_url.removeprefix('postgresql://')}")
+            return overhead(tools, work, [smallest], label="postgres",
+                            database_url=f"postgresql+psycopg://{pg_url.removeprefix('postgresql://')}")
         finally:
             drop()
-        par = parallel(tools, work, smallest)
-        par_cli = parallel_cli(tools, work, smallest)
-        reads = responsiveness(tools, work, smallest)
-        many = responsiveness(tools, work, smallest, stacks=10_000)
-        cap = capacity(tools, work, smallest, latency_ms=CAPACITY_LATENCY_MS)
-    unit = unit_speed()
+
+    with tempfile.TemporaryDirectory(prefix="sc-bench-") as tmp:
+        work = Path(tmp)
+        measure("overhead", "over", lambda: overhead(tools, work, [smallest, largest]))
+        measure("overhead", "over_pg", overhead_pg)
+        measure("parallel", "par", lambda: parallel(tools, work, smallest))
+        measure("parallel", "par_cli", lambda: parallel_cli(tools, work, smallest))
+        measure("reads", "reads", lambda: responsiveness(tools, work, smallest))
+        measure("reads", "many", lambda: responsiveness(tools, work, smallest, stacks=10_000))
+        for nodes in (1, 2):
+            measure("capacity", f"cap{nodes}",
+                    lambda nodes=nodes: capacity(tools, work, smallest, CAPACITY_LATENCY_MS, nodes=nodes))
+    measure("unit", "unit", unit_speed)
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d')}; sandbox target; medians of {REPEATS} interleaved runs.",
@@ -389,6 +417,11 @@ def main() -> int:
         "| measure | figures | target |",
         "| --- | --- | --- |",
     ]
+    lines += [f"| {name} | **failed**: {error} | |" for name, error in failed.items()]
+    over, over_pg = results.get("over", []), results.get("over_pg", [])
+    par, par_cli = results.get("par"), results.get("par_cli")
+    reads, many, unit = results.get("reads"), results.get("many"), results.get("unit")
+    cap = results.get("cap1", []) + results.get("cap2", [])
     for row in over:
         lines.append(f"| control-plane overhead, {row['case']} ({counts[row['case']]} resources), SQLite | service "
                      f"{row['service']:.2f} s / CLI {row['cli']:.2f} s = **{row['ratio']:.2f}** | <= 1.0 |")
@@ -396,17 +429,23 @@ def main() -> int:
         lines.append(f"| control-plane overhead, {row['case']}, PostgreSQL (service tables and run engine; state on "
                      f"the file backend, as the CLI's) | service {row['service']:.2f} s / CLI {row['cli']:.2f} s = "
                      f"**{row['ratio']:.2f}** | <= 1.1 |")
-    lines.append(f"| parallel runs, 4 x {par['case']} | one {par['single']:.2f} s; each "
-                 f"{', '.join(f'{t:.2f}' for t in par['per_stack'])} s; makespan {par['makespan']:.2f} s = "
-                 f"**{par['ratio']:.2f}** | <= 2.2 |")
-    lines.append(f"| reference: the plain CLI, 4 x {par_cli['case']} at once (no target) | one "
-                 f"{par_cli['single']:.2f} s; each {', '.join(f'{t:.2f}' for t in par_cli['per_stack'])} s; makespan "
-                 f"{par_cli['makespan']:.2f} s = **{par_cli['ratio']:.2f}** | |")
+    if par:
+        lines.append(f"| parallel runs, 4 x {par['case']} | one {par['single']:.2f} s; each "
+                     f"{', '.join(f'{t:.2f}' for t in par['per_stack'])} s; makespan {par['makespan']:.2f} s = "
+                     f"**{par['ratio']:.2f}** | <= 2.2 |")
+    if par_cli:
+        lines.append(f"| reference: the plain CLI, 4 x {par_cli['case']} at once (no target) | one "
+                     f"{par_cli['single']:.2f} s; each {', '.join(f'{t:.2f}' for t in par_cli['per_stack'])} s; "
+                     f"makespan {par_cli['makespan']:.2f} s = **{par_cli['ratio']:.2f}** | |")
     for kind, label in (("list", "GET /v1/stacks"), ("read", "GET /v1/stacks/{name}")):
+        if not reads:
+            break
         r = reads[kind]
         lines.append(f"| {label}, 32 readers, 4 runs in progress | n={r['n']}, p50 {r['p50']:.1f} ms, "
                      f"**p99 {r['p99']:.1f} ms** | p99 < 50 ms |")
     for kind, label, goal in (("read", "GET /v1/stacks/{name}", 20), ("list", "GET /v1/stacks?limit=100", 50)):
+        if not many:
+            break
         r = many[kind]
         lines.append(f"| {label}, a tenant of 10,000 stacks, 32 readers, 4 runs in progress | n={r['n']}, p50 "
                      f"{r['p50']:.1f} ms, **p99 {r['p99']:.1f} ms** | p99 < {goal} ms |")
@@ -415,15 +454,16 @@ def main() -> int:
                      f"{row['nodes']} node(s) | one alone {row['single']:.1f} s; makespan {row['makespan']:.1f} s = "
                      f"**{row['ratio']:.2f}**; memory per concurrent run **{row['mb_per_run']:.0f} MB** | <= 1.5; "
                      "<= 200 MB |")
-    lines.append(f"| mocks suite, six cases | **{unit['suite']:.1f} s** | < 20 s |")
-    lines.append(f"| program cold start (blog under mocks, median of fresh processes) | imports + construction "
-                 f"**{unit['cold_start_in_process']:.2f} s** "
-                 f"(of which pulumi + pulumi_aws + components imports {unit['imports']:.2f} s); whole process "
-                 f"{unit['cold_start_process']:.2f} s | < 2 s |")
+    if unit:
+        lines.append(f"| mocks suite, six cases | **{unit['suite']:.1f} s** | < 20 s |")
+        lines.append(f"| program cold start (blog under mocks, median of fresh processes) | imports + construction "
+                     f"**{unit['cold_start_in_process']:.2f} s** "
+                     f"(of which pulumi + pulumi_aws + components imports {unit['imports']:.2f} s); whole process "
+                     f"{unit['cold_start_process']:.2f} s | < 2 s |")
     report = "\n".join(lines)
     print(report)
     (REPO / "benchmarks" / "latest.md").write_text(report + "\n")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
