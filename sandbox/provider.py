@@ -328,7 +328,11 @@ def serve() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    # Python runs a signal's handler in the main thread, and a main thread blocked in a wait
+    # without a timeout is not woken when the kernel hands the signal to one of gRPC's threads:
+    # the plugin then never stopped. Waking twice a second lets the handler run.
+    while not stop.wait(0.5):
+        pass
     # The engine stops plugins once their operations are done and kills them 5 s after its
     # interrupt; leave promptly (records are written atomically, so nothing is half-done).
     server.stop(grace=1).wait(2)
