@@ -44,6 +44,12 @@ def authenticate(db: Database, token: str) -> Principal | None:
         return Principal(row.tenant_id, row.admin) if row is not None else None
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None for any other header."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 class Principals:
     """Principals by token digest, remembered while no tenant or token changes (a request
     then needs no database round trip to authenticate). Unknown tokens are remembered too."""

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
-from service.auth import Principal, Principals
+from service.auth import Principal, Principals, bearer_token
 from service.db import Database
 from service.errors import Forbidden, Unauthorized
 from service.runner import Runner
@@ -46,13 +46,13 @@ RunViewsDep = Annotated[RunViews, Depends(get_run_views)]
 
 
 async def get_principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(authorization)
+    if token is None:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
     principals: Principals = request.app.state.principals
-    known, principal = principals.remembered(token.strip())
+    known, principal = principals.remembered(token)
     if not known:
-        principal = await run_in_threadpool(principals.look_up, token.strip())
+        principal = await run_in_threadpool(principals.look_up, token)
     if principal is None:
         raise Unauthorized("the token is not valid")
     return principal

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import pages
-from service.auth import Principals
+from service.auth import Principals, bearer_token
 from service.errors import InvalidCursor
 from service.schemas import STACK_NAME
 from service.views import StackViews, page_json
@@ -72,10 +72,10 @@ def _tenant(headers: list[tuple[bytes, bytes]], principals: Principals) -> str |
     authorization = [v for k, v in headers if k == b"authorization"]
     if len(authorization) != 1:
         return None
-    scheme, _, token = authorization[0].decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(authorization[0].decode("latin-1"))
+    if token is None:
         return None
-    known, principal = principals.remembered(token.strip())
+    known, principal = principals.remembered(token)
     return principal.tenant if known and principal is not None else None
 
 
