@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -81,10 +82,11 @@ class Runner:
         self.toolchain_bin = toolchain_bin
         self.node_id = settings.node
         self.box = SecretBox(settings.passphrase_bytes())
-        self.admission = threading.Lock()
-        """Held by whoever accepts runs in this process, from reading the stack to committing (on
-        SQLite, which has no row locks; on PostgreSQL the stack's row lock orders acceptances of
-        every node)."""
+        self.admission: contextlib.AbstractContextManager[Any] = contextlib.nullcontext() if db.shared else threading.Lock()
+        """Held by whoever accepts runs in this process, from reading the stack to committing. Only
+        SQLite needs it (no row locks: two deferred transactions that read and then write would
+        fail). On a shared database the stack's row lock and its unique name order acceptances of
+        every node, this one's threads included, so one stack's acceptance never waits for another's."""
         self.durable = DurableRuns(database_url=settings.database, data_dir=settings.data_dir,
                                    node_id=self.node_id, parallel=settings.max_parallel_runs)
         self.leases = Leases(db, self.node_id, ",".join(sorted(settings.roles)),

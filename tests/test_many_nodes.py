@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,40 @@ def test_a_cancel_sent_to_either_node_stops_the_run_where_it_runs(fleet: Fleet) 
         deleted = api.delete("/v1/stacks/halted", params={"delete_data": "true"}).json()
         assert wait_run(api, deleted["id"])["status"] == "succeeded"
     assert fleet.records() == []
+
+
+def test_a_change_waiting_for_its_stack_does_not_hold_up_another_stack_on_the_same_node(
+        fleet: Fleet, database: str) -> None:
+    """Acceptances are ordered by each stack's row lock, which every node shares: a change that waits
+    for its stack (locked here by another transaction, as a slow commit on another node would hold it)
+    does not delay a create of another stack on the same node."""
+    with fleet["node-a"].client() as a, fleet["node-a"].client() as a2, ThreadPoolExecutor(1) as pool:
+        first = a.post("/v1/stacks", json={"name": "busy", "case": "todo-app"}).json()
+        with psycopg.connect(database) as holder:
+            holder.execute("SELECT id FROM stacks WHERE name = 'busy' FOR UPDATE")
+            change = pool.submit(a2.patch, "/v1/stacks/busy", json={"arguments": {"cache_ttl_seconds": 90}})
+            _wait_for_a_lock_wait(holder)
+            other = a.post("/v1/stacks", json={"name": "free", "case": "todo-app"}, timeout=20)
+            assert other.status_code == 202, other.text
+            assert not change.done(), "the change still waits for its stack"
+            holder.rollback()
+        changed = change.result(timeout=30)
+        assert changed.status_code == 202, changed.text
+        runs = [wait_run(a, run_id) for run_id in (first["id"], changed.json()["id"], other.json()["id"])]
+        assert all(r["status"] == "succeeded" for r in runs), [describe(r) for r in runs]
+
+
+def _wait_for_a_lock_wait(connection: psycopg.Connection[Any], timeout: float = 30) -> None:
+    """Until another session of the database waits for a row lock."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(connection.info.dsn, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            row = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                  "AND wait_event_type = 'Lock'").fetchone()
+            if row is not None and row[0] > 0:
+                return
+            time.sleep(0.1)
+    raise AssertionError("no session waited for the stack's row lock")
 
 
 def _start_node(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
