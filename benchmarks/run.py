@@ -84,9 +84,13 @@ def cli_up(root: Path, tools: str, case: str, stack: str) -> float:
     return timed_up(cli_stack(root, tools, case, stack), stack)
 
 
-def service_up(api: Any, case: str, name: str, poll: float = 0.05) -> float:
+def service_up(api: Any, case: str, name: str, poll: float = 0.05, accepted: list[float] | None = None) -> float:
+    """Create a stack and wait for its run: seconds from the POST to the run's end (the POST's own
+    time appended to ``accepted``, if given)."""
     started = time.perf_counter()
     run = api.post("/v1/stacks", json={"name": name, "case": case, "arguments": case_args(case, name)}).json()
+    if accepted is not None:
+        accepted.append(time.perf_counter() - started)
     while True:
         status = api.get(f"/v1/runs/{run['id']}").json()["status"]
         if status in ("succeeded", "failed", "cancelled", "interrupted"):
@@ -261,10 +265,9 @@ def postgres_database() -> tuple[str, Any]:
     return server.rsplit("/", 1)[0] + f"/{name}", drop
 
 
-def _tree_rss(root: int) -> int:
-    """Resident set (bytes) of every process descending from ``root``, ``root`` excluded."""
+def _descendants(root: int) -> list[int]:
+    """Every process descending from ``root``, ``root`` excluded."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -272,20 +275,36 @@ def _tree_rss(root: int) -> int:
             except OSError:
                 continue
             children.setdefault(int(fields[1]), []).append(int(entry.name))
-            rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-    total, todo = 0, [root]
+    found, todo = [], [root]
     while todo:
         for child in children.get(todo.pop(), []):
-            total += rss.get(child, 0)
+            found.append(child)
             todo.append(child)
+    return found
+
+
+def _memory(pids: list[int], proportional: bool = False) -> int:
+    """Resident set (bytes) of ``pids`` summed; with ``proportional``, their proportional set (PSS:
+    a page shared by n processes counts 1/n in each, so the sum is the memory they take together)."""
+    total = 0
+    for pid in pids:
+        try:
+            if proportional:
+                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+                total += next(int(line.split()[1]) * 1024 for line in rollup.splitlines() if line.startswith("Pss:"))
+            else:
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, StopIteration):
+            continue
     return total
 
 
 def capacity(tools: str, work: Path, case: str, latency_ms: int, nodes: int, count: int = 32) -> list[dict[str, Any]]:
     """I/O-bound capacity: ``count`` stacks created at once with every sandbox operation taking
     ``latency_ms`` (AWS's own latency, simulated), on one node or on several (PostgreSQL, as a
-    fleet needs): makespan over one run alone, and memory per concurrent run (the peak resident set
-    of the node's runs, workers, CLIs and plugins, over ``count``; spares off)."""
+    fleet needs): makespan over one run alone, memory per concurrent run (the peak resident set of
+    the node's runs, workers, CLIs and plugins, over ``count``, and their proportional set beside it;
+    spares off), the machine's CPU per run, and the slowest acceptance."""
     settings: dict[str, Any] = {"sandbox_latency_ms": latency_ms, "max_parallel_runs": count // nodes,
                                 "warm_worker": "false", "run_niceness": DEFAULT_RUN_NICENESS}
     drop = None
@@ -298,38 +317,48 @@ def capacity(tools: str, work: Path, case: str, latency_ms: int, nodes: int, cou
     services = [Service(work / f"svc-capacity-{nodes}-{i}", tools, node_id=f"bench-{i}", **settings).start()
                 for i in range(nodes)]
     try:
-        single, makespan, times, peak = _burst(services, case, count)
+        burst = _burst(services, case, count)
     finally:
         for svc in services:
             svc.stop()
         if drop is not None:
             drop()
-    return [{"nodes": nodes, "single": single, "makespan": makespan, "ratio": makespan / single,
-             "slowest": max(times), "mb_per_run": peak / count / 2**20}]
+    return [{"nodes": nodes, **burst, "ratio": burst["makespan"] / burst["single"],
+             "mb_per_run": burst["peak_rss"] / count / 2**20, "pss_mb_per_run": burst["peak_pss"] / count / 2**20,
+             "cpu_s_per_run": burst["cpu_s"] / count}]
 
 
-def _burst(services: list[Service], case: str, count: int) -> tuple[float, float, list[float], int]:
-    """One run alone, then ``count`` creates at once spread over the nodes: (one run's time, makespan,
-    each run's time, peak resident set of the nodes' runs)."""
+def _burst(services: list[Service], case: str, count: int) -> dict[str, Any]:
+    """One run alone, then ``count`` creates at once spread over the nodes: one run's time, the
+    makespan, the slowest acceptance (POST), the peak resident and proportional sets of the nodes'
+    runs (every process under a node: workers, CLIs, plugins), and the CPU the burst used (the whole
+    machine's, PostgreSQL and the nodes' APIs included)."""
     with services[0].client() as api:
         single = service_up(api, case, "cap-single")
-    peak = 0
+    peak_rss = peak_pss = 0
     sampling = threading.Event()
+    accepted: list[float] = []
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak_rss, peak_pss
+        rounds = 0
         while not sampling.wait(0.5):
-            peak = max(peak, sum(_tree_rss(svc.process.pid) for svc in services if svc.process))
+            pids = [pid for svc in services if svc.process for pid in _descendants(svc.process.pid)]
+            peak_rss = max(peak_rss, _memory(pids))
+            if rounds % 10 == 0:  # every 5 s: reading smaps of ~250 processes costs CPU the runs need
+                peak_pss = max(peak_pss, _memory(pids, proportional=True))
+            rounds += 1
 
     def create(i: int) -> float:
         with services[i % len(services)].client() as api:
             # A connection per request: on a saturated machine a poller that wakes late can race the
             # server's keep-alive timeout and find its kept connection reset.
             api.headers["Connection"] = "close"
-            return service_up(api, case, f"cap-{i}", poll=1.0)  # 32 pollers must not be the load measured
+            return service_up(api, case, f"cap-{i}", poll=1.0, accepted=accepted)  # 32 pollers must not be the load
 
     sampler = threading.Thread(target=sample)
     sampler.start()
+    cpu_before = _machine_cpu_seconds()
     started = time.perf_counter()
     try:
         with ThreadPoolExecutor(max_workers=count) as pool:
@@ -337,7 +366,15 @@ def _burst(services: list[Service], case: str, count: int) -> tuple[float, float
     finally:
         sampling.set()
         sampler.join()
-    return single, time.perf_counter() - started, times, peak
+    makespan = time.perf_counter() - started
+    return {"single": single, "makespan": makespan, "slowest": max(times), "slowest_accept": max(accepted),
+            "peak_rss": peak_rss, "peak_pss": peak_pss, "cpu_s": _machine_cpu_seconds() - cpu_before}
+
+
+def _machine_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy (user, nice, system) since boot."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    return sum(int(v) for v in fields[:3]) / os.sysconf("SC_CLK_TCK")
 
 
 def unit_speed() -> dict[str, float]:
@@ -452,8 +489,9 @@ def main() -> int:
     for row in cap:
         lines.append(f"| capacity: 32 x {smallest} at once, {CAPACITY_LATENCY_MS / 1000:.0f} s per sandbox operation, "
                      f"{row['nodes']} node(s) | one alone {row['single']:.1f} s; makespan {row['makespan']:.1f} s = "
-                     f"**{row['ratio']:.2f}**; memory per concurrent run **{row['mb_per_run']:.0f} MB** | <= 1.5; "
-                     "<= 200 MB |")
+                     f"**{row['ratio']:.2f}**; memory per concurrent run **{row['mb_per_run']:.0f} MB** resident "
+                     f"({row['pss_mb_per_run']:.0f} MB proportional); CPU {row['cpu_s_per_run']:.1f} s per run; slowest "
+                     f"acceptance {row['slowest_accept']:.2f} s | <= 1.5; <= 200 MB |")
     if unit:
         lines.append(f"| mocks suite, six cases | **{unit['suite']:.1f} s** | < 20 s |")
         lines.append(f"| program cold start (blog under mocks, median of fresh processes) | imports + construction "
