@@ -1,20 +1,24 @@
 """The two reads clients poll most (one stack, a page of the tenant's stacks), answered ahead of
-the framework when their answer is kept.
+the framework.
 
 Profiled with 32 concurrent readers, FastAPI's routing and dependency solving took three
-quarters of such a read's CPU, the kept answer itself almost none. A request answered here is
-one the route would answer with that same kept answer: a GET with a remembered token, a valid
-stack name or plain page parameters, and a current kept answer on a node that owns its
-database (SQLite). Every other request goes on to the route, which stays the definition of
-the endpoint: its validation, its errors, its documentation.
+quarters of such a read's CPU, the answer itself almost none. A request answered here is one
+the route would answer with the same view (``StackViews``) and the same JSON: a GET with a
+remembered token, a valid stack name or plain page parameters, on a node that owns its database
+(SQLite). A kept answer is sent as it is; one not kept (after a change, every reader misses at
+once) is read in the thread pool, as the route reads it. Every other request goes on to the
+route, which stays the definition of the endpoint: its validation, its errors (a stack not
+found, a database that fails), its documentation.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import pages
@@ -34,7 +38,7 @@ class KeptReads:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = self._kept(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
+        body = await self._answer(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
         if body is None:
             await self.app(scope, receive, send)
             return
@@ -43,7 +47,7 @@ class KeptReads:
         await send({"type": "http.response.body", "body": body})
 
     @staticmethod
-    def _kept(scope: Scope) -> bytes | None:
+    async def _answer(scope: Scope) -> bytes | None:
         state = scope["app"].state
         views: StackViews | None = getattr(state, "views", None)
         principals: Principals | None = getattr(state, "principals", None)
@@ -62,9 +66,21 @@ class KeptReads:
         if one is not None:
             if scope["query_string"]:
                 return None
-            known, body = views.kept(views.one_key(tenant, one.group(1)))
-            return body if known else None  # a stack not kept, or not found: the route says so
-        return _page(scope, views, tenant)
+            name = one.group(1)
+            known, body = views.kept(views.one_key(tenant, name))
+            if not known:
+                body = await _read(views.one, tenant, name)
+            return cast(bytes | None, body)  # a stack not found: the route says so
+        return await _page(scope, views, tenant)
+
+
+async def _read(view: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``view(...)`` in the thread pool, as the route calls it; None if it fails (the route then
+    reads again and answers with its own error)."""
+    try:
+        return await run_in_threadpool(view, *args, **kwargs)
+    except Exception:  # the route reads again and reports it
+        return None
 
 
 def _tenant(headers: list[tuple[bytes, bytes]], principals: Principals) -> str | None:
@@ -79,7 +95,7 @@ def _tenant(headers: list[tuple[bytes, bytes]], principals: Principals) -> str |
     return principal.tenant if known and principal is not None else None
 
 
-def _page(scope: Scope, views: StackViews, tenant: str) -> bytes | None:
+async def _page(scope: Scope, views: StackViews, tenant: str) -> bytes | None:
     pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
     params: dict[str, Any] = dict(pairs)
     if len(params) != len(pairs) or any(k not in _PAGE_PARAMS or not v or len(v) > _PAGE_PARAMS[k]
@@ -92,6 +108,8 @@ def _page(scope: Scope, views: StackViews, tenant: str) -> bytes | None:
         after = pages.decode(params.get("cursor"), 1)
     except InvalidCursor:
         return None
-    known, kept = views.kept(views.page_key(tenant, int(limit), after[0] if after else None, params.get("case"),
-                                            params.get("status")))
-    return page_json(*kept) if known else None
+    start, case, status = after[0] if after else None, params.get("case"), params.get("status")
+    known, page = views.kept(views.page_key(tenant, int(limit), start, case, status))
+    if not known:
+        page = await _read(views.page, tenant, limit=int(limit), after=start, case=case, status=status)
+    return page_json(*page) if page is not None else None
