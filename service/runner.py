@@ -133,7 +133,7 @@ class Runner:
             try:
                 worker.wait(timeout=grace_seconds)
             except subprocess.TimeoutExpired:
-                workers.kill_group(worker.pid)
+                workers.kill_run(worker.pid)
         self.durable.close()
         if not running:  # a node that leaves runs behind keeps its row: its lease says when others take them
             try:
@@ -218,7 +218,7 @@ class Runner:
             worker.wait(timeout=self.settings.cancel_grace_seconds)
         except subprocess.TimeoutExpired:
             LOG.warning("run %s did not stop within the grace period; killing it", run_id)
-            workers.kill_group(worker.pid)
+            workers.kill_run(worker.pid)
 
     # -- housekeeping -------------------------------------------------------------------------
     def _housekeep(self) -> None:
@@ -273,7 +273,7 @@ class Runner:
             LOG.error("this node lost its lease: stopping its %d runs (another node carries them on)", len(live))
         for run_id, worker in live.items():
             self._fenced.add(run_id)
-            workers.kill_group(worker.pid)
+            workers.kill_run(worker.pid)
 
     def _look_for_cancels(self) -> None:
         mine = list(self._running)
@@ -568,7 +568,7 @@ class Runner:
         if reported is not None and reported["type"] != "Cancelled" and not killed:
             return "failed", reported, False  # the run itself failed, and said why
         if run.worker_pid:  # its engine must not outlive it: the recovery would race it for the stack
-            workers.kill_group(run.worker_pid)
+            workers.kill_run(run.worker_pid)
         how = f"killed by signal {-returncode}" if killed else \
             "stopped by a signal the service did not send" if reported is not None else f"exited with {returncode}"
         return "failed", {"type": "WorkerFailed", "detail": f"the run's worker died ({how}) before the run ended; "

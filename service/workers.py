@@ -112,9 +112,48 @@ def gone(leader: int, timeout: float) -> bool:
     return True
 
 
-def kill_group(leader: int) -> None:
+def kill_run(leader: int) -> None:
+    """SIGKILL a run's processes: the worker's process group (the worker, its CLI) and everything
+    they started. Pulumi starts each plugin in a process group of its own, so killing the group
+    alone left the plugins running, and they completed calls the dead engine had made (resources
+    made in the cloud that no state records). Every process is stopped first, so none acts on
+    another's death, and killed only then."""
+    stopped: set[int] = set()
+    for _ in range(3):  # a process started while the others were being stopped is found next round
+        table = _processes()
+        doomed = {pid for pid, (_, group) in table.items() if group == leader}
+        children: dict[int, list[int]] = {}
+        for pid, (parent, _) in table.items():
+            children.setdefault(parent, []).append(pid)
+        todo = list(doomed)
+        while todo:
+            for child in children.get(todo.pop(), []):
+                if child not in doomed:
+                    doomed.add(child)
+                    todo.append(child)
+        fresh = doomed - stopped
+        if not fresh:
+            break
+        for pid in fresh:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGSTOP)
+        stopped |= fresh
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(leader, signal.SIGKILL)
+    for pid in stopped:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _processes() -> dict[int, tuple[int, int]]:
+    """Every process on the machine: pid -> (parent pid, process group)."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                table[int(entry.name)] = (int(fields[1]), int(fields[2]))
+    return table
 
 
 def base_env() -> dict[str, str]:

@@ -10,15 +10,19 @@ import contextlib
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import psycopg
 import pytest
 
@@ -53,8 +57,77 @@ def database(postgres: str) -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+class Link:
+    """A TCP link to PostgreSQL that a test can cut (every connection closed, new ones refused) and
+    mend: a network partition between one node and the service database."""
+
+    def __init__(self, database: str) -> None:
+        parsed = urlsplit(database)
+        self._target = (parsed.hostname or "127.0.0.1", parsed.port or 5432)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self._cut = threading.Event()
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, database: str, scheme: str) -> str:
+        parsed = urlsplit(database)
+        user = f"{parsed.username}@" if parsed.username else ""
+        return urlunsplit(parsed._replace(scheme=scheme, netloc=f"{user}127.0.0.1:{self.port}"))
+
+    def cut(self) -> None:
+        self._cut.set()
+        with self._lock:
+            for sock in self._open:
+                _drop(sock)
+            self._open.clear()
+
+    def mend(self) -> None:
+        self._cut.clear()
+
+    def close(self) -> None:
+        self._server.close()
+        self.cut()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            try:
+                if self._cut.is_set():
+                    raise OSError("cut")
+                upstream = socket.create_connection(self._target)
+            except OSError:
+                _drop(client)
+                continue
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    _drop(source)
+    _drop(sink)
+
+
+def _drop(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
 class Fleet:
-    def __init__(self, root: Path, toolchain: str, database: str, **settings: Any) -> None:
+    def __init__(self, root: Path, toolchain: str, database: str, links: dict[str, Link] | None = None,
+                 **settings: Any) -> None:
+        """Two nodes on ``database``; a node named in ``links`` reaches the service database (not the
+        state backend) through its link."""
         self.cloud = root / "sandbox-cloud"
         self.gate = Gate(root / "gate")
         host_part = database.removeprefix("postgresql://")
@@ -62,7 +135,9 @@ class Fleet:
                   "backend_url": f"postgres://{host_part}?sslmode=disable", "passphrase": PASSPHRASE,
                   "sandbox_cloud": str(self.cloud), "sandbox_gate_dir": str(self.gate.folder),
                   "node_lease_seconds": 3, "node_grace_seconds": 2, "max_parallel_runs": 2, **settings}
-        self.nodes = {name: Service(root / name, toolchain, node_id=name, **shared) for name in ("node-a", "node-b")}
+        self.nodes = {name: Service(root / name, toolchain, node_id=name, **{**shared, **(
+            {"database_url": links[name].url(database, "postgresql+psycopg")} if links and name in links else {})})
+            for name in ("node-a", "node-b")}
 
     def __getitem__(self, name: str) -> Service:
         return self.nodes[name]
@@ -293,3 +368,44 @@ def _alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         return state != "Z"
     return False
+
+
+def test_a_node_cut_off_from_the_database_stops_its_engines_and_the_other_carries_its_run(
+        tmp_path: Path, pulumi_toolchain: str, database: str) -> None:
+    """A node that cannot renew its lease (its link to the service database cut; its CLIs still
+    reach the state backend) stops its runs' engines itself once the lease has run out, before
+    another node carries the runs on: two engines never write one stack. Mended, it rejoins."""
+    links = {name: Link(database) for name in ("node-a", "node-b")}
+    fleet = Fleet(tmp_path, pulumi_toolchain, database, links=links).start()
+    try:
+        run, running, other = fleet.hold_an_up("cut-off", allow=4)
+        node = fleet[running]
+        engines = [pid for pid in node.workers() if _leads_an_engine(pid)]
+        assert engines, "the run's worker leads an engine"
+        links[running].cut()
+        deadline = time.monotonic() + 60
+        while any(_alive(pid) for pid in engines) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in engines), "the cut-off node stopped its engines"
+        fleet.gate.open()
+        with fleet[other].client() as api:
+            done = wait_run(api, run["id"], timeout=600)
+            assert done["status"] == "succeeded" and done["recovered"] and done["node"] == other, describe(done)
+            stack = api.get("/v1/stacks/cut-off").json()
+        assert stack["status"] == "ready" and stack["resource_count"] == len(fleet.records()) > 0, stack
+        links[running].mend()
+        deadline = time.monotonic() + 120
+        with node.client() as api:  # back on the database, it serves what the other node did
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    seen = api.get(f"/v1/runs/{run['id']}")
+                    if seen.status_code == 200 and seen.json()["status"] == "succeeded":
+                        break
+                time.sleep(0.5)
+            assert api.get(f"/v1/runs/{run['id']}").json() == done
+            later = api.patch("/v1/stacks/cut-off", json={"arguments": {"cache_ttl_seconds": 45}}).json()
+            assert wait_run(api, later["id"], timeout=600)["status"] == "succeeded"
+    finally:
+        fleet.stop()
+        for link in links.values():
+            link.close()
