@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from components import CASES  # noqa: E402
+from service import workers  # noqa: E402
 from service.worker import DEFAULT_RUN_NICENESS  # noqa: E402  (the production setting, measured)
 from tests.engine import Workspace, toolchain_bin  # noqa: E402
 from tests.service_harness import ADMIN_TOKEN, Service  # noqa: E402
@@ -281,25 +282,7 @@ def postgres_database() -> tuple[str, Any]:
     return server.rsplit("/", 1)[0] + f"/{name}", drop
 
 
-def _descendants(root: int) -> list[int]:
-    """Every process descending from ``root``, ``root`` excluded."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _memory(pids: list[int], proportional: bool = False) -> int:
+def _memory(pids: set[int], proportional: bool = False) -> int:
     """Resident set (bytes) of ``pids`` summed; with ``proportional``, their proportional set (PSS:
     a page shared by n processes counts 1/n in each, so the sum is the memory they take together)."""
     total = 0
@@ -359,7 +342,7 @@ def _burst(services: list[Service], case: str, count: int) -> dict[str, Any]:
         nonlocal peak_rss, peak_pss
         rounds = 0
         while not sampling.wait(0.5):
-            pids = [pid for svc in services if svc.process for pid in _descendants(svc.process.pid)]
+            pids = workers.descendants({svc.process.pid for svc in services if svc.process})
             peak_rss = max(peak_rss, _memory(pids))
             if rounds % 10 == 0:  # every 5 s: reading smaps of ~250 processes costs CPU the runs need
                 peak_pss = max(peak_pss, _memory(pids, proportional=True))

@@ -98,8 +98,7 @@ def stop_group(leader: int, grace_seconds: float) -> None:
                 os.kill(pid, signal.SIGTERM if pid == leader else signal.SIGINT)
     if members and not gone(leader, grace_seconds):
         LOG.warning("a run's worker did not stop within the grace period; killing it")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(leader, signal.SIGKILL)
+        kill_run(leader)
         gone(leader, 30)
 
 
@@ -120,18 +119,8 @@ def kill_run(leader: int) -> None:
     another's death, and killed only then."""
     stopped: set[int] = set()
     for _ in range(3):  # a process started while the others were being stopped is found next round
-        table = _processes()
-        doomed = {pid for pid, (_, group) in table.items() if group == leader}
-        children: dict[int, list[int]] = {}
-        for pid, (parent, _) in table.items():
-            children.setdefault(parent, []).append(pid)
-        todo = list(doomed)
-        while todo:
-            for child in children.get(todo.pop(), []):
-                if child not in doomed:
-                    doomed.add(child)
-                    todo.append(child)
-        fresh = doomed - stopped
+        members = set(group(leader))  # empty unless the group is still a worker's
+        fresh = (members | descendants(members)) - stopped
         if not fresh:
             break
         for pid in fresh:
@@ -145,15 +134,22 @@ def kill_run(leader: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _processes() -> dict[int, tuple[int, int]]:
-    """Every process on the machine: pid -> (parent pid, process group)."""
-    table = {}
+def descendants(roots: set[int]) -> set[int]:
+    """Every process descending from one of ``roots`` (the roots themselves not included)."""
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                table[int(entry.name)] = (int(fields[1]), int(fields[2]))
-    return table
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found and child not in roots:
+                found.add(child)
+                todo.append(child)
+    return found
 
 
 def base_env() -> dict[str, str]:

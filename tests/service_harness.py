@@ -19,6 +19,7 @@ import httpx
 
 from programs import targets
 from programs.targets import REPO_ROOT
+from service import workers
 from service.identities import sandbox_account
 from tests.engine import cloud_records
 
@@ -113,7 +114,7 @@ class Service:
         """SIGKILL the service and, at the same moment, every process it started (workers, engines,
         and the plugins the engines started in process groups of their own), as a machine crash would."""
         assert self.process is not None
-        tree = _descendants(self.process.pid)
+        tree = workers.descendants({self.process.pid})
         for pid in tree:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGSTOP)  # frozen first: none of them acts on another's death
@@ -173,21 +174,6 @@ class Service:
             response = admin.post("/v1/tenants", json={"name": name})
             assert response.status_code == 201, response.text
             return str(response.json()["token"])
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, ValueError):
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def wait_run(client: httpx.Client, run_id: str, timeout: float = 300, until: set[str] | None = None) -> dict[str, Any]:
