@@ -25,7 +25,9 @@ partition by ``priority`` then creation time; ``_recover_pending_workflows`` (pr
 dead executor's ``PENDING`` workflows back to ``ENQUEUED`` atomically (a second recovery matches
 nothing); a ``BaseException`` escaping a step is recorded neither as its outcome nor as the
 workflow's, so the workflow stays ``PENDING``; ``application_version`` must be pinned, or
-workflows queued before a deploy are not run after it.
+workflows queued before a deploy are not run after it; every dequeue writes a fresh owner token
+to the workflow's row (``owner_xid``) and a recovery clears it, so an execution can tell whether
+the workflow is still its own (``current_owner_xid``, ``get_workflow_owner``: private).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dbos import DBOS, DBOSClient, DBOSConfig, EnqueueOptions
+from dbos._context import current_owner_xid
+from dbos._dbos import _get_dbos_instance
 
 LOG = logging.getLogger("serverless_cases.durable")
 
@@ -55,10 +59,20 @@ class NodeStopping(BaseException):
     is carried through after the node (or another) takes it up again."""
 
 
+class Superseded(BaseException):
+    """Raised out of ``execute`` by an execution that no longer owns its workflow (its node was
+    taken for dead and the workflow went back to the queue): the execution that owns it now, on
+    this node or another, carries the run through; this one leaves no outcome."""
+
+
+Owned = Callable[[], bool]
+"""Asks the engine whether the calling execution still owns its workflow."""
+
+
 @dataclass
 class Handlers:
     take: Callable[[str, str], str | None]
-    execute: Callable[[str], None]
+    execute: Callable[[str, Owned], None]
 
 
 _handlers: Handlers | None = None
@@ -77,7 +91,18 @@ def _take(pulumi_stack: str, ticket: str) -> str | None:
 
 @DBOS.step(name="execute")
 def _execute(run_id: str) -> None:
-    _current().execute(run_id)
+    _current().execute(run_id, _ownership())
+
+
+def _ownership() -> Owned:
+    """Whether this execution still owns its workflow. Each dequeue of a workflow writes a fresh
+    owner token to its row, and a recovery clears it: the token this execution was started with
+    stays the row's only while no other execution has taken the workflow over."""
+    workflow_id = DBOS.workflow_id
+    assert workflow_id is not None
+    token = current_owner_xid(workflow_id)  # private in dbos 3.x, as is the system database: pinned, tested
+    system = _get_dbos_instance()._sys_db
+    return lambda: token is not None and system.get_workflow_owner(workflow_id) == token
 
 
 @DBOS.workflow(name=WORKFLOW, max_recovery_attempts=MAX_ENGINE_RECOVERIES)

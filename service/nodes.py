@@ -7,6 +7,8 @@ Lease times are written and compared by the nodes' clocks: the grace period cove
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import delete, select, update
 
@@ -33,26 +35,34 @@ class Leases:
                 "database; a fleet needs PostgreSQL (postgresql+psycopg://...)")
 
     def join(self) -> None:
-        """Register this node (or take its row back after a restart)."""
+        """Register this node (or take its row back after a restart, or after others took its
+        runs over): a fresh lease."""
         self.check()
         now = utcnow()
+        values = {"roles": self.roles, "started_at": now, "lease_expires_at": self._until(now)}
         with self.db.session() as session:
-            node = session.get(Node, self.node_id)
-            if node is None:
-                session.add(Node(id=self.node_id, roles=self.roles, started_at=now, lease_expires_at=self._until(now)))
-            else:
-                node.roles, node.started_at, node.lease_expires_at = self.roles, now, self._until(now)
+            if not self._update(session, now=None, **values):
+                session.add(Node(id=self.node_id, **values))
         self.renewed_at = now
 
     def renew(self) -> bool:
-        """Extend this node's lease; False if its row is gone (another node took its runs over)."""
+        """Extend this node's lease; False if it is dead to the others (it ran out more than the
+        grace period ago) or gone (another node took its runs over): the node must then stop its
+        runs' engines and join again. A node taking this one's runs over holds its row, so a
+        renewal waits for the take-over to finish and then finds the row gone."""
         now = utcnow()
         with self.db.session() as session:
-            done = session.execute(update(Node).where(Node.id == self.node_id).values(lease_expires_at=self._until(now))
-                                   .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+            done = self._update(session, now=now, lease_expires_at=self._until(now))
         if done:
             self.renewed_at = now
-        return bool(done)
+        return done
+
+    def _update(self, session: Any, *, now: dt.datetime | None, **values: Any) -> bool:
+        query = update(Node).where(Node.id == self.node_id)
+        if now is not None:  # a renewal: only of a lease the others do not take for dead yet
+            query = query.where(Node.lease_expires_at >= now - dt.timedelta(seconds=self.grace))
+        done = session.execute(query.values(**values).execution_options(synchronize_session=False))
+        return bool(done.rowcount)
 
     def lapsed(self) -> bool:
         """Whether this node's own lease has run out (it could not renew it in time)."""
@@ -65,13 +75,21 @@ class Leases:
             return list(session.scalars(select(Node.id).where(Node.id != self.node_id,
                                                               Node.lease_expires_at < cutoff)).all())
 
-    def take_over(self, node_id: str) -> bool:
-        """Claim a dead node's runs: True for exactly one of the nodes that try."""
+    def take_over(self, node_id: str, recover: Callable[[str], int]) -> int | None:
+        """Take a dead node's runs over: ``recover`` puts its pending workflows back in the queue
+        while this node holds the dead node's row, which is then deleted. Exactly one of the
+        nodes that try does it (how many workflows; None for the others). The dead node cannot
+        renew meanwhile: its renewal waits for the row, then finds it gone, and only then does it
+        join again and execute workflows the take-over cannot have touched."""
         cutoff = utcnow() - dt.timedelta(seconds=self.grace)
         with self.db.session() as session:
-            gone = session.execute(delete(Node).where(Node.id == node_id, Node.lease_expires_at < cutoff)
-                                   .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
-        return bool(gone)
+            dead = session.scalar(select(Node.id).where(Node.id == node_id, Node.lease_expires_at < cutoff)
+                                  .with_for_update(skip_locked=True))
+            if dead is None:
+                return None
+            count = recover(node_id)
+            session.execute(delete(Node).where(Node.id == node_id).execution_options(synchronize_session=False))
+        return count
 
     def leave(self) -> None:
         with self.db.session() as session:

@@ -16,6 +16,11 @@ A node that dies (or stops) during a run leaves its workflow pending: the engine
 again, on the node's next start or, once the node's lease has run out, on another node. The
 re-execution recovers the stack first (lock cancelled, refresh with pending creates cleared) and
 then carries the accepted operation through; the run records that it was recovered.
+
+No engine runs on a node without a lease: a node whose lease ran out kills its engines (whether
+renewals fail or hang) and starts none until it holds a lease again. Then each run it stopped
+goes on here if the engine still has its workflow with this execution, and is left to the
+execution that took it up otherwise (the node was taken for dead and its workflows handed back).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from sqlalchemy import case, select
 from programs import targets
 from service import identities, policy, queue, retention, workers
 from service.db import AppliedArguments, Database, Run, RunEvent, StackRecord, StackSettings, utcnow
-from service.durable import DurableRuns, Handlers, NodeStopping
+from service.durable import DurableRuns, Handlers, NodeStopping, Owned, Superseded
 from service.errors import ServiceError, ToolchainMissing
 from service.nodes import Leases
 from service.settings import Settings
@@ -57,6 +62,7 @@ EVENT_BATCH = 50
 PRUNE_SECONDS = 3600.0  # how often old runs are looked for
 RECONCILE_SECONDS = 30.0  # how often queued runs are checked for a ticket the engine lost
 CANCEL_POLL_SECONDS = 0.5  # how often a node looks for cancels (made on any node) of its runs
+LEASE_WATCH_SECONDS = 0.2  # how often a node checks that its own lease has not run out
 STDERR_LINES_KEPT = 2000  # a worker's stderr kept in memory for the log: its last lines
 EVENT_FLUSH_SECONDS = 0.1
 
@@ -95,7 +101,9 @@ class Runner:
                                        settings.max_parallel_runs if settings.warm_worker else 0)
         self._running: dict[str, subprocess.Popen[str]] = {}  # run id -> worker, on this node
         self._signalled: set[str] = set()  # running runs whose worker was told to stop
-        self._fenced: set[str] = set()  # runs stopped because this node lost its lease: not ours to end
+        self._fenced: set[str] = set()  # runs stopped because this node lost its lease
+        self._fencing = threading.Lock()
+        self._leased = threading.Event()  # this node holds a lease the others do not take for dead
         self._stopping = threading.Event()
         self._housekeeper: threading.Thread | None = None
         self._executing = False
@@ -104,6 +112,7 @@ class Runner:
     def open(self) -> None:
         """Every node: join the fleet's nodes and connect to the engine (to hand in tickets)."""
         self.leases.join()
+        self._leased.set()
         self.durable.open()
 
     def start(self) -> None:
@@ -115,9 +124,11 @@ class Runner:
         self._replenish()
 
     def watch(self) -> None:
-        """Keep this node's lease (and, with the runs role, cancels, dead nodes, pruning) going."""
+        """Keep this node's lease (and, with the runs role, cancels, dead nodes, pruning) going,
+        and stop this node's engines whenever the lease runs out."""
         self._housekeeper = threading.Thread(target=self._housekeep, name="housekeeper", daemon=True)
         self._housekeeper.start()
+        threading.Thread(target=self._watch_lease, name="lease-watch", daemon=True).start()
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop executing and ask running workers to stop cleanly; the runs they leave stay
@@ -247,33 +258,47 @@ class Runner:
             LOG.exception("housekeeping: %s failed", getattr(job, "__name__", job))
 
     def _renew(self) -> None:
-        """Renew this node's lease and take over dead nodes' runs. A node whose own lease ran out
-        (it could not reach the database in time, or another node already took its runs over)
-        stops its runs' CLIs: another node carries them on, and two engines must not write one
-        stack."""
+        """Renew this node's lease and take over dead nodes' runs. A node whose lease the others
+        take for dead (or took over) stops its runs' engines and joins again."""
         try:
-            taken = not self.leases.renew()
-        except Exception:
+            held = self.leases.renew()
+        except Exception:  # the lease watch stops the engines once the lease has run out
             LOG.exception("could not renew this node's lease")
-            if self.leases.lapsed():
-                self._fence()
             return
-        if taken:
+        if not held:
+            self._leased.clear()
             self._fence()
             self.leases.join()
+        self._leased.set()
         if self._executing:
             for node_id in self.leases.dead():
-                if self.leases.take_over(node_id):
-                    count = self.durable.recover_node(node_id)
+                count = self.leases.take_over(node_id, self.durable.recover_node)
+                if count is not None:
                     LOG.warning("node %s is dead (its lease ran out): %d of its runs are carried on", node_id, count)
 
+    def _watch_lease(self) -> None:
+        """Stop this node's engines once its lease has run out, whether renewals fail or hang (a
+        link that drops packets blocks them): another node may be about to carry the runs on,
+        and two engines must not write one stack. Runs start again only under a lease."""
+        while not self._stopping.wait(LEASE_WATCH_SECONDS):
+            if self.leases.lapsed():
+                self._leased.clear()
+                self._fence()
+
     def _fence(self) -> None:
-        live = {run_id: w for run_id, w in self._running.items() if w.poll() is None}
-        if live:
-            LOG.error("this node lost its lease: stopping its %d runs (another node carries them on)", len(live))
-        for run_id, worker in live.items():
-            self._fenced.add(run_id)
-            workers.kill_run(worker.pid)
+        with self._fencing:
+            live = {run_id: w for run_id, w in list(self._running.items())
+                    if w.poll() is None and run_id not in self._fenced}
+            if live:
+                LOG.error("this node has no lease: stopping the engines of its %d runs", len(live))
+            for run_id, worker in live.items():
+                self._fenced.add(run_id)
+                workers.kill_run(worker.pid)
+
+    def _await_lease(self, run_id: str) -> None:
+        while not self._leased.is_set() or self.leases.lapsed():
+            if self._stopping.wait(LEASE_WATCH_SECONDS):
+                raise NodeStopping(run_id)
 
     def _look_for_cancels(self) -> None:
         mine = list(self._running)
@@ -308,36 +333,49 @@ class Runner:
                 if queue.claim(session, candidate, ticket=ticket, node_id=self.node_id):
                     return str(candidate)
 
-    def execute(self, run_id: str) -> None:
+    def execute(self, run_id: str, owned: Owned = lambda: True) -> None:
         """Run a claimed run to its end on this node (blocking). A second execution (the node of
-        the first died or stopped) recovers the stack first, then carries the operation through."""
-        try:
-            started = self._start(run_id)
-        except NodeStopping:
-            raise
-        except Exception as exc:  # one run that cannot start must not stop the others
-            LOG.exception("run %s could not start", run_id)
-            self._refuse_start(run_id, exc)
-            return
-        if started is None:
-            return
-        worker, first_seq = started
-        try:
-            outcome, returncode = self._follow(run_id, worker, first_seq)
-        finally:
-            self._running.pop(run_id, None)
-            self._signalled.discard(run_id)
-            self._replenish()
-        if run_id in self._fenced:
-            self._fenced.discard(run_id)
-            raise NodeStopping(run_id)  # another node carries it on
-        if self._stopping.is_set() and "result" not in outcome and not self._cancel_asked(run_id):
-            raise NodeStopping(run_id)  # left pending: carried through when a node takes it up again
-        self._finish(run_id, outcome, returncode)
+        the first died or stopped) recovers the stack first, then carries the operation through.
 
-    def _start(self, run_id: str) -> tuple[subprocess.Popen[str], int] | None:
+        An execution whose engine was stopped because this node had no lease waits for one, then
+        carries the run on itself (recovering the stack first) if the workflow is still its own,
+        and leaves it to the execution that owns it now otherwise (``Superseded``)."""
+        while True:
+            try:
+                started = self._start(run_id, owned)
+            except (NodeStopping, Superseded):
+                raise
+            except Exception as exc:  # one run that cannot start must not stop the others
+                LOG.exception("run %s could not start", run_id)
+                self._refuse_start(run_id, exc)
+                return
+            if started is None:
+                return
+            worker, first_seq = started
+            try:
+                outcome, returncode = self._follow(run_id, worker, first_seq)
+            finally:
+                self._running.pop(run_id, None)
+                self._signalled.discard(run_id)
+                self._replenish()
+            with self._fencing:
+                fenced = run_id in self._fenced
+                self._fenced.discard(run_id)
+            if fenced:
+                LOG.warning("run %s: its engine was stopped while this node had no lease", run_id)
+                continue
+            if self._stopping.is_set() and "result" not in outcome and not self._cancel_asked(run_id):
+                raise NodeStopping(run_id)  # left pending: carried through when a node takes it up again
+            self._finish(run_id, outcome, returncode)
+            return
+
+    def _start(self, run_id: str, owned: Owned) -> tuple[subprocess.Popen[str], int] | None:
         if self._stopping.is_set():
             raise NodeStopping(run_id)
+        self._await_lease(run_id)  # no engine starts without a lease
+        if not owned():  # the workflow went back to the queue (this node was taken for dead) and was taken again
+            LOG.warning("run %s: another execution carries it on", run_id)
+            raise Superseded(run_id)
         with self.db.session() as session:
             run = session.get(Run, run_id)
             if run is None or run.status != "running":
@@ -360,7 +398,7 @@ class Runner:
             first_seq = session.scalar(select(RunEvent.seq).where(RunEvent.run_id == run_id)
                                        .order_by(RunEvent.seq.desc()).limit(1)) or 0
         if again:
-            LOG.warning("run %s: its first execution ended with its node; recovering the stack, then going on", run_id)
+            LOG.warning("run %s: an earlier execution of it ended with its node or its lease; recovering the stack, then going on", run_id)
             if previous and previous not in {w.pid for w in self._running.values()} and workers.group(previous):
                 workers.stop_group(previous, self.settings.cancel_grace_seconds)  # a worker of this node's last life
         with self.db.session() as session:

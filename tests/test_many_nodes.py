@@ -27,7 +27,9 @@ import psycopg
 import pytest
 
 from programs.targets import REPO_ROOT
+from service.db import Database
 from service.identities import sandbox_account
+from service.nodes import Leases
 from tests.engine import cloud_records
 from tests.service_harness import Gate, Service, describe, wait_run
 
@@ -58,8 +60,9 @@ def database(postgres: str) -> Iterator[str]:
 
 
 class Link:
-    """A TCP link to PostgreSQL that a test can cut (every connection closed, new ones refused) and
-    mend: a network partition between one node and the service database."""
+    """A TCP link to PostgreSQL that a test can break and mend: a network partition between one
+    node and the service database. Broken by a reset, every connection is closed and new ones are
+    refused; gone silent, it holds what is sent either way (a link dropping packets) until mended."""
 
     def __init__(self, database: str) -> None:
         parsed = urlsplit(database)
@@ -67,6 +70,8 @@ class Link:
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._server.getsockname()[1])
         self._cut = threading.Event()
+        self._mended = threading.Event()
+        self._mended.set()
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -76,19 +81,25 @@ class Link:
         user = f"{parsed.username}@" if parsed.username else ""
         return urlunsplit(parsed._replace(scheme=scheme, netloc=f"{user}127.0.0.1:{self.port}"))
 
-    def cut(self) -> None:
-        self._cut.set()
+    def break_(self, how: str) -> None:
+        """``reset`` or ``silent``."""
+        if how == "silent":
+            self._mended.clear()
+            return
         with self._lock:
+            self._cut.set()
             for sock in self._open:
                 _drop(sock)
             self._open.clear()
 
     def mend(self) -> None:
         self._cut.clear()
+        self._mended.set()
 
     def close(self) -> None:
         self._server.close()
-        self.cut()
+        self.mend()
+        self.break_("reset")
 
     def _accept(self) -> None:
         while True:
@@ -104,17 +115,21 @@ class Link:
                 _drop(client)
                 continue
             with self._lock:
+                if self._cut.is_set():  # broken while this connection was being made
+                    _drop(client)
+                    _drop(upstream)
+                    continue
                 self._open += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            sink.sendall(data)
-    _drop(source)
-    _drop(sink)
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                self._mended.wait()
+                sink.sendall(data)
+        _drop(source)
+        _drop(sink)
 
 
 def _drop(sock: socket.socket) -> None:
@@ -279,7 +294,45 @@ def _wait_for_a_lock_wait(connection: psycopg.Connection[Any], timeout: float = 
             if row is not None and row[0] > 0:
                 return
             time.sleep(0.1)
-    raise AssertionError("no session waited for the stack's row lock")
+    raise AssertionError("no session waited for a row lock")
+
+
+def test_a_renewal_during_the_take_over_of_its_node_waits_for_it_then_finds_the_lease_gone(database: str) -> None:
+    """Taking a dead node's runs over and that node's renewal exclude each other: a renewal that
+    arrives while another node puts the dead node's workflows back in the queue waits for it, and
+    then finds the lease gone (the node stops its engines and only then joins again, so nothing it
+    runs after joining was put back in the queue). A lease the others take for dead cannot be
+    renewed either, taken over or not."""
+    db = Database(f"postgresql+psycopg://{database.removeprefix('postgresql://')}")
+    try:
+        # node-a's clock runs behind: it thinks its lease is still within the grace period
+        a, b = Leases(db, "node-a", "api,runs", seconds=1, grace=60), Leases(db, "node-b", "api,runs", seconds=1, grace=1)
+        a.join()
+        time.sleep(2.5)  # node-a's lease ran out more than the grace period ago
+        b.join()
+        assert b.dead() == ["node-a"]
+        renewed: list[bool] = []
+        renewal = threading.Thread(target=lambda: renewed.append(a.renew()))
+
+        def recover(node_id: str) -> int:
+            assert node_id == "node-a"
+            renewal.start()
+            with psycopg.connect(database) as watcher:
+                _wait_for_a_lock_wait(watcher)
+            assert not renewed, "the renewal waits while the node's runs are being taken over"
+            return 2
+
+        assert b.take_over("node-a", recover) == 2
+        renewal.join(timeout=30)
+        assert renewed == [False], "the node's lease is gone once its runs were taken over"
+        assert b.take_over("node-a", recover) is None, "a node's runs are taken over once"
+        a.join()
+        assert a.renew() and b.dead() == []
+        a.grace = 1
+        time.sleep(2.5)
+        assert not a.renew(), "a lease the others take for dead is not renewed"
+    finally:
+        db.dispose()
 
 
 def _start_node(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -370,30 +423,44 @@ def _alive(pid: int) -> bool:
     return False
 
 
+def _engines_stopped_when_cut_off(fleet: Fleet, links: dict[str, Link], how: str, stack: str) -> tuple[dict[str, Any], str, str]:
+    """Hold an up, break the running node's link to the service database (its CLIs still reach the
+    state backend), and require that node to stop the run's engines once its lease has run out,
+    before the other node carries the run on."""
+    run, running, other = fleet.hold_an_up(stack, allow=4)
+    engines = [pid for pid in fleet[running].workers() if _leads_an_engine(pid)]
+    assert engines, "the run's worker leads an engine"
+    links[running].break_(how)
+    deadline = time.monotonic() + 60
+    with fleet[other].client() as api:
+        while any(_alive(pid) for pid in engines) and time.monotonic() < deadline:
+            carrier = api.get(f"/v1/runs/{run['id']}").json()["node"]
+            assert carrier == running or not any(_alive(pid) for pid in engines), \
+                "the other node carried the run on while the cut-off node's engine still ran"
+            time.sleep(0.1)
+    assert not any(_alive(pid) for pid in engines), "the cut-off node stopped its engines"
+    return run, running, other
+
+
+@pytest.mark.parametrize("how", ["reset", "silent"])
 def test_a_node_cut_off_from_the_database_stops_its_engines_and_the_other_carries_its_run(
-        tmp_path: Path, pulumi_toolchain: str, database: str) -> None:
-    """A node that cannot renew its lease (its link to the service database cut; its CLIs still
-    reach the state backend) stops its runs' engines itself once the lease has run out, before
-    another node carries the runs on: two engines never write one stack. Mended, it rejoins."""
+        tmp_path: Path, pulumi_toolchain: str, database: str, how: str) -> None:
+    """A node that cannot renew its lease (its link to the service database reset, or gone silent
+    so that renewals hang) stops its runs' engines itself once the lease has run out, before
+    another node carries the runs on: two engines never write one stack. Mended, it rejoins and
+    runs later changes (a change it takes up before it notices it was taken for dead included)."""
     links = {name: Link(database) for name in ("node-a", "node-b")}
     fleet = Fleet(tmp_path, pulumi_toolchain, database, links=links).start()
     try:
-        run, running, other = fleet.hold_an_up("cut-off", allow=4)
-        node = fleet[running]
-        engines = [pid for pid in node.workers() if _leads_an_engine(pid)]
-        assert engines, "the run's worker leads an engine"
-        links[running].cut()
-        deadline = time.monotonic() + 60
-        while any(_alive(pid) for pid in engines) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not any(_alive(pid) for pid in engines), "the cut-off node stopped its engines"
+        run, running, other = _engines_stopped_when_cut_off(fleet, links, how, "cut-off")
         fleet.gate.open()
         with fleet[other].client() as api:
-            done = wait_run(api, run["id"], timeout=600)
+            done = wait_run(api, run["id"], timeout=300)
             assert done["status"] == "succeeded" and done["recovered"] and done["node"] == other, describe(done)
             stack = api.get("/v1/stacks/cut-off").json()
         assert stack["status"] == "ready" and stack["resource_count"] == len(fleet.records()) > 0, stack
         links[running].mend()
+        node = fleet[running]
         deadline = time.monotonic() + 120
         with node.client() as api:  # back on the database, it serves what the other node did
             while time.monotonic() < deadline:
@@ -401,10 +468,31 @@ def test_a_node_cut_off_from_the_database_stops_its_engines_and_the_other_carrie
                     seen = api.get(f"/v1/runs/{run['id']}")
                     if seen.status_code == 200 and seen.json()["status"] == "succeeded":
                         break
-                time.sleep(0.5)
+                time.sleep(0.1)
             assert api.get(f"/v1/runs/{run['id']}").json() == done
             later = api.patch("/v1/stacks/cut-off", json={"arguments": {"cache_ttl_seconds": 45}}).json()
-            assert wait_run(api, later["id"], timeout=600)["status"] == "succeeded"
+            assert wait_run(api, later["id"], timeout=300)["status"] == "succeeded"
+    finally:
+        fleet.stop()
+        for link in links.values():
+            link.close()
+
+
+def test_a_node_cut_off_for_less_than_the_grace_carries_its_own_run_on_once_mended(
+        tmp_path: Path, pulumi_toolchain: str, database: str) -> None:
+    """A node whose lease ran out stops its engines; mended before the others take it for dead, it
+    carries its run on itself, recovering the stack first: no run is left pending that nobody runs."""
+    links = {name: Link(database) for name in ("node-a", "node-b")}
+    fleet = Fleet(tmp_path, pulumi_toolchain, database, links=links, node_grace_seconds=600).start()
+    try:
+        run, running, other = _engines_stopped_when_cut_off(fleet, links, "reset", "brief")
+        links[running].mend()
+        fleet.gate.open()
+        with fleet[other].client() as api:
+            done = wait_run(api, run["id"], timeout=300)
+            assert done["status"] == "succeeded" and done["recovered"] and done["node"] == running, describe(done)
+            stack = api.get("/v1/stacks/brief").json()
+        assert stack["status"] == "ready" and stack["resource_count"] == len(fleet.records()) > 0, stack
     finally:
         fleet.stop()
         for link in links.values():

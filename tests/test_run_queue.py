@@ -103,12 +103,20 @@ def test_recoveries_that_keep_failing_are_counted_until_something_else_ran(db: D
         assert recoveries_failed_in_a_row(session, "acme.s") == 0
 
 
-def _runner(db: Database, tmp_path: Path) -> Any:
+def _runner(db: Database, tmp_path: Path, *, leased: bool = True) -> Any:
     from service.runner import Runner
     from service.settings import Settings
 
     settings = Settings(data_dir=tmp_path, passphrase="test passphrase", node_id="here")  # type: ignore[arg-type]
-    return Runner(settings, db, tmp_path / "no-toolchain")
+    runner = Runner(settings, db, tmp_path / "no-toolchain")
+    if leased:  # what Runner.open does, without the engine
+        runner.leases.join()
+        runner._leased.set()
+    return runner
+
+
+def _owned() -> bool:
+    return True
 
 
 def _queue_more(db: Database, *runs: tuple[str, str, int]) -> None:
@@ -129,11 +137,51 @@ def test_a_ticket_takes_its_stacks_runs_in_acceptance_order_and_recoveries_first
         assert {r.id: (r.status, r.ticket, r.node_id) for r in session.query(Run)}["r2"] == ("running", "t-c", "here")
 
 
+def test_no_engine_starts_on_a_node_without_a_lease(db: Database, tmp_path: Path) -> None:
+    """A claimed run waits for its node's lease (the node may be cut off, and another about to
+    take its runs over); a node that stops meanwhile leaves it pending, untouched."""
+    from service.durable import NodeStopping
+
+    runner = _runner(db, tmp_path, leased=False)
+    assert runner.take("acme.s", "t-1") == "r1"
+    waiting: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            runner._start("r1", _owned)
+        except BaseException as exc:  # what the engine's step would see
+            waiting.append(exc)
+
+    starter = threading.Thread(target=start)
+    starter.start()
+    starter.join(timeout=1)
+    assert starter.is_alive() and not waiting, "the run waits for a lease"
+    runner._stopping.set()
+    starter.join(timeout=10)
+    assert [type(e) for e in waiting] == [NodeStopping]
+    with db.session() as session:
+        run = session.get_one(Run, "r1")
+        assert (run.status, run.attempts, run.worker_pid) == ("running", 0, None)
+
+
+def test_an_execution_that_no_longer_owns_its_workflow_leaves_the_run_to_the_one_that_does(
+        db: Database, tmp_path: Path) -> None:
+    from service.durable import Superseded
+
+    runner = _runner(db, tmp_path)
+    assert runner.take("acme.s", "t-1") == "r1"
+    with pytest.raises(Superseded):
+        runner._start("r1", lambda: False)
+    with db.session() as session:
+        run = session.get_one(Run, "r1")
+        assert (run.status, run.attempts, run.worker_pid) == ("running", 0, None)
+
+
 def test_a_run_cancelled_between_its_claim_and_its_start_never_starts(db: Database, tmp_path: Path) -> None:
     runner = _runner(db, tmp_path)
     assert runner.take("acme.s", "t-1") == "r1"
     assert runner.cancel("r1") == "running"  # claimed: the node running it is told
-    assert runner._start("r1") is None
+    assert runner._start("r1", _owned) is None
     with db.session() as session:
         run = session.get_one(Run, "r1")
         assert (run.status, run.error_type, run.attempts, run.worker_pid) == ("cancelled", "Cancelled", 1, None)
