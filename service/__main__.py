@@ -43,7 +43,7 @@ def main() -> int:
 def preflight(settings: Settings) -> None:
     """What must hold before this node joins its database (another node on SQLite, for one)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.database)
+    db = Database(settings.database, idle_transaction_seconds=settings.node_lease_seconds)
     try:
         Leases(db, settings.node, "", seconds=settings.node_lease_seconds, grace=settings.node_grace_seconds).check()
     finally:

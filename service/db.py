@@ -218,7 +218,12 @@ class Database:
 
     WATCHED = ("tenants", "api_tokens", "stacks", "runs")
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, idle_transaction_seconds: float | None = None) -> None:
+        """``idle_transaction_seconds`` (PostgreSQL): the server ends a session of this process
+        that stays that long inside a transaction without running a statement, and so releases
+        its locks. A node paused in the middle of a transaction (a frozen process, a stalled
+        virtual machine) then blocks no other node: not the take-over of its own runs, which
+        needs its lease's row."""
         sqlite = url.startswith("sqlite")
         self.shared = not sqlite
         if sqlite:  # a local file: no server to drop connections, so no ping; one per request thread
@@ -226,7 +231,9 @@ class Database:
                                                 pool_size=16, max_overflow=48)
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=48)
+            options = ({"options": f"-c idle_in_transaction_session_timeout={int(idle_transaction_seconds * 1000)}"}
+                       if idle_transaction_seconds else {})
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=48, connect_args=options)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._changes = dict.fromkeys(self.WATCHED, 0)
         self._counting = threading.Lock()
