@@ -333,7 +333,7 @@ class Runner:
                 if queue.claim(session, candidate, ticket=ticket, node_id=self.node_id):
                     return str(candidate)
 
-    def execute(self, run_id: str, owned: Owned = lambda: True) -> None:
+    def execute(self, run_id: str, owned: Owned) -> None:
         """Run a claimed run to its end on this node (blocking). A second execution (the node of
         the first died or stopped) recovers the stack first, then carries the operation through.
 
