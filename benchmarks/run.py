@@ -103,16 +103,16 @@ def service_up(api: Any, case: str, name: str, poll: float = 0.05, accepted: lis
     return elapsed
 
 
-def settle(service: Service, spares: int) -> Service:
-    """Measure from a quiet start: wait until the service's spare workers are started and
-    done with their imports and preload (they start while the service is idle, at low
-    priority): all of them there, and none used CPU for a second."""
+def settle(service: Service) -> Service:
+    """Measure from a quiet start: wait until the service's fork server is started and done
+    with its imports (it starts while the service is idle, at low priority), and no worker
+    process used CPU for a second."""
     deadline = time.monotonic() + 120
     before = None
     while time.monotonic() < deadline:
         workers = service.workers()
         now = (sorted(workers), sum(_cpu_seconds(pid) for pid in workers))
-        if len(workers) >= spares and now == before:
+        if workers and now == before:
             break
         before = now
         time.sleep(1.0)
@@ -138,7 +138,7 @@ def overhead(tools: str, work: Path, cases: list[str], label: str = "sqlite", **
                 for i in range(REPEATS):  # interleaved, side by side
                     cli.append(cli_up(work / f"cli-{label}-{case}-{i}", tools, case, f"bench{i}"))
                     svc.append(service_up(api, case, f"ovh-{case}-{i}"))
-                    settle(service, 1)  # its next spare starts now, not during the next CLI run
+                    settle(service)  # the run's worker ended: nothing of it runs during the next CLI run
                 rows.append({"case": case, "cli": statistics.median(cli), "service": statistics.median(svc),
                              "ratio": statistics.median(svc) / statistics.median(cli)})
     finally:
@@ -149,13 +149,13 @@ def overhead(tools: str, work: Path, cases: list[str], label: str = "sqlite", **
 def parallel(tools: str, work: Path, case: str) -> dict[str, Any]:
     """Four stacks created at once against one alone, ``REPEATS`` times interleaved: the median
     makespan over the median single run (one trial of each varied by half on this machine)."""
-    service = settle(Service(work / "svc-parallel", tools, max_parallel_runs=4, run_niceness=DEFAULT_RUN_NICENESS).start(), 4)
+    service = settle(Service(work / "svc-parallel", tools, max_parallel_runs=4, run_niceness=DEFAULT_RUN_NICENESS).start())
     singles, makespans, per_stack = [], [], []
     try:
         with service.client() as api:
             for r in range(REPEATS):
                 singles.append(service_up(api, case, f"par-single-{r}"))
-                settle(service, 4)
+                settle(service)
                 started = time.perf_counter()
                 with ThreadPoolExecutor(max_workers=4) as pool:
                     clients = [service.client() for _ in range(4)]
@@ -164,7 +164,7 @@ def parallel(tools: str, work: Path, case: str) -> dict[str, Any]:
                     for c in clients:
                         c.close()
                 makespans.append(time.perf_counter() - started)
-                settle(service, 4)
+                settle(service)
     finally:
         service.stop()
     return _parallel_result(case, singles, makespans, per_stack)
@@ -215,7 +215,7 @@ def responsiveness(tools: str, work: Path, case: str, stacks: int = 0, **setting
                       **settings).start()
     if stacks:
         populate(service, stacks)
-    settle(service, 4)
+    settle(service)
     latencies: dict[str, list[float]] = {"list": [], "read": []}
     try:
         with service.client() as api:
@@ -303,9 +303,9 @@ def capacity(tools: str, work: Path, case: str, latency_ms: int, nodes: int, cou
     ``latency_ms`` (AWS's own latency, simulated), on one node or on several (PostgreSQL, as a
     fleet needs): makespan over one run alone, memory per concurrent run (the peak resident set of
     the node's runs, workers, CLIs and plugins, over ``count``, and their proportional set beside it;
-    spares off), the machine's CPU per run, and the slowest acceptance."""
+    the fork server included), the machine's CPU per run, and the slowest acceptance."""
     settings: dict[str, Any] = {"sandbox_latency_ms": latency_ms, "max_parallel_runs": count // nodes,
-                                "warm_worker": "false", "run_niceness": DEFAULT_RUN_NICENESS}
+                                "run_niceness": DEFAULT_RUN_NICENESS}
     drop = None
     if nodes > 1:
         url, drop = postgres_database()
@@ -313,7 +313,7 @@ def capacity(tools: str, work: Path, case: str, latency_ms: int, nodes: int, cou
         settings.update({"fleet": "true", "database_url": f"postgresql+psycopg://{host}",
                          "backend_url": f"postgres://{host}?sslmode=disable", "passphrase": "bench fleet",
                          "sandbox_cloud": str(work / f"capacity-cloud-{nodes}")})
-    services = [Service(work / f"svc-capacity-{nodes}-{i}", tools, node_id=f"bench-{i}", **settings).start()
+    services = [settle(Service(work / f"svc-capacity-{nodes}-{i}", tools, node_id=f"bench-{i}", **settings).start())
                 for i in range(nodes)]
     try:
         burst = _burst(services, case, count)

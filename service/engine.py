@@ -113,7 +113,10 @@ class ReportedStack(auto.Stack):
                                   result="succeeded", resource_changes=self.reported_summary["resource_changes"])
 
 
-def command(toolchain_bin: str) -> auto.PulumiCommand:
+Cli = auto.PulumiCommand
+
+
+def command(toolchain_bin: str) -> Cli:
     """The pinned CLI (constructing it runs `pulumi version`; a warm worker does this ahead)."""
     return auto.PulumiCommand(root=str(Path(toolchain_bin).parent))
 

@@ -97,9 +97,8 @@ class Runner:
                                    node_id=self.node_id, parallel=settings.max_parallel_runs)
         self.leases = Leases(db, self.node_id, ",".join(sorted(settings.roles)),
                              seconds=settings.node_lease_seconds, grace=settings.node_grace_seconds)
-        self.workers = workers.Workers(toolchain_bin, settings.run_niceness,
-                                       settings.max_parallel_runs if settings.warm_worker else 0)
-        self._running: dict[str, subprocess.Popen[str]] = {}  # run id -> worker, on this node
+        self.workers = workers.Workers(toolchain_bin, settings.run_niceness, forked=settings.warm_worker)
+        self._running: dict[str, workers.Worker] = {}  # run id -> worker, on this node
         self._signalled: set[str] = set()  # running runs whose worker was told to stop
         self._fenced: set[str] = set()  # runs stopped because this node lost its lease
         self._fencing = threading.Lock()
@@ -121,7 +120,7 @@ class Runner:
         self.durable.launch(Handlers(take=self.take, execute=self.execute))
         self._executing = True
         self.reconcile()
-        self._replenish()
+        self._warm()
 
     def watch(self) -> None:
         """Keep this node's lease (and, with the runs role, cancels, dead nodes, pruning) going,
@@ -136,7 +135,6 @@ class Runner:
         self._stopping.set()
         if self._housekeeper is not None:
             self._housekeeper.join(timeout=5)
-        self.workers.close()
         running = [w for w in list(self._running.values()) if w.poll() is None]
         for worker in running:
             worker.send_signal(signal.SIGTERM)
@@ -145,6 +143,7 @@ class Runner:
                 worker.wait(timeout=grace_seconds)
             except subprocess.TimeoutExpired:
                 workers.kill_run(worker.pid)
+        self.workers.close()
         self.durable.close()
         if not running:  # a node that leaves runs behind keeps its row: its lease says when others take them
             try:
@@ -224,7 +223,7 @@ class Runner:
             worker.send_signal(signal.SIGTERM)
             threading.Thread(target=self._kill_after_grace, args=(run_id, worker), daemon=True).start()
 
-    def _kill_after_grace(self, run_id: str, worker: subprocess.Popen[str]) -> None:
+    def _kill_after_grace(self, run_id: str, worker: workers.Worker) -> None:
         try:
             worker.wait(timeout=self.settings.cancel_grace_seconds)
         except subprocess.TimeoutExpired:
@@ -357,7 +356,7 @@ class Runner:
             finally:
                 self._running.pop(run_id, None)
                 self._signalled.discard(run_id)
-                self._replenish()
+                self._warm()
             with self._fencing:
                 fenced = run_id in self._fenced
                 self._fenced.discard(run_id)
@@ -369,7 +368,7 @@ class Runner:
             self._finish(run_id, outcome, returncode)
             return
 
-    def _start(self, run_id: str, owned: Owned) -> tuple[subprocess.Popen[str], int] | None:
+    def _start(self, run_id: str, owned: Owned) -> tuple[workers.Worker, int] | None:
         if self._stopping.is_set():
             raise NodeStopping(run_id)
         self._await_lease(run_id)  # no engine starts without a lease
@@ -459,12 +458,12 @@ class Runner:
                 _back_to_applied(session, stack, run)
                 stack.updated_at = utcnow()
 
-    def _replenish(self) -> None:
-        """Start spares up to one per parallel run, only while no run is in progress: starting
-        a worker costs CPU that runs in progress would otherwise have."""
+    def _warm(self) -> None:
+        """Start (or replace) the fork server, only while no run is in progress: its imports
+        cost CPU that runs in progress would otherwise have."""
         if self._running or not self.toolchain_ready() or self._stopping.is_set():
             return
-        self.workers.replenish()
+        self.workers.warm()
 
     def _job(self, session: Any, run: Run, secrets: dict[str, Any], *, recover_first: bool) -> dict[str, Any]:
         identity = identities.for_target(session, run.tenant_id, run.params["target"])
@@ -494,7 +493,7 @@ class Runner:
         }
 
     # -- following a worker ------------------------------------------------------------------
-    def _follow(self, run_id: str, worker: subprocess.Popen[str], first_seq: int) -> tuple[dict[str, Any], int]:
+    def _follow(self, run_id: str, worker: workers.Worker, first_seq: int) -> tuple[dict[str, Any], int]:
         outcome: dict[str, Any] = {}
         stderr_lines: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
         reader = threading.Thread(target=lambda: stderr_lines.extend(worker.stderr or []), daemon=True)
@@ -539,12 +538,12 @@ class Runner:
             reading.set()
             ticker.join(timeout=5)
             flush()
-            worker.wait()
+            returncode = worker.wait()
             reader.join(timeout=5)
             if stderr_lines:
                 level = logging.INFO if "result" in outcome else logging.WARNING
                 LOG.log(level, "run %s worker stderr:\n%s", run_id, "".join(stderr_lines)[-20000:])
-            return outcome, worker.returncode
+            return outcome, returncode
         except Exception:
             LOG.exception("following run %s failed", run_id)
             return {"error": {"type": "ServiceError", "detail": "the run's worker failed"}}, -1

@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     """CPU priority of runs (their workers, CLIs and plugins): 19, the lowest, keeps the API's
     reads fast while runs are in progress; 0 lets runs compete evenly with other work."""
     warm_worker: bool = True
-    """Keep worker processes (one per parallel run) started ahead of runs, imports and CLI check done."""
+    """Fork each run's worker from one process that has done every case's imports and the CLI
+    check (the fork server); off, each run starts a fresh interpreter that imports what it needs."""
     sandbox_latency_ms: int = Field(default=0, ge=0, le=60_000)
     """Simulated AWS API latency per sandbox create/update/delete (demos, cancellation drills)."""
     sandbox_cloud: Path | None = None

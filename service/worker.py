@@ -2,8 +2,8 @@
 runs it through :mod:`service.engine`, and writes JSON lines on stdout: ``{"event": ...}``
 for each engine event, then one ``{"result": ...}`` or ``{"error": ...}``.
 
-The case program runs inline, in this process (:mod:`service.engine`); a spare worker has
-done its imports before the job arrives. Secret values given in the job never leave this
+The case program runs inline, in this process (:mod:`service.engine`); a worker forked from
+the fork server (:mod:`service.forkserver`) has every import done before the job arrives. Secret values given in the job never leave this
 process: every protocol line, and everything written to stdout or stderr, is scrubbed of them.
 SIGTERM asks for a clean stop: it is passed to the Pulumi CLI as SIGINT, which finishes
 the resource operations in flight, saves the state and exits; this process then reports
@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -24,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from programs import program
-from service.engine import Job, JobError, command, run_job, stack_settings
+from service import forkserver
+from service.engine import Cli, Job, JobError, command, run_job, stack_settings
 
 _cancel_requested = False
 
@@ -164,23 +166,38 @@ class ScrubbedOutput:
 
 
 def main() -> int:
-    yield_cpu(int(sys.argv[2]) if len(sys.argv) > 2 else DEFAULT_RUN_NICENESS)
-    scrub = Scrubber([])
-    output = ScrubbedOutput(scrub)
+    """``python -m service.worker TOOLCHAIN_BIN NICENESS run``: one run, imports as its case needs.
+    ``... forkserver FD``: load everything a run of any case needs, then fork a worker for each
+    request on the socket ``FD`` (:mod:`service.forkserver`)."""
+    niceness = int(sys.argv[2]) if len(sys.argv) > 2 else DEFAULT_RUN_NICENESS
+    yield_cpu(niceness)
+    # Everything that needs no job happens ahead of it in the fork server: the CLI version
+    # check, every case's imports. A worker started for a run has its job waiting: it imports
+    # only what its case uses.
+    pulumi = command(sys.argv[1]) if len(sys.argv) > 1 else None
+    if sys.argv[3:4] == ["forkserver"]:
+        program.preload()
+        channel = socket.socket(fileno=int(sys.argv[4]))
+        return forkserver.serve(channel, lambda: _forked_worker(pulumi, niceness))
+    return _worker(pulumi)
+
+
+def _forked_worker(pulumi: Cli | None, niceness: int) -> int:
+    with contextlib.suppress(OSError):  # a session of its own is a scheduling group of its own
+        Path("/proc/self/autogroup").write_text(str(niceness))
+    return _worker(pulumi)
+
+
+def _worker(pulumi: Cli | None) -> int:
+    output = ScrubbedOutput(Scrubber([]))
     try:
-        return _serve(output)
+        return _serve(output, pulumi)
     finally:
         output.close()
 
 
-def _serve(output: ScrubbedOutput) -> int:
+def _serve(output: ScrubbedOutput, pulumi: Cli | None) -> int:
     scrub = output.scrub
-    # Started ahead of its run (a warm spare): everything that needs no job happens before
-    # the job arrives (the CLI version check, every case's imports), off the run's critical path.
-    # A worker started for a run has its job waiting: it imports only what the case uses.
-    pulumi = command(sys.argv[1]) if len(sys.argv) > 1 else None
-    if sys.argv[3:4] != ["run"]:
-        program.preload()
     text = sys.stdin.read()
     if not text.strip():
         return 0  # never given a run: the service stopped (or died) first

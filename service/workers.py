@@ -1,5 +1,6 @@
-"""Worker processes on this node: starting them (warm spares ahead of runs), and finding and
-stopping the process group a worker leads (its Pulumi CLI and plugins included)."""
+"""Worker processes on this node: giving each run one (forked from the fork server, or started
+fresh), and finding and stopping the process group a worker leads (its Pulumi CLI and plugins
+included)."""
 
 from __future__ import annotations
 
@@ -12,59 +13,73 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import IO, Protocol
 
 from programs.targets import REPO_ROOT
+from service import forkserver
 
 LOG = logging.getLogger("serverless_cases.workers")
 
 
-class Workers:
-    """Starts ``python -m service.worker`` processes, keeping up to ``spares`` started ahead."""
+class Worker(Protocol):
+    """A run's worker process, spawned or forked: what the runner uses of it."""
 
-    def __init__(self, toolchain_bin: Path, niceness: int, spares: int) -> None:
-        self.toolchain_bin, self.niceness, self.spares = toolchain_bin, niceness, spares
-        self._spares: list[subprocess.Popen[str]] = []
+    pid: int
+    returncode: int | None
+    stdin: IO[str] | None
+    stdout: IO[str] | None
+    stderr: IO[str] | None
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, signum: int) -> None: ...
+
+
+class Workers:
+    """Gives each run a worker: forked from the fork server when ``forked`` (it has done every
+    case's imports once, for all runs), else (or while the fork server is not ready) a fresh
+    ``python -m service.worker`` process that imports what its case needs."""
+
+    def __init__(self, toolchain_bin: Path, niceness: int, forked: bool) -> None:
+        self.toolchain_bin, self.niceness, self.forked = toolchain_bin, niceness, forked
+        self._server: forkserver.ForkServer | None = None
         self._lock = threading.Lock()
         self.closed = False
 
-    def spawn(self, spare: bool = False) -> subprocess.Popen[str]:
-        """A worker; a spare preloads every case's modules while it waits, one started for a run
-        imports only what its case uses (measured: about 2.5 s of CPU and 50 MB less)."""
-        return subprocess.Popen(
-            [sys.executable, "-m", "service.worker", str(self.toolchain_bin), str(self.niceness),
-             "spare" if spare else "run"],
-            cwd=REPO_ROOT, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    def _argv(self, mode: str) -> list[str]:
+        return [sys.executable, "-m", "service.worker", str(self.toolchain_bin), str(self.niceness), mode]
 
-    def take(self) -> subprocess.Popen[str]:
-        """A warm spare (already past its imports and CLI check), else a new worker."""
+    def spawn(self) -> subprocess.Popen[str]:
+        return subprocess.Popen(self._argv("run"), cwd=REPO_ROOT, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def take(self) -> Worker:
         with self._lock:
-            while self._spares:
-                worker = self._spares.pop()
-                if worker.poll() is None:
-                    return worker
+            server = self._server
+        if server is not None:
+            try:
+                return server.fork()
+            except OSError as exc:
+                if server.ready.is_set():
+                    LOG.warning("a worker could not be forked (%s): this run starts a fresh one", exc)
         return self.spawn()
 
-    def replenish(self) -> None:
+    def warm(self) -> None:
+        """Start the fork server, or replace one that is gone."""
         with self._lock:
-            while not self.closed and len(self._spares) < self.spares:
-                self._spares.append(self.spawn(spare=True))
+            if self.closed or not self.forked or (self._server is not None and not self._server.lost.is_set()):
+                return
+            gone, self._server = self._server, forkserver.ForkServer(self._argv("forkserver"), cwd=REPO_ROOT)
+        if gone is not None:
+            gone.close()
 
     def close(self) -> None:
+        """Stop the fork server (after the runs' workers: it reports how they ended)."""
         with self._lock:
             self.closed = True
-            spares, self._spares = self._spares, []
-        for spare in spares:  # it has no run: closing its input ends it
-            end_spare(spare)
-
-
-def end_spare(worker: subprocess.Popen[str]) -> None:
-    try:
-        worker.communicate(timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+            server, self._server = self._server, None
+        if server is not None:
+            server.close()
 
 
 def group(leader: int) -> dict[int, bytes]:

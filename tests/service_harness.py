@@ -144,8 +144,8 @@ class Service:
             self._log.close()
 
     def workers(self) -> dict[int, int]:
-        """This service's live worker processes (spares included; exited ones not yet reaped are
-        not counted): pid -> parent pid."""
+        """This service's live worker processes (its fork server included; exited ones not yet
+        reaped are not counted): pid -> parent pid."""
         found = {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -161,6 +161,12 @@ class Service:
             if f"SERVERLESS_CASES_DATA_DIR={self.data_dir}".encode() in environ and state != "Z":
                 found[int(entry.name)] = int(parent)
         return found
+
+    def strays(self) -> set[int]:
+        """Worker processes of this service's data folder that the running service did not start
+        (a killed service's that outlived it): not its fork server nor a worker forked from it."""
+        assert self.process is not None
+        return set(self.workers()) - workers.descendants({self.process.pid})
 
     def client(self, token: str = ADMIN_TOKEN) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)

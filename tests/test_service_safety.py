@@ -127,7 +127,7 @@ def test_a_run_that_outlived_the_killed_service_is_stopped_cleanly_before_recove
 
 
 def _leads_an_engine(worker: int) -> bool:
-    """Whether a worker runs a Pulumi CLI (a run's worker, not a spare)."""
+    """Whether a worker runs a Pulumi CLI (a run's worker, not the fork server)."""
     children = " ".join(Path(f"/proc/{worker}/task/{worker}/children").read_text().split())
     return any(Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0].endswith(b"pulumi")
                for child in children.split())
