@@ -46,7 +46,8 @@ def serve(channel: socket.socket, worker_main: Callable[[], int]) -> int:
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-    channel.send(READY)
+    if not _send(channel, READY):
+        return 0  # the service stopped while this was loading
     children: set[int] = set()
     closing = False
     while True:
@@ -199,6 +200,12 @@ class ForkServer:
         self._ends: dict[int, int] = {}  # ends reported before their worker was registered
         self._closed = False
         threading.Thread(target=self._listen, name="fork-server", daemon=True).start()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait while the fork server loads; whether it is ready (not lost, not still loading)."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: self.ready.is_set() or self.lost.is_set(), timeout=timeout)
+        return self.ready.is_set() and not self.lost.is_set()
 
     def fork(self) -> ForkedWorker:
         if not self.ready.is_set() or self.lost.is_set():

@@ -117,10 +117,10 @@ class Runner:
     def start(self) -> None:
         """Nodes with the runs role: execute tickets (this node's own pending ones first)."""
         self._retire_legacy_runs()
+        self._warm()  # before the first run is taken: it is forked once the fork server is ready
         self.durable.launch(Handlers(take=self.take, execute=self.execute))
         self._executing = True
         self.reconcile()
-        self._warm()
 
     def watch(self) -> None:
         """Keep this node's lease (and, with the runs role, cancels, dead nodes, pruning) going,

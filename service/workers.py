@@ -21,6 +21,9 @@ from service import forkserver
 LOG = logging.getLogger("serverless_cases.workers")
 
 
+FORK_SERVER_LOAD_SECONDS = 60.0  # measured: 4.5 s of CPU, more on a busy machine at niceness 19
+
+
 class Worker(Protocol):
     """A run's worker process, spawned or forked: what the runner uses of it."""
 
@@ -56,12 +59,13 @@ class Workers:
     def take(self) -> Worker:
         with self._lock:
             server = self._server
-        if server is not None:
+        # A run that arrives while the fork server loads waits for it (as a fresh worker would
+        # wait for its own imports, on CPU the fork server needs), within a bound.
+        if server is not None and server.wait_ready(FORK_SERVER_LOAD_SECONDS):
             try:
                 return server.fork()
             except OSError as exc:
-                if server.ready.is_set():
-                    LOG.warning("a worker could not be forked (%s): this run starts a fresh one", exc)
+                LOG.warning("a worker could not be forked (%s): this run starts a fresh one", exc)
         return self.spawn()
 
     def warm(self) -> None:
