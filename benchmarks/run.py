@@ -130,7 +130,7 @@ def _cpu_seconds(pid: int) -> float:
 def overhead(tools: str, work: Path, cases: list[str], label: str = "sqlite", **settings: Any) -> list[dict[str, Any]]:
     rows = []
     service = settle(Service(work / f"svc-overhead-{label}", tools, max_parallel_runs=1,
-                             run_niceness=DEFAULT_RUN_NICENESS, **settings).start(), 1)
+                             run_niceness=DEFAULT_RUN_NICENESS, **settings).start())
     try:
         with service.client() as api:
             for case in cases:

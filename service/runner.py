@@ -400,22 +400,28 @@ class Runner:
             LOG.warning("run %s: an earlier execution of it ended with its node or its lease; recovering the stack, then going on", run_id)
             if previous and previous not in {w.pid for w in self._running.values()} and workers.group(previous):
                 workers.stop_group(previous, self.settings.cancel_grace_seconds)  # a worker of this node's last life
-        with self.db.session() as session:
-            run = session.get(Run, run_id)
-            assert run is not None
-            stack = self._stack(session, run)
-            secrets = self.box.open(run.sealed_secrets)
-            job = self._job(session, run, secrets, recover_first=again)
-            worker = self.workers.take()
-            run.worker_pid = worker.pid
-            if again:
-                run.recovered = True
-            elif stack is not None:
-                run.params = {**run.params, "stack_status_before": stack.status}
-            if stack is not None:
-                stack.status = _BUSY.get(run.kind, "busy")
-                stack.updated_at = utcnow()
-            self._running[run_id] = worker
+        self.workers.settle()  # outside any transaction: it may wait for the fork server to load
+        worker = self.workers.take()
+        try:
+            with self.db.session() as session:
+                run = session.get(Run, run_id)
+                assert run is not None
+                stack = self._stack(session, run)
+                secrets = self.box.open(run.sealed_secrets)
+                job = self._job(session, run, secrets, recover_first=again)
+                run.worker_pid = worker.pid
+                if again:
+                    run.recovered = True
+                elif stack is not None:
+                    run.params = {**run.params, "stack_status_before": stack.status}
+                if stack is not None:
+                    stack.status = _BUSY.get(run.kind, "busy")
+                    stack.updated_at = utcnow()
+                self._running[run_id] = worker
+        except BaseException:
+            self._running.pop(run_id, None)
+            workers.dismiss(worker)
+            raise
         assert worker.stdin is not None
         try:
             worker.stdin.write(json.dumps(job))

@@ -57,16 +57,23 @@ class Workers:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
     def take(self) -> Worker:
+        """A forked worker if the fork server is ready, else a fresh one (never waits)."""
         with self._lock:
             server = self._server
-        # A run that arrives while the fork server loads waits for it (as a fresh worker would
-        # wait for its own imports, on CPU the fork server needs), within a bound.
-        if server is not None and server.wait_ready(FORK_SERVER_LOAD_SECONDS):
+        if server is not None and server.ready.is_set():
             try:
                 return server.fork()
             except OSError as exc:
                 LOG.warning("a worker could not be forked (%s): this run starts a fresh one", exc)
         return self.spawn()
+
+    def settle(self) -> None:
+        """Let a run that arrives while the fork server loads wait for it (as a fresh worker would
+        wait for its own imports, on CPU the fork server needs), within a bound."""
+        with self._lock:
+            server = self._server
+        if server is not None:
+            server.wait_ready(FORK_SERVER_LOAD_SECONDS)
 
     def warm(self) -> None:
         """Start the fork server, or replace one that is gone."""
@@ -84,6 +91,18 @@ class Workers:
             server, self._server = self._server, None
         if server is not None:
             server.close()
+
+
+def dismiss(worker: Worker) -> None:
+    """End a worker that was given no job (its run could not start): with its input closed it
+    exits at once; one that does not is killed."""
+    with contextlib.suppress(OSError):
+        if worker.stdin is not None:
+            worker.stdin.close()
+    try:
+        worker.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        kill_run(worker.pid)
 
 
 def group(leader: int) -> dict[int, bytes]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +291,27 @@ def test_readiness_writes_nothing_and_starts_no_process(tmp_path: Path, pulumi_t
         service.stop()
 
 
+def _run_workers(service: Service) -> set[int]:
+    """The service's workers other than its fork server."""
+    found = set()
+    for pid in service.workers():
+        try:
+            if b"forkserver" not in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                found.add(pid)
+        except OSError:
+            continue
+    return found
+
+
+def _until_true(condition: Callable[[], bool], timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def test_a_run_that_cannot_start_fails_typed_and_the_others_go_on(tmp_path: Path, pulumi_toolchain: str) -> None:
     """A queued run whose secret arguments no longer open (the passphrase changed) fails with
     RunStartFailed; scheduling goes on and readiness still reports a live scheduler."""
@@ -308,6 +330,7 @@ def test_a_run_that_cannot_start_fails_typed_and_the_others_go_on(tmp_path: Path
             failed = wait_run(api, sealed["id"])
             assert failed["status"] == "failed" and failed["error"]["error"] == "RunStartFailed", failed
             assert "passphrase" in failed["error"]["detail"]
+            assert _until_true(lambda: not _run_workers(svc)), "the run that could not start left its worker behind"
             other = wait_run(api, api.post("/v1/stacks", json={"name": "other", "case": "software-updates"})
                              .json()["id"])
             assert other["status"] == "succeeded", other
