@@ -113,11 +113,11 @@ class ReportedStack(auto.Stack):
                                   result="succeeded", resource_changes=self.reported_summary["resource_changes"])
 
 
-Cli = auto.PulumiCommand
+Cli = auto.PulumiCommand  # the CLI a worker runs, named for modules that must not import the Automation API
 
 
 def command(toolchain_bin: str) -> Cli:
-    """The pinned CLI (constructing it runs `pulumi version`; a warm worker does this ahead)."""
+    """The pinned CLI (constructing it runs `pulumi version`; the fork server does this ahead)."""
     return auto.PulumiCommand(root=str(Path(toolchain_bin).parent))
 
 

@@ -3,8 +3,9 @@ runs it through :mod:`service.engine`, and writes JSON lines on stdout: ``{"even
 for each engine event, then one ``{"result": ...}`` or ``{"error": ...}``.
 
 The case program runs inline, in this process (:mod:`service.engine`); a worker forked from
-the fork server (:mod:`service.forkserver`) has every import done before the job arrives. Secret values given in the job never leave this
-process: every protocol line, and everything written to stdout or stderr, is scrubbed of them.
+the fork server (:mod:`service.forkserver`) has every import done before the job arrives.
+Secret values given in the job never leave this process: every protocol line, and everything
+written to stdout or stderr, is scrubbed of them.
 SIGTERM asks for a clean stop: it is passed to the Pulumi CLI as SIGINT, which finishes
 the resource operations in flight, saves the state and exits; this process then reports
 the run as cancelled.

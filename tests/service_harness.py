@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,16 @@ class Service:
             response = admin.post("/v1/tenants", json={"name": name})
             assert response.status_code == 201, response.text
             return str(response.json()["token"])
+
+
+def until(condition: Callable[[], bool], timeout: float = 15) -> bool:
+    """Whether ``condition`` holds within ``timeout`` seconds (checked every 0.1 s)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def wait_run(client: httpx.Client, run_id: str, timeout: float = 300, until: set[str] | None = None) -> dict[str, Any]:

@@ -11,14 +11,14 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.service_harness import ADMIN_TOKEN, Service, describe, sse_events, wait_run
+from tests.service_harness import ADMIN_TOKEN, Service, describe, sse_events, until, wait_run
 
 GENERATED_REQUESTS_AT_LEAST = 1000
 
@@ -93,7 +93,7 @@ def test_kill_at_any_point_of_an_up_leaves_a_consistent_stack(service: Service, 
                     break
     service.kill()
     service.start()
-    assert _until(lambda: not service.strays()), \
+    assert until(lambda: not service.strays()), \
         "a worker of the killed service outlived it"
     with service.client() as api:
         carried = wait_run(api, run["id"])  # accepted, so carried through: the node's death changes nothing
@@ -110,15 +110,6 @@ def test_kill_at_any_point_of_an_up_leaves_a_consistent_stack(service: Service, 
     assert not list(locks.rglob("*.json")) if locks.exists() else True
     service.stop()
     assert service.workers() == {}, "a worker (or the fork server) outlived the stopped service"
-
-
-def _until(condition: Callable[[], bool], timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 @pytest.mark.long

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.service_harness import ADMIN_TOKEN, Service, describe, sse_events, wait_run
+from tests.service_harness import ADMIN_TOKEN, Service, describe, sse_events, until, wait_run
 
 
 @pytest.fixture
@@ -303,15 +302,6 @@ def _run_workers(service: Service) -> set[int]:
     return found
 
 
-def _until_true(condition: Callable[[], bool], timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def test_a_run_that_cannot_start_fails_typed_and_the_others_go_on(tmp_path: Path, pulumi_toolchain: str) -> None:
     """A queued run whose secret arguments no longer open (the passphrase changed) fails with
     RunStartFailed; scheduling goes on and readiness still reports a live scheduler."""
@@ -330,7 +320,7 @@ def test_a_run_that_cannot_start_fails_typed_and_the_others_go_on(tmp_path: Path
             failed = wait_run(api, sealed["id"])
             assert failed["status"] == "failed" and failed["error"]["error"] == "RunStartFailed", failed
             assert "passphrase" in failed["error"]["detail"]
-            assert _until_true(lambda: not _run_workers(svc)), "the run that could not start left its worker behind"
+            assert until(lambda: not _run_workers(svc)), "the run that could not start left its worker behind"
             other = wait_run(api, api.post("/v1/stacks", json={"name": "other", "case": "software-updates"})
                              .json()["id"])
             assert other["status"] == "succeeded", other
