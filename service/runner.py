@@ -505,19 +505,36 @@ class Runner:
         reader = threading.Thread(target=lambda: stderr_lines.extend(worker.stderr or []), daemon=True)
         reader.start()
         seq = first_seq
-        pending: list[RunEvent] = []
+        pending: list[tuple[int, Any]] = []  # (seq, event) not yet in the database
         guard = threading.Lock()  # protects `pending`
         flushing = threading.Lock()  # one flush at a time, through its commit: events land in seq order
         reading = threading.Event()
+        unrecorded = threading.Event()  # the last flush failed (logged once per outage)
 
         def flush() -> None:
+            """Record the pending events. A database that cannot be reached keeps them pending for
+            the next flush: the worker is followed to its end whatever happens to its events (a
+            worker nobody follows would be out of reach of a cancel and of the fence)."""
             with flushing:
                 with guard:
                     batch = list(pending)
                     pending.clear()
-                if batch:
+                if not batch:
+                    return
+                try:
                     with self.db.session() as session:
-                        session.add_all(batch)
+                        session.add_all(RunEvent(run_id=run_id, seq=n, data=event) for n, event in batch)
+                except Exception:
+                    with guard:
+                        pending[:0] = batch
+                    if not unrecorded.is_set():
+                        LOG.warning("run %s: its events cannot be recorded now; kept for the next try", run_id,
+                                    exc_info=True)
+                    unrecorded.set()
+                    return
+                if unrecorded.is_set():
+                    LOG.warning("run %s: its events are recorded again", run_id)
+                unrecorded.clear()
 
         def flush_periodically() -> None:  # readers see each event within ~0.1 s, even in a long gap
             while not reading.wait(EVENT_FLUSH_SECONDS):
@@ -535,7 +552,7 @@ class Runner:
                 if "event" in message:
                     seq += 1
                     with guard:
-                        pending.append(RunEvent(run_id=run_id, seq=seq, data=message["event"]))
+                        pending.append((seq, message["event"]))
                         full = len(pending) >= EVENT_BATCH
                     if full:
                         flush()
@@ -552,6 +569,8 @@ class Runner:
             return outcome, returncode
         except Exception:
             LOG.exception("following run %s failed", run_id)
+            if worker.poll() is None:  # no engine runs on unfollowed, out of reach of a cancel and the fence
+                workers.kill_run(worker.pid)
             return {"error": {"type": "ServiceError", "detail": "the run's worker failed"}}, -1
         finally:
             reading.set()

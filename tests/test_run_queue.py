@@ -185,3 +185,38 @@ def test_a_run_cancelled_between_its_claim_and_its_start_never_starts(db: Databa
     with db.session() as session:
         run = session.get_one(Run, "r1")
         assert (run.status, run.error_type, run.attempts, run.worker_pid) == ("cancelled", "Cancelled", 1, None)
+
+
+def test_a_worker_whose_events_cannot_be_recorded_for_a_while_is_still_followed_to_its_end(
+        db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recording a run's events can fail (the node cut off from its database). The worker must still
+    be followed to its end: one left unfollowed was out of reach of the fence, and its engine ran on
+    beside the node that carried the run on. The events are kept and recorded once the database answers."""
+    import subprocess
+    import sys
+
+    from service.db import RunEvent
+
+    runner = _runner(db, tmp_path)
+    real_session, failures = db.session, [3]
+
+    def session() -> Any:
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise ConnectionError("the database cannot be reached")
+        return real_session()
+
+    monkeypatch.setattr(db, "session", session)
+    script = ("import json, time\n"
+              "for i in range(120):\n"
+              "    print(json.dumps({'event': {'i': i}}), flush=True)\n"
+              "    time.sleep(0.005)\n"
+              "print(json.dumps({'result': {'done': True}}), flush=True)\n")
+    with subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as worker:
+        outcome, returncode = runner._follow("r1", worker, 0)
+    assert (outcome, returncode) == ({"result": {"done": True}}, 0)
+    assert failures == [0], "recording failed a few times on the way"
+    with real_session() as check:
+        assert [e.data["i"] for e in check.query(RunEvent).filter_by(run_id="r1").order_by(RunEvent.seq)] == \
+            list(range(120))
