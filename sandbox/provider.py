@@ -22,15 +22,20 @@ from collections.abc import Mapping
 from concurrent import futures
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
-from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from sandbox import rules, synthesis
 from sandbox.cloud import Record, ResourceExistsError, SandboxCloud
 from toolchain.engine_watchdog import watch_engine
+from toolchain.protos import load
+
+if TYPE_CHECKING:
+    from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
+else:  # without the rest of the SDK (see toolchain/protos.py)
+    plugin_pb2, provider_pb2, provider_pb2_grpc = load("plugin_pb2", "provider_pb2", "provider_pb2_grpc")
 
 # Tests learn which plugin binary the engine launched: each start appends the identity
 # ($SANDBOX_PROVIDER_IDENTITY, default "sandbox") to $SANDBOX_LAUNCH_LOG when that is set.

@@ -3,10 +3,14 @@ property-by-property diffs with replacement where AWS forces it, refresh that se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -159,25 +163,97 @@ def test_refresh_detects_drift_and_up_repairs_it(workspace: Workspace) -> None:
     assert len(managed(workspace.resources("dev"))) == len(workspace.cloud_records())
 
 
+def _plugin_command(plugin: str, address: str, toolchain: str) -> list[str]:
+    return ([sys.executable, "-m", "sandbox", address] if plugin == "provider"
+            else [f"{toolchain}/pulumi-language-python", address])
+
+
 @pytest.mark.parametrize("plugin", ["provider", "language host"])
-def test_plugins_exit_when_their_engine_is_gone(plugin: str, pulumi_toolchain: str) -> None:
+def test_plugins_exit_when_their_engine_stops_answering(plugin: str, pulumi_toolchain: str) -> None:
+    """A plugin whose parent is not its engine still leaves once the engine's address is dead."""
     import socket
 
     engine = socket.socket()
     engine.bind(("127.0.0.1", 0))
     engine.listen()
     address = f"127.0.0.1:{engine.getsockname()[1]}"
-    command = ([sys.executable, "-m", "sandbox", address] if plugin == "provider"
-               else [f"{pulumi_toolchain}/pulumi-language-python", address])
-    proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_plugin_command(plugin, address, pulumi_toolchain), cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and int(proc.stdout.readline()) > 0  # serving
         assert proc.poll() is None
         engine.close()  # the engine dies without a word
-        assert proc.wait(timeout=30) != 0
+        assert proc.wait(timeout=60) != 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+class _EngineAddress:
+    """A listening address that stays up and counts the connections made to it."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+
+# The engine's process, as far as its plugins can tell: it starts the plugin as its child (as the
+# engine does), reports the plugin's pid and port, and waits to be killed.
+_ENGINE_PROCESS = """
+import subprocess, sys
+plugin = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, text=True)
+print(plugin.pid, plugin.stdout.readline().strip(), flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("plugin", ["provider", "language host"])
+def test_plugins_exit_when_their_engine_is_killed_and_do_not_poll_it_while_it_lives(
+        plugin: str, pulumi_toolchain: str) -> None:
+    """The engine's process SIGKILLed: its plugin leaves, though the engine's address still accepts
+    (a plugin watches its parent's exit). While the engine lives, an idle plugin does not connect to
+    it every second: each check was a connection the engine had to accept and set up."""
+    address = _EngineAddress()
+    engine = subprocess.Popen([sys.executable, "-c", _ENGINE_PROCESS,
+                               *_plugin_command(plugin, address.address, pulumi_toolchain)],
+                              cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert engine.stdout is not None and engine.stdin is not None
+    pid, port = (int(field) for field in engine.stdout.readline().split())
+    try:
+        assert port > 0
+        before = address.connections
+        time.sleep(3)
+        assert address.connections - before <= 1  # a check every second made 3
+        engine.kill()
+        engine.wait()
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z":
+            assert time.monotonic() < deadline, "the plugin outlived its engine"
+            time.sleep(0.05)
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+            engine.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        engine.stdout.close()
+        engine.stdin.close()
+        address.listener.close()

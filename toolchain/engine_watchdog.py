@@ -1,38 +1,74 @@
 """Exit a plugin whose engine has gone away.
 
 The engine normally stops its plugins; an engine killed with SIGKILL cannot, and its
-language host and providers would wait forever. Like Pulumi's own plugins, ours check the
-engine's address and leave when it stops answering.
+language host and providers would wait forever. Ours leave when their engine does:
+
+- The engine starts its plugins itself (our launch scripts ``exec`` the interpreter), so the
+  plugin's parent is the engine. A thread waits on a pidfd of the parent, which wakes it only
+  when the parent exits: an idle plugin costs no CPU for this.
+- In case the parent is not the engine (a launcher that does not ``exec``), the engine's
+  address is also checked, seldom: a plugin leaves once it has stopped accepting connections
+  ``FAILURES_BEFORE_EXIT`` times in a row. Every check is a TCP connection the engine must
+  accept and set up, so at one check a second from each of a run's plugins the checks were a
+  good part of an idle run's CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import socket
 import threading
 from collections.abc import Callable
 
-CHECK_SECONDS = 1.0
+CHECK_SECONDS = 5.0
 FAILURES_BEFORE_EXIT = 3
 
 
 def watch_engine(address: str, on_exit: Callable[[], None] = lambda: None) -> None:
-    """Start a daemon thread that exits the process once ``host:port`` stops accepting."""
+    """Start daemon threads that exit the process once its parent exits, or once ``host:port``
+    stops accepting."""
+
+    def leave() -> None:
+        on_exit()
+        os._exit(1)
+
+    _watch_parent(leave)
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
+    if host and port.isdigit():
+        threading.Thread(target=_probe, args=(host, int(port), leave), name="engine-probe", daemon=True).start()
+
+
+def _watch_parent(leave: Callable[[], None]) -> None:
+    parent = os.getppid()
+    try:
+        pidfd = os.pidfd_open(parent)
+    except OSError:  # no pidfds (Linux < 5.3) or the parent is gone: the probe remains
         return
+    if os.getppid() != parent:  # the parent exited before the pidfd was opened
+        os.close(pidfd)
+        leave()
 
-    def check() -> None:
-        failures = 0
-        while True:
-            threading.Event().wait(CHECK_SECONDS)
-            try:
-                socket.create_connection((host, int(port)), timeout=CHECK_SECONDS).close()
+    def wait() -> None:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        while not poller.poll():  # readable once the process has exited
+            continue
+        leave()
+
+    threading.Thread(target=wait, name="engine-watch", daemon=True).start()
+
+
+def _probe(host: str, port: int, leave: Callable[[], None]) -> None:
+    failures = 0
+    pause = threading.Event()
+    while True:
+        pause.wait(CHECK_SECONDS)
+        try:
+            with contextlib.closing(socket.create_connection((host, port), timeout=CHECK_SECONDS)):
                 failures = 0
-            except OSError:
-                failures += 1
-                if failures >= FAILURES_BEFORE_EXIT:
-                    on_exit()
-                    os._exit(1)
-
-    threading.Thread(target=check, name="engine-watchdog", daemon=True).start()
+        except OSError:
+            failures += 1
+            if failures >= FAILURES_BEFORE_EXIT:
+                leave()

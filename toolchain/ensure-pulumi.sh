@@ -42,6 +42,7 @@ install_python_pieces() { # $1: bin dir, $2: the sdk/v3 module's python/ folder
   install -m 0755 "$exec_src/pulumi-language-python-exec" "$target/pulumi-language-python-exec"
   install -m 0644 "$here/language_host.py" "$dest/language_host.py"
   install -m 0644 "$here/engine_watchdog.py" "$dest/engine_watchdog.py"
+  install -m 0644 "$here/protos.py" "$dest/protos.py"
   cat > "$target/pulumi-language-python.tmp" <<EOF
 #!/bin/sh
 # serverless-cases Python language host (see toolchain/language_host.py)
@@ -70,7 +71,7 @@ fi
 
 # 2. The cached build, if complete.
 # The stamp names the content of the Python pieces: changing them reinstalls them (no rebuild).
-pieces=$(cat "$here/language_host.py" "$here/engine_watchdog.py" "$here/versions.env" | sha256sum | cut -c1-12)
+pieces=$(cat "$here/language_host.py" "$here/engine_watchdog.py" "$here/protos.py" "$here/versions.env" | sha256sum | cut -c1-12)
 stamp="$dest/.complete-$pieces"
 have_cli() { [ -x "$bin/pulumi" ] && [ "$("$bin/pulumi" version 2>/dev/null)" = "v$PULUMI_VERSION" ]; }
 sdk_python_dir() {

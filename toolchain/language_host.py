@@ -27,14 +27,19 @@ import sys
 import threading
 from concurrent import futures
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import empty_pb2, json_format
-from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # engine_watchdog is installed beside this file
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # engine_watchdog and protos are installed beside this file
 from engine_watchdog import watch_engine
+from protos import load
+
+if TYPE_CHECKING:
+    from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
+else:  # without the rest of the SDK (see protos.py)
+    language_pb2, language_pb2_grpc, plugin_pb2 = load("language_pb2", "language_pb2_grpc", "plugin_pb2")
 
 VERSION = os.environ.get("SERVERLESS_CASES_PULUMI_VERSION", "3.274.1")
 EXEC_NAME = "pulumi-language-python-exec"
