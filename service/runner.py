@@ -294,8 +294,11 @@ class Runner:
                 self._fenced.add(run_id)
                 workers.kill_run(worker.pid)
 
+    def _holds_lease(self) -> bool:
+        return self._leased.is_set() and not self.leases.lapsed()
+
     def _await_lease(self, run_id: str) -> None:
-        while not self._leased.is_set() or self.leases.lapsed():
+        while not self._holds_lease():
             if self._stopping.wait(LEASE_WATCH_SECONDS):
                 raise NodeStopping(run_id)
 
@@ -511,16 +514,17 @@ class Runner:
         reading = threading.Event()
         unrecorded = threading.Event()  # the last flush failed (logged once per outage)
 
-        def flush() -> None:
-            """Record the pending events. A database that cannot be reached keeps them pending for
-            the next flush: the worker is followed to its end whatever happens to its events (a
-            worker nobody follows would be out of reach of a cancel and of the fence)."""
+        def flush() -> bool:
+            """Record the pending events; whether none is left. A database that cannot be reached
+            keeps them pending for the next flush: the worker is followed to its end whatever
+            happens to its events (a worker nobody follows would be out of reach of a cancel and of
+            the fence)."""
             with flushing:
                 with guard:
                     batch = list(pending)
                     pending.clear()
                 if not batch:
-                    return
+                    return True
                 try:
                     with self.db.session() as session:
                         session.add_all(RunEvent(run_id=run_id, seq=n, data=event) for n, event in batch)
@@ -531,10 +535,11 @@ class Runner:
                         LOG.warning("run %s: its events cannot be recorded now; kept for the next try", run_id,
                                     exc_info=True)
                     unrecorded.set()
-                    return
+                    return False
                 if unrecorded.is_set():
                     LOG.warning("run %s: its events are recorded again", run_id)
                 unrecorded.clear()
+                return True
 
         def flush_periodically() -> None:  # readers see each event within ~0.1 s, even in a long gap
             while not reading.wait(EVENT_FLUSH_SECONDS):
@@ -560,7 +565,10 @@ class Runner:
                     outcome = message
             reading.set()
             ticker.join(timeout=5)
-            flush()
+            # The last events wait for the database as long as this node holds its lease; after
+            # that, the run is carried on (here or by another node) and reports its events anew.
+            while not flush() and self._holds_lease() and not self._stopping.wait(LEASE_WATCH_SECONDS):
+                continue
             returncode = worker.wait()
             reader.join(timeout=5)
             if stderr_lines:

@@ -187,6 +187,48 @@ def test_a_run_cancelled_between_its_claim_and_its_start_never_starts(db: Databa
         assert (run.status, run.error_type, run.attempts, run.worker_pid) == ("cancelled", "Cancelled", 1, None)
 
 
+def test_a_runs_last_events_wait_for_the_database_while_the_node_holds_its_lease(
+        db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker has ended and the database cannot be reached: its last events are kept and
+    recorded once it answers again (they were lost after one failed try). A node without its lease
+    does not wait for them: its run is carried on anew."""
+    import subprocess
+    import sys
+
+    from service.db import RunEvent
+
+    runner = _runner(db, tmp_path)
+    real_session, reachable = db.session, threading.Event()
+
+    def session() -> Any:
+        if not reachable.is_set():
+            raise ConnectionError("the database cannot be reached")
+        return real_session()
+
+    monkeypatch.setattr(db, "session", session)
+    script = ("import json\n"
+              "for i in range(5):\n"
+              "    print(json.dumps({'event': {'i': i}}), flush=True)\n"
+              "print(json.dumps({'result': {'done': True}}), flush=True)\n")
+    threading.Timer(2.0, reachable.set).start()  # well after the worker has ended
+    with subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as worker:
+        outcome, returncode = runner._follow("r1", worker, 0)
+    assert (outcome, returncode) == ({"result": {"done": True}}, 0)
+    with real_session() as check:
+        assert [e.data["i"] for e in check.query(RunEvent).filter_by(run_id="r1").order_by(RunEvent.seq)] == \
+            list(range(5))
+
+    reachable.clear()
+    runner._leased.clear()  # the lease watch found this node's lease run out
+    with subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as worker:
+        assert runner._follow("r2", worker, 0) == ({"result": {"done": True}}, 0)
+    reachable.set()
+    with real_session() as check:
+        assert check.query(RunEvent).filter_by(run_id="r2").count() == 0
+
+
 def test_a_worker_whose_events_cannot_be_recorded_for_a_while_is_still_followed_to_its_end(
         db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Recording a run's events can fail (the node cut off from its database). The worker must still
