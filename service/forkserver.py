@@ -7,8 +7,13 @@ shares those pages with every other worker. The fork server is ``python -m servi
 on its end of a socket pair. Both halves of that socket's protocol live here:
 
 - service -> fork server: ``fork``, carrying the worker's stdin, stdout and stderr (SCM_RIGHTS);
-- fork server -> service: ``ready`` once loaded, ``pid N`` for each fork, ``exit N STATUS``
-  when a worker it forked has ended (it is their parent: only it can know how they ended).
+- fork server -> service: ``ready`` once loaded, ``pid N`` for each fork, carrying a pidfd of
+  the worker, and ``exit N STATUS`` when a worker it forked has ended (it is their parent: only
+  it can know how they ended).
+
+The service signals a worker through its pidfd, not its pid: a pid is free for reuse the moment
+the fork server reaps the worker, before the service hears of it, and a signal sent by pid in
+that moment could reach an unrelated process. A pidfd names the one process it was opened for.
 
 A worker leads a session of its own, as a spawned one does, so stopping a run's process group
 never touches the fork server. When the service closes its end (it stopped, or died), the fork
@@ -80,7 +85,7 @@ def serve(channel: socket.socket, worker_main: Callable[[], int]) -> int:
         for fd in fds:
             os.close(fd)
         children.add(pid)
-        closing = not _send(channel, b"pid %d" % pid) or closing
+        closing = not _send(channel, b"pid %d" % pid, _pidfd(pid)) or closing
 
 
 def _report_ended(channel: socket.socket, children: set[int]) -> bool:
@@ -98,12 +103,26 @@ def _report_ended(channel: socket.socket, children: set[int]) -> bool:
     return gone
 
 
-def _send(channel: socket.socket, message: bytes) -> bool:
+def _pidfd(pid: int) -> int | None:
+    """A pidfd of a child not reaped yet (so ``pid`` is still that child's), or None without pidfds."""
     try:
-        channel.send(message)
+        return os.pidfd_open(pid)
+    except OSError:  # Linux < 5.3
+        return None
+
+
+def _send(channel: socket.socket, message: bytes, fd: int | None = None) -> bool:
+    try:
+        if fd is None:
+            channel.send(message)
+        else:
+            socket.send_fds(channel, [message], [fd])
         return True
     except OSError:
         return False
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _become_worker(channel: socket.socket, wake: tuple[int, int], fds: list[int],
@@ -130,8 +149,11 @@ class ForkedWorker:
     pid, pipes, ``poll``, ``wait`` and ``send_signal``. Its end is known from the fork server;
     if the fork server itself is gone, a worker no longer alive counts as killed."""
 
-    def __init__(self, server: ForkServer, pid: int, stdin: IO[str], stdout: IO[str], stderr: IO[str]) -> None:
+    def __init__(self, server: ForkServer, pid: int, stdin: IO[str], stdout: IO[str], stderr: IO[str],
+                 pidfd: int | None = None) -> None:
         self.server, self.pid = server, pid
+        self._pidfd = pidfd  # closed once the worker's end is known, under _signalling
+        self._signalling = threading.Lock()
         self.stdin: IO[str] | None = stdin
         self.stdout: IO[str] | None = stdout
         self.stderr: IO[str] | None = stderr
@@ -149,13 +171,23 @@ class ForkedWorker:
                     stream.close()
 
     def ended(self, returncode: int) -> None:
-        self.returncode = returncode
+        with self._signalling:
+            self.returncode = returncode
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
         self._ended.set()
 
     def poll(self) -> int | None:
-        if self.returncode is None and self.server.lost.is_set() and not _alive(self.pid):
+        if self.returncode is None and self.server.lost.is_set() and not self._alive():
             self.ended(-signal.SIGKILL)
         return self.returncode
+
+    def _alive(self) -> bool:
+        with self._signalling:
+            if self._pidfd is not None:  # readable once the process has exited
+                return not select.select([self._pidfd], [], [], 0)[0]
+        return _alive(self.pid)
 
     def wait(self, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -168,8 +200,11 @@ class ForkedWorker:
 
     def send_signal(self, signum: int) -> None:
         if self.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signum)
+            with self._signalling, contextlib.suppress(ProcessLookupError):
+                if self._pidfd is not None:
+                    signal.pidfd_send_signal(self._pidfd, signum)
+                elif self.returncode is None:
+                    os.kill(self.pid, signum)
 
 
 def _alive(pid: int) -> bool:
@@ -194,7 +229,7 @@ class ForkServer:
             theirs.close()
         self.ready, self.lost = threading.Event(), threading.Event()
         self._forking = threading.Lock()  # one request at a time: replies come in request order
-        self._forked: list[int] = []
+        self._forked: list[tuple[int, int | None]] = []  # (pid, pidfd) of forks not yet taken
         self._arrived = threading.Condition()
         self._workers: dict[int, ForkedWorker] = {}
         self._ends: dict[int, int] = {}  # ends reported before their worker was registered
@@ -217,7 +252,7 @@ class ForkServer:
         try:
             with self._forking:
                 socket.send_fds(self._channel, [FORK], theirs)
-                pid = self._next_pid()
+                pid, pidfd = self._next_pid()
         except BaseException:
             for fd in ours:
                 os.close(fd)
@@ -225,14 +260,14 @@ class ForkServer:
         finally:
             for fd in theirs:
                 os.close(fd)
-        worker = ForkedWorker(self, pid, os.fdopen(ours[0], "w"), os.fdopen(ours[1]), os.fdopen(ours[2]))
+        worker = ForkedWorker(self, pid, os.fdopen(ours[0], "w"), os.fdopen(ours[1]), os.fdopen(ours[2]), pidfd)
         with self._arrived:
             self._workers[pid] = worker
             if pid in self._ends:
                 worker.ended(self._ends.pop(pid))
         return worker
 
-    def _next_pid(self) -> int:
+    def _next_pid(self) -> tuple[int, int | None]:
         with self._arrived:
             if not self._arrived.wait_for(lambda: self._forked or self.lost.is_set(), timeout=30):
                 self.lost.set()  # its replies can no longer be matched to requests: it is replaced
@@ -244,18 +279,21 @@ class ForkServer:
     def _listen(self) -> None:
         while True:
             try:
-                message = self._channel.recv(64)
+                message, fds, _, _ = socket.recv_fds(self._channel, 64, 1)
             except OSError:
-                message = b""
+                message, fds = b"", []
             if not message:
                 break
             kind, *fields = message.split()
+            if kind != b"pid":
+                for fd in fds:
+                    os.close(fd)
             with self._arrived:
                 if kind == READY:
                     LOG.info("the worker fork server (pid %d) is ready", self.process.pid)
                     self.ready.set()
                 elif kind == b"pid":
-                    self._forked.append(int(fields[0]))
+                    self._forked.append((int(fields[0]), fds[0] if fds else None))
                 elif kind == b"exit":
                     pid, code = int(fields[0]), int(fields[1])
                     worker = self._workers.pop(pid, None)

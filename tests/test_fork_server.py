@@ -76,6 +76,29 @@ def test_a_forked_worker_killed_by_a_signal_is_reported_as_killed_by_it(server: 
         assert worker.wait(timeout=10) == -signal.SIGKILL
 
 
+def test_a_signal_for_a_forked_worker_reaches_that_worker_whatever_its_pid_now_names(server: ForkServer) -> None:
+    """A pid is free for reuse once the fork server has reaped the worker, before the service
+    hears of its end; a signal sent by pid then could stop an unrelated process. Here the worker's
+    pid is made to name another process, as a reused pid would: the signal must still reach the
+    worker (it is sent through the pidfd the fork server handed over), and the other process must
+    live on."""
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with server.fork() as worker:
+            assert _ask(worker, "hold") == "holding"
+            own_pid, worker.pid = worker.pid, bystander.pid
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=10) == 0  # the worker's SIGTERM handler: it stopped as a cancel would
+            assert worker.stdout is not None and worker.stdout.readline().strip() == "stopping"
+            assert bystander.poll() is None, "the signal reached the process its pid now names"
+            worker.send_signal(signal.SIGTERM)  # after its end: nothing is signalled at all
+            assert bystander.poll() is None
+            assert own_pid != bystander.pid
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
 def test_workers_forked_at_once_from_many_threads_are_each_their_own(server: ForkServer) -> None:
     def one(code: int) -> tuple[int, int]:
         with server.fork() as worker:
