@@ -187,32 +187,45 @@ def test_a_run_cancelled_between_its_claim_and_its_start_never_starts(db: Databa
         assert (run.status, run.error_type, run.attempts, run.worker_pid) == ("cancelled", "Cancelled", 1, None)
 
 
+def _database_down_while(db: Database, monkeypatch: pytest.MonkeyPatch, down: Callable[[], bool]) -> Any:
+    """Make ``db`` unreachable whenever ``down()`` says so; the real session factory, for checks."""
+    real_session = db.session
+
+    def session() -> Any:
+        if down():
+            raise ConnectionError("the database cannot be reached")
+        return real_session()
+
+    monkeypatch.setattr(db, "session", session)
+    return real_session
+
+
+def _worker_printing(events: int, pause: float = 0.0) -> Any:
+    """A worker stand-in: ``events`` events on stdout, then its result."""
+    import subprocess
+    import sys
+
+    script = ("import json, time\n"
+              f"for i in range({events}):\n"
+              "    print(json.dumps({'event': {'i': i}}), flush=True)\n"
+              f"    time.sleep({pause})\n"
+              "print(json.dumps({'result': {'done': True}}), flush=True)\n")
+    return subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
 def test_a_runs_last_events_wait_for_the_database_while_the_node_holds_its_lease(
         db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The worker has ended and the database cannot be reached: its last events are kept and
     recorded once it answers again (they were lost after one failed try). A node without its lease
     does not wait for them: its run is carried on anew."""
-    import subprocess
-    import sys
-
     from service.db import RunEvent
 
     runner = _runner(db, tmp_path)
-    real_session, reachable = db.session, threading.Event()
-
-    def session() -> Any:
-        if not reachable.is_set():
-            raise ConnectionError("the database cannot be reached")
-        return real_session()
-
-    monkeypatch.setattr(db, "session", session)
-    script = ("import json\n"
-              "for i in range(5):\n"
-              "    print(json.dumps({'event': {'i': i}}), flush=True)\n"
-              "print(json.dumps({'result': {'done': True}}), flush=True)\n")
+    reachable = threading.Event()
+    real_session = _database_down_while(db, monkeypatch, lambda: not reachable.is_set())
     threading.Timer(2.0, reachable.set).start()  # well after the worker has ended
-    with subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as worker:
+    with _worker_printing(5) as worker:
         outcome, returncode = runner._follow("r1", worker, 0)
     assert (outcome, returncode) == ({"result": {"done": True}}, 0)
     with real_session() as check:
@@ -221,8 +234,7 @@ def test_a_runs_last_events_wait_for_the_database_while_the_node_holds_its_lease
 
     reachable.clear()
     runner._leased.clear()  # the lease watch found this node's lease run out
-    with subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as worker:
+    with _worker_printing(5) as worker:
         assert runner._follow("r2", worker, 0) == ({"result": {"done": True}}, 0)
     reachable.set()
     with real_session() as check:
@@ -234,31 +246,20 @@ def test_a_worker_whose_events_cannot_be_recorded_for_a_while_is_still_followed_
     """Recording a run's events can fail (the node cut off from its database). The worker must still
     be followed to its end: one left unfollowed was out of reach of the fence, and its engine ran on
     beside the node that carried the run on. The events are kept and recorded once the database answers."""
-    import subprocess
-    import sys
-
     from service.db import RunEvent
 
     runner = _runner(db, tmp_path)
-    real_session, failures = db.session, [3]
+    failures = [3]
 
-    def session() -> Any:
-        if failures[0] > 0:
-            failures[0] -= 1
-            raise ConnectionError("the database cannot be reached")
-        return real_session()
+    def down() -> bool:
+        failures[0] -= 1
+        return failures[0] >= 0
 
-    monkeypatch.setattr(db, "session", session)
-    script = ("import json, time\n"
-              "for i in range(120):\n"
-              "    print(json.dumps({'event': {'i': i}}), flush=True)\n"
-              "    time.sleep(0.005)\n"
-              "print(json.dumps({'result': {'done': True}}), flush=True)\n")
-    with subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as worker:
+    real_session = _database_down_while(db, monkeypatch, down)
+    with _worker_printing(120, pause=0.005) as worker:
         outcome, returncode = runner._follow("r1", worker, 0)
     assert (outcome, returncode) == ({"result": {"done": True}}, 0)
-    assert failures == [0], "recording failed a few times on the way"
+    assert failures[0] < 0, "recording failed a few times on the way"
     with real_session() as check:
         assert [e.data["i"] for e in check.query(RunEvent).filter_by(run_id="r1").order_by(RunEvent.seq)] == \
             list(range(120))
