@@ -182,6 +182,13 @@ class Service:
             return str(response.json()["token"])
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has)."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
 def until(condition: Callable[[], bool], timeout: float = 15) -> bool:
     """Whether ``condition`` holds within ``timeout`` seconds (checked every 0.1 s)."""
     deadline = time.monotonic() + timeout

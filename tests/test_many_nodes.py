@@ -33,7 +33,7 @@ from service.db import Database, Node
 from service.identities import sandbox_account
 from service.nodes import Leases
 from tests.engine import cloud_records
-from tests.service_harness import Gate, Service, describe, wait_run
+from tests.service_harness import Gate, Service, alive, describe, wait_run
 
 PASSPHRASE = "fleet passphrase shared by every node"
 
@@ -436,7 +436,7 @@ def test_a_frozen_node_whose_runs_were_taken_over_stops_their_engines_when_it_wa
     with fleet["node-a"].client() as a:
         done = wait_run(a, run["id"], timeout=600)
     assert done["status"] == "succeeded" and done["recovered"], describe(done)
-    assert all(not _alive(pid) for pid in engines), "the frozen node's engines were stopped once it woke"
+    assert all(not alive(pid) for pid in engines), "the frozen node's engines were stopped once it woke"
 
 
 def _leads_an_engine(leader: int) -> bool:
@@ -445,13 +445,6 @@ def _leads_an_engine(leader: int) -> bool:
             pgrp = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2])
             if pgrp == leader and (entry / "cmdline").read_bytes().split(b"\0")[0].endswith(b"pulumi"):
                 return True
-    return False
-
-
-def _alive(pid: int) -> bool:
-    with contextlib.suppress(OSError):
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
     return False
 
 
@@ -465,12 +458,12 @@ def _engines_stopped_when_cut_off(fleet: Fleet, links: dict[str, Link], how: str
     links[running].break_(how)
     deadline = time.monotonic() + 60
     with fleet[other].client() as api:
-        while any(_alive(pid) for pid in engines) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in engines) and time.monotonic() < deadline:
             carrier = api.get(f"/v1/runs/{run['id']}").json()["node"]
-            assert carrier == running or not any(_alive(pid) for pid in engines), \
+            assert carrier == running or not any(alive(pid) for pid in engines), \
                 "the other node carried the run on while the cut-off node's engine still ran"
             time.sleep(0.1)
-    assert not any(_alive(pid) for pid in engines), "the cut-off node stopped its engines"
+    assert not any(alive(pid) for pid in engines), "the cut-off node stopped its engines"
     return run, running, other
 
 

@@ -24,6 +24,7 @@ from sandbox import synthesis
 from sandbox.mocks import SandboxMocks
 from sandbox.provider import diff_properties
 from tests.engine import Workspace, managed
+from tests.service_harness import alive, until
 
 KIND = provider_pb2.PropertyDiff
 
@@ -244,10 +245,7 @@ def test_plugins_exit_when_their_engine_is_killed_and_do_not_poll_it_while_it_li
         assert address.connections - before <= 1  # a check every second made 3
         engine.kill()
         engine.wait()
-        deadline = time.monotonic() + 30
-        while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z":
-            assert time.monotonic() < deadline, "the plugin outlived its engine"
-            time.sleep(0.05)
+        assert until(lambda: not alive(pid), timeout=30), "the plugin outlived its engine"
     finally:
         if engine.poll() is None:
             engine.kill()

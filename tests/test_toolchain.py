@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 from programs.targets import REPO_ROOT
@@ -49,3 +51,22 @@ def test_built_cli_reports_the_pinned_version(pulumi_toolchain: str) -> None:
     assert out.stdout.strip() == f"v{PINNED}"
     assert Path(pulumi_toolchain, "pulumi-language-python").exists()
     assert Path(pulumi_toolchain, "pulumi-language-python-exec").exists()
+
+
+def test_plugins_load_the_sdks_grpc_modules_alone_and_a_later_import_gets_the_whole_sdk() -> None:
+    """``toolchain.protos.load`` spares a plugin the SDK's package initialisation, and leaves no
+    hollow package behind: a later ``import pulumi`` in the same process is the real SDK, sharing
+    the generated modules already loaded."""
+    script = textwrap.dedent("""
+        import sys
+        from toolchain.protos import load
+        (provider_pb2,) = load("provider_pb2")
+        assert provider_pb2.CreateRequest(urn="u").urn == "u"
+        assert "pulumi" not in sys.modules and "pulumi.output" not in sys.modules, sorted(sys.modules)
+        import pulumi
+        from pulumi.runtime.proto import provider_pb2 as again
+        assert again is provider_pb2 and pulumi.Output is not None
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
