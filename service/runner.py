@@ -50,6 +50,7 @@ from service.db import AppliedArguments, Database, Run, RunEvent, StackRecord, S
 from service.durable import DurableRuns, Handlers, NodeStopping, Owned, Superseded
 from service.errors import ServiceError, ToolchainMissing
 from service.nodes import Leases
+from service.recorder import EventRecorder
 from service.settings import Settings
 
 LOG = logging.getLogger("serverless_cases.runner")
@@ -64,7 +65,7 @@ RECONCILE_SECONDS = 30.0  # how often queued runs are checked for a ticket the e
 CANCEL_POLL_SECONDS = 0.5  # how often a node looks for cancels (made on any node) of its runs
 LEASE_WATCH_SECONDS = 0.2  # how often a node checks that its own lease has not run out
 STDERR_LINES_KEPT = 2000  # a worker's stderr kept in memory for the log: its last lines
-EVENT_FLUSH_SECONDS = 0.1
+EVENT_FLUSH_SECONDS = 0.1  # how often the node's runs' new events are written
 
 
 class SecretBox:
@@ -106,6 +107,7 @@ class Runner:
         self._stopping = threading.Event()
         self._housekeeper: threading.Thread | None = None
         self._executing = False
+        self.events = EventRecorder(db, interval=EVENT_FLUSH_SECONDS, batch=EVENT_BATCH)
 
     # -- lifecycle --------------------------------------------------------------------------
     def open(self) -> None:
@@ -145,6 +147,7 @@ class Runner:
                 workers.kill_run(worker.pid)
         self.workers.close()
         self.durable.close()
+        self.events.stop()
         if not running:  # a node that leaves runs behind keeps its row: its lease says when others take them
             try:
                 self.leases.leave()
@@ -508,45 +511,6 @@ class Runner:
         reader = threading.Thread(target=lambda: stderr_lines.extend(worker.stderr or []), daemon=True)
         reader.start()
         seq = first_seq
-        pending: list[tuple[int, Any]] = []  # (seq, event) not yet in the database
-        guard = threading.Lock()  # protects `pending`
-        flushing = threading.Lock()  # one flush at a time, through its commit: events land in seq order
-        reading = threading.Event()
-        unrecorded = threading.Event()  # the last flush failed (logged once per outage)
-
-        def flush() -> bool:
-            """Record the pending events; whether none is left. A database that cannot be reached
-            keeps them pending for the next flush: the worker is followed to its end whatever
-            happens to its events (a worker nobody follows would be out of reach of a cancel and of
-            the fence)."""
-            with flushing:
-                with guard:
-                    batch = list(pending)
-                    pending.clear()
-                if not batch:
-                    return True
-                try:
-                    with self.db.session() as session:
-                        session.add_all(RunEvent(run_id=run_id, seq=n, data=event) for n, event in batch)
-                except Exception:
-                    with guard:
-                        pending[:0] = batch
-                    if not unrecorded.is_set():
-                        LOG.warning("run %s: its events cannot be recorded now; kept for the next try", run_id,
-                                    exc_info=True)
-                    unrecorded.set()
-                    return False
-                if unrecorded.is_set():
-                    LOG.warning("run %s: its events are recorded again", run_id)
-                unrecorded.clear()
-                return True
-
-        def flush_periodically() -> None:  # readers see each event within ~0.1 s, even in a long gap
-            while not reading.wait(EVENT_FLUSH_SECONDS):
-                flush()
-
-        ticker = threading.Thread(target=flush_periodically, daemon=True)
-        ticker.start()
         try:
             assert worker.stdout is not None
             for line in worker.stdout:
@@ -556,19 +520,17 @@ class Runner:
                     continue
                 if "event" in message:
                     seq += 1
-                    with guard:
-                        pending.append((seq, message["event"]))
-                        full = len(pending) >= EVENT_BATCH
-                    if full:
-                        flush()
+                    self.events.add(run_id, seq, message["event"])
                 else:
                     outcome = message
-            reading.set()
-            ticker.join(timeout=5)
             # The last events wait for the database as long as this node holds its lease; after
             # that, the run is carried on (here or by another node) and reports its events anew.
-            while not flush() and self._holds_lease() and not self._stopping.wait(LEASE_WATCH_SECONDS):
-                continue
+            # The worker is followed to its end whatever happens to its events: a worker nobody
+            # follows would be out of reach of a cancel and of the fence.
+            while not self.events.record(run_id):
+                if not self._holds_lease() or self._stopping.wait(LEASE_WATCH_SECONDS):
+                    self.events.discard(run_id)
+                    break
             returncode = worker.wait()
             reader.join(timeout=5)
             if stderr_lines:
@@ -580,8 +542,6 @@ class Runner:
             if worker.poll() is None:  # no engine runs on unfollowed, out of reach of a cancel and the fence
                 workers.kill_run(worker.pid)
             return {"error": {"type": "ServiceError", "detail": "the run's worker failed"}}, -1
-        finally:
-            reading.set()
 
     def _finish(self, run_id: str, outcome: dict[str, Any], returncode: int) -> None:
         with self.db.session() as session:

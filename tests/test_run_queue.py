@@ -241,6 +241,72 @@ def test_a_runs_last_events_wait_for_the_database_while_the_node_holds_its_lease
         assert check.query(RunEvent).filter_by(run_id="r2").count() == 0
 
 
+def test_a_nodes_runs_record_events_through_one_writer_and_its_lease_is_renewed_meanwhile(db: Database, tmp_path: Path) -> None:
+    """32 runs printing events at once on SQLite. When each run wrote its own events, 32 writers
+    polled for SQLite's one write lock (its busy handler is not fair); in a burst whose engines kept
+    the cores busy, the lease renewal waited behind them past the lease's end, and the node stopped
+    all its own runs. The node's one recorder writes them all, one transaction at a time; a renewal
+    waits for one transaction at most."""
+    from sqlalchemy import event
+
+    from service.db import RunEvent
+
+    runner = _runner(db, tmp_path)
+    writers: set[int] = set()  # connections inside a transaction that writes events
+    most = [0]
+    lock = threading.Lock()
+
+    def writing(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO RUN_EVENTS"):
+            with lock:
+                writers.add(id(conn))
+                most[0] = max(most[0], len(writers))
+
+    def ended(conn: Any) -> None:
+        with lock:
+            writers.discard(id(conn))
+
+    event.listen(db.engine, "before_cursor_execute", writing)
+    event.listen(db.engine, "commit", ended)
+    event.listen(db.engine, "rollback", ended)
+    runs = [f"m{i}" for i in range(32)]
+    _queue_more(db, *((run_id, "update", n + 2) for n, run_id in enumerate(runs)))
+    outcomes: dict[str, Any] = {}
+    slowest, renewals = [0.0], []
+    done = threading.Event()
+
+    def renew() -> None:  # what the housekeeper does, more often
+        while not done.wait(0.2):
+            started = time.monotonic()
+            renewals.append(runner.leases.renew())
+            slowest[0] = max(slowest[0], time.monotonic() - started)
+
+    def follow(run_id: str) -> None:
+        with _worker_printing(300, pause=0.002) as worker:
+            outcomes[run_id] = runner._follow(run_id, worker, 0)
+
+    renewer = threading.Thread(target=renew)
+    renewer.start()
+    followers = [threading.Thread(target=follow, args=(run_id,)) for run_id in runs]
+    for follower in followers:
+        follower.start()
+    deadline = time.monotonic() + 120
+    for follower in followers:
+        follower.join(timeout=max(0.0, deadline - time.monotonic()))
+    done.set()
+    renewer.join()
+    runner.events.stop()
+    assert not any(follower.is_alive() for follower in followers), "the runs' events were not recorded in 2 min"
+    assert outcomes == {run_id: ({"result": {"done": True}}, 0) for run_id in runs}
+    assert most[0] == 1, f"{most[0]} transactions wrote events at once"
+    assert renewals and all(renewals), "every renewal extended the lease"
+    assert slowest[0] < runner.settings.node_lease_seconds / 3, f"a renewal took {slowest[0]:.1f} s"
+    with db.session() as check:
+        for run_id in runs:
+            assert [e.data["i"] for e in check.query(RunEvent).filter_by(run_id=run_id).order_by(RunEvent.id)] == \
+                list(range(300)), f"{run_id}'s events, in order"
+
+
 def test_a_worker_whose_events_cannot_be_recorded_for_a_while_is_still_followed_to_its_end(
         db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Recording a run's events can fail (the node cut off from its database). The worker must still
