@@ -207,6 +207,8 @@ def event_json(event: auto.EngineEvent) -> dict[str, Any] | None:
         return {**base, "type": "prelude"}
     if event.diagnostic_event is not None:
         d = event.diagnostic_event
+        if d.severity == "debug":  # the engine's and SDK's tracing, ~5 per resource; the CLI shows it only with --debug
+            return None
         return {**base, "type": "diagnostic", "severity": d.severity, "urn": d.urn,
                 "message": _ANSI.sub("", d.message or "").strip()}
     for kind, step in (("resource_pre", event.resource_pre_event), ("resource_outputs", event.res_outputs_event),

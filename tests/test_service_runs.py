@@ -45,6 +45,8 @@ def test_events_stream_live_and_replay_from_the_start(slow_service: Service) -> 
         assert live[-1] == ("end", {"status": "succeeded"})
         kinds = [name for name, _ in live]
         assert kinds[0] == "prelude" and "resource_pre" in kinds and "summary" in kinds
+        assert not [data for name, data in live if name == "diagnostic" and data["severity"] == "debug"], \
+            "debug diagnostics (the SDK's tracing, most of a run's events) are not kept"
         sequences = [data["sequence"] for name, data in live[:-1]]
         assert sequences == sorted(sequences)
 
