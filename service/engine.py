@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pulumi.log
 from pulumi import automation as auto
 from pulumi.automation._config import _SECRET_SENTINEL
 from pulumi.automation._stack import StackInitMode  # the public Stack constructor's mode type
@@ -359,11 +360,28 @@ def _recover(stack: auto.Stack, collector: _Collector) -> None:
         collector.kind = kind
 
 
+def _no_debug_log(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+def quiet_sdk() -> None:
+    """Stop the SDK sending its debug logs to the engine, in this process (a worker).
+
+    The SDK sends every ``pulumi.log.debug`` (about five per resource: "registering resource",
+    "RegisterResource RPC prepared", ...) to the engine as a synchronous call, and the engine
+    turns each into an event that the Automation API reads back; runs keep no debug events
+    (:func:`event_json`), so they were two thirds of a run's event traffic for nothing. The SDK's
+    own modules call ``log.debug`` through the module, so replacing it there reaches them all.
+    ``pulumi up`` through the language host is untouched (``--debug`` shows them)."""
+    pulumi.log.debug = _no_debug_log
+
+
 def run_job(job: Job, emit: Emit, on_secrets: Callable[[list[str]], None] = lambda values: None,
             pulumi: auto.PulumiCommand | None = None) -> dict[str, Any]:
     """Run ``job``; return its result (summary, outputs, resource count) or raise JobError.
     ``on_secrets`` learns every secret value the run handles, so its output can be scrubbed;
     ``pulumi`` is the CLI if the caller made it ahead of time."""
+    quiet_sdk()
     collector = _Collector(emit)
     recovering = job.kind == "recover" or job.recover_first
     if recovering:  # before the CLI first reads the state: a killed CLI's half-written metadata

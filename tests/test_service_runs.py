@@ -158,3 +158,44 @@ def test_run_summary_has_counts_and_timings(slow_service: Service) -> None:
         assert run["summary"]["resource_changes"]["create"] > 0
         assert run["duration_seconds"] > 0
         assert json.loads(json.dumps(run))["error"] is None
+
+
+# In a fresh interpreter: the engine's debug and other logs received while a case is built under
+# mocks (the mock engine hands the SDK's Log calls to the logging module), before and after the
+# worker's quiet_sdk().
+DEBUG_PROBE = """
+import json, logging
+from tests.mocks import build
+from service import engine
+received = []
+class Count(logging.Handler):
+    def emit(self, record):
+        received.append(record.levelname)
+logging.getLogger().addHandler(Count())
+logging.getLogger().setLevel(logging.DEBUG)
+def sent():
+    build("todo-app", {"deletion_protection": False})  # a weakened default: warned of
+    counts = {level: received.count(level) for level in set(received)}
+    received.clear()
+    return counts
+before = sent()
+engine.quiet_sdk()
+print(json.dumps({"before": before, "after": sent()}))
+"""
+
+
+def test_a_runs_program_sends_the_engine_no_debug_logs() -> None:
+    """Each of the SDK's debug logs (about five per resource) was a synchronous call to the engine,
+    which made it an event for the Automation API to read back, all for events that are not kept."""
+    import subprocess
+    import sys
+
+    from programs.targets import REPO_ROOT
+
+    done = subprocess.run([sys.executable, "-c", DEBUG_PROBE], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert counts["before"].get("DEBUG", 0) > 20, counts  # the probe sees them when they are sent
+    assert counts["after"].get("DEBUG", 0) == 0, counts
+    assert counts["after"].get("WARNING", 0) == counts["before"].get("WARNING", 0) > 0, "warnings still reach it"
