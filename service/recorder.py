@@ -5,9 +5,10 @@ pending events of all runs in one transaction, every ``interval`` seconds, or so
 has a batch waiting. Readers then see an event within about ``interval``.
 
 One writer, because SQLite has one write lock and its busy handler is not fair: when each run
-wrote its own events, 32 runs meant 32 writers polling for the lock. Throughput collapsed, and the
-node's lease renewal waited behind them past the lease's end, so the node stopped its own runs.
-On PostgreSQL one writer also means one transaction, not one per run, for each round.
+wrote its own events, 32 runs meant 32 writers polling for the lock, and the node's lease renewal
+waited behind them (9.6 s in a test with the cores busy; the lease is 15 s). A node that cannot
+renew in time stops its own runs. On PostgreSQL one writer also means one transaction, not one
+per run, for each round.
 
 A database that cannot be reached keeps the events pending, in order, for the next round.
 """
