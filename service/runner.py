@@ -98,7 +98,8 @@ class Runner:
                                    node_id=self.node_id, parallel=settings.max_parallel_runs)
         self.leases = Leases(db, self.node_id, ",".join(sorted(settings.roles)),
                              seconds=settings.node_lease_seconds, grace=settings.node_grace_seconds)
-        self.workers = workers.Workers(toolchain_bin, settings.run_niceness, forked=settings.warm_worker)
+        self.workers = workers.Workers(toolchain_bin, settings.run_niceness, forked=settings.warm_worker,
+                                       preload=settings.preload_plugins)
         self._running: dict[str, workers.Worker] = {}  # run id -> worker, on this node
         self._signalled: set[str] = set()  # running runs whose worker was told to stop
         self._fenced: set[str] = set()  # runs stopped because this node lost its lease
@@ -490,6 +491,7 @@ class Runner:
                     "SANDBOX_LATENCY_MS": str(self.settings.sandbox_latency_ms)})
         if self.settings.sandbox_gate_dir is not None:
             env["SANDBOX_GATE_DIR"] = str(self.settings.sandbox_gate_dir)
+        env.update(self.workers.plugin_env())
         return {
             "run_id": run.id, "kind": run.kind, "pulumi_stack": run.pulumi_stack, "case": run.params["case"],
             "target": run.params["target"], "args": run.params.get("args", {}), "secret_args": secrets,

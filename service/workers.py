@@ -17,6 +17,7 @@ from typing import IO, Protocol
 
 from programs.targets import REPO_ROOT
 from service import forkserver
+from service.preloaders import Preloaders
 
 LOG = logging.getLogger("serverless_cases.workers")
 
@@ -43,9 +44,10 @@ class Workers:
     case's imports once, for all runs), else (or while the fork server is not ready) a fresh
     ``python -m service.worker`` process that imports what its case needs."""
 
-    def __init__(self, toolchain_bin: Path, niceness: int, forked: bool) -> None:
+    def __init__(self, toolchain_bin: Path, niceness: int, forked: bool, preload: bool = True) -> None:
         self.toolchain_bin, self.niceness, self.forked = toolchain_bin, niceness, forked
         self._server: forkserver.ForkServer | None = None
+        self.preloaders = Preloaders(niceness, toolchain_bin) if preload else None
         self._lock = threading.Lock()
         self.closed = False
 
@@ -75,9 +77,15 @@ class Workers:
         if server is not None:
             server.wait_ready(FORK_SERVER_LOAD_SECONDS)
 
+    def plugin_env(self) -> dict[str, str]:
+        """A run's environment for its Python plugins to start from the preloaders (none without)."""
+        return self.preloaders.env() if self.preloaders is not None else {}
+
     def warm(self) -> None:
-        """Start the fork server, or replace one that is gone."""
+        """Start the fork server and the plugin preloaders, or replace those that are gone."""
         with self._lock:
+            if not self.closed and self.preloaders is not None:
+                self.preloaders.start()
             if self.closed or not self.forked or (self._server is not None and not self._server.lost.is_set()):
                 return
             gone, self._server = self._server, forkserver.ForkServer(self._argv("forkserver"), cwd=REPO_ROOT)
@@ -91,6 +99,8 @@ class Workers:
             server, self._server = self._server, None
         if server is not None:
             server.close()
+        if self.preloaders is not None:
+            self.preloaders.close()
 
 
 def dismiss(worker: Worker) -> None:

@@ -43,10 +43,21 @@ install_python_pieces() { # $1: bin dir, $2: the sdk/v3 module's python/ folder
   install -m 0644 "$here/language_host.py" "$dest/language_host.py"
   install -m 0644 "$here/engine_watchdog.py" "$dest/engine_watchdog.py"
   install -m 0644 "$here/protos.py" "$dest/protos.py"
+  install -m 0644 "$here/preload.py" "$dest/preload.py"
+  # The preloader's stand-in (toolchain/gomod/standin), built in a copy of the toolchain's module.
+  local standin_work
+  standin_work=$(mktemp -d)
+  cp "$here/gomod/go.mod" "$here/gomod/go.sum" "$standin_work/"
+  cp -r "$here/gomod/standin" "$standin_work/standin"
+  (cd "$standin_work" && go build -trimpath -mod=mod -ldflags "-s -w" -o "$dest/preload-stand-in.tmp" ./standin) \
+    || { rm -rf "$standin_work"; die "could not build the preloader's stand-in (toolchain/gomod/standin)"; }
+  rm -rf "$standin_work"
+  mv "$dest/preload-stand-in.tmp" "$dest/preload-stand-in"
   cat > "$target/pulumi-language-python.tmp" <<EOF
 #!/bin/sh
-# serverless-cases Python language host (see toolchain/language_host.py)
-exec "$dest/langhost-venv/bin/python" "$dest/language_host.py" "\$@"
+# serverless-cases Python language host (see toolchain/language_host.py); the service names
+# its preloaded stand-in for the interpreter (see toolchain/preload.py)
+exec "\${SERVERLESS_CASES_LANGHOST_PYTHON:-$dest/langhost-venv/bin/python}" "$dest/language_host.py" "\$@"
 EOF
   chmod 0755 "$target/pulumi-language-python.tmp"
   mv "$target/pulumi-language-python.tmp" "$target/pulumi-language-python"
@@ -71,7 +82,7 @@ fi
 
 # 2. The cached build, if complete.
 # The stamp names the content of the Python pieces: changing them reinstalls them (no rebuild).
-pieces=$(cat "$here/language_host.py" "$here/engine_watchdog.py" "$here/protos.py" "$here/versions.env" | sha256sum | cut -c1-12)
+pieces=$(cat "$here/language_host.py" "$here/engine_watchdog.py" "$here/protos.py" "$here/preload.py" "$here/gomod/standin/main.go" "$here/versions.env" | sha256sum | cut -c1-12)
 stamp="$dest/.complete-$pieces"
 have_cli() { [ -x "$bin/pulumi" ] && [ "$("$bin/pulumi" version 2>/dev/null)" = "v$PULUMI_VERSION" ]; }
 sdk_python_dir() {

@@ -11,7 +11,9 @@ It implements what ``pulumi preview/up/refresh/destroy`` need from a language ho
 declared up front: providers load on demand), ``Run``, ``About``, and ``RunPlugin`` for
 policy packs written in Python (``--policy-pack``). The program runs with the virtualenv
 named in ``Pulumi.yaml`` (``runtime.options.virtualenv``), a pack with the one named in its
-``PulumiPolicy.yaml``; else ``$PULUMI_PYTHON_CMD`` or ``python3``.
+``PulumiPolicy.yaml``; else ``$PULUMI_PYTHON_CMD`` or ``python3``. A pack starts from the
+service's preloader of its virtualenv when ``$SERVERLESS_CASES_PRELOAD_DIR`` has one
+(``preload.py``, installed beside this file).
 
 Usage (by the engine): ``pulumi-language-python [flags] ENGINE_ADDRESS``.
 """
@@ -34,6 +36,7 @@ from google.protobuf import empty_pb2, json_format
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # engine_watchdog and protos are installed beside this file
 from engine_watchdog import watch_engine
+from preload import stand_in
 from protos import load
 
 if TYPE_CHECKING:
@@ -164,6 +167,8 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
             yield from _exited(1, f"{exc}\n")
             return
         env = dict(item.split("=", 1) for item in request.env if "=" in item) or dict(os.environ)
+        # Forked from the node's preloader of that virtualenv when the service runs one (toolchain/preload.py).
+        python = stand_in(os.environ.get("SERVERLESS_CASES_PRELOAD_DIR"), python) or python
         child = subprocess.Popen([python, "-u", "-m", "pulumi.policy", *request.args, folder], env=env, cwd=folder,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         with self._lock:

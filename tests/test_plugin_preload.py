@@ -1,0 +1,207 @@
+"""A run's Python plugins are forked from the node's preloaders (toolchain/preload.py): each gets
+its launcher's input, output, environment, folder and arguments, reports its exit status as its
+own, stops with its stand-in, and starts as a fresh interpreter when no preloader answers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service import workers
+from tests.service_harness import Service, alive, until, wait_run
+from toolchain import preload
+
+PROBE = textwrap.dedent("""
+    import json, os, sys, time
+    try:
+        print(json.dumps({"preloaded": "decimal" in sys.modules, "parent": os.getppid(), "pid": os.getpid(),
+                          "argv": sys.argv[1:], "cwd": os.getcwd(), "mark": os.environ.get("PROBE_MARK"),
+                          "input": sys.stdin.readline().strip()}), flush=True)
+        print("to stderr", file=sys.stderr, flush=True)
+        if sys.argv[1:2] == ["sleep"]:
+            time.sleep(120)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(7)
+    sys.exit(int(sys.argv[1]) if sys.argv[1:] and sys.argv[1].isdigit() else 0)
+""")
+
+
+def _serve(folder: Path, toolchain: str) -> subprocess.Popen[bytes]:
+    """A preloader of this interpreter that has imported ``decimal``, with the toolchain's stand-in."""
+    stand_in = str(Path(toolchain).parent / "preload-stand-in")
+    return subprocess.Popen([sys.executable, preload.__file__, "serve", str(folder), "0", stand_in, "decimal"],
+                            start_new_session=True)
+
+
+@pytest.fixture
+def preloader(tmp_path: Path, pulumi_toolchain: str) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """A running preloader and its stand-in."""
+    folder = tmp_path / "p" / preload.key(sys.executable)
+    folder.mkdir(parents=True)
+    process = _serve(folder, pulumi_toolchain)
+    try:
+        assert until(lambda: (folder / preload.STAND_IN).exists() and (folder / preload.SOCKET).exists(), 30)
+        stand_in = preload.stand_in(tmp_path / "p", sys.executable)
+        assert stand_in is not None
+        yield process, Path(stand_in)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _probe(tmp_path: Path) -> Path:
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+    return script
+
+
+def _run(stand_in: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(stand_in), *args], input="hello\n", capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "PROBE_MARK": "marked"}, timeout=60)
+
+
+def test_a_preloaded_plugin_runs_with_its_launchers_input_output_environment_folder_and_exit_status(
+        preloader: tuple[subprocess.Popen[bytes], Path], tmp_path: Path) -> None:
+    process, stand_in = preloader
+    work = tmp_path / "work"
+    work.mkdir()
+    done = _run(stand_in, "-u", str(_probe(tmp_path)), "3", "x y", cwd=work)
+    seen = __import__("json").loads(done.stdout.splitlines()[0])
+    assert seen["preloaded"] and seen["parent"] == process.pid, "the plugin was not forked from the preloader"
+    assert seen["argv"] == ["3", "x y"] and seen["cwd"] == str(work) and seen["mark"] == "marked"
+    assert seen["input"] == "hello" and done.stderr == "to stderr\n"
+    assert done.returncode == 3
+    # `-m` runs a module, as the interpreter would, from the working folder first on the path.
+    (work / "probemod.py").write_text(PROBE)
+    by_module = _run(stand_in, "-m", "probemod", "0", cwd=work)
+    assert by_module.returncode == 0 and __import__("json").loads(by_module.stdout.splitlines()[0])["preloaded"]
+
+
+def test_without_its_preloader_a_stand_in_runs_the_real_interpreter(tmp_path: Path, pulumi_toolchain: str) -> None:
+    folder = tmp_path / "p" / preload.key(sys.executable)
+    folder.mkdir(parents=True)
+    process = _serve(folder, pulumi_toolchain)
+    assert until(lambda: (folder / preload.STAND_IN).exists(), 30)
+    process.terminate()
+    process.wait(timeout=10)
+    assert not (folder / preload.SOCKET).exists()
+    done = _run(folder / preload.STAND_IN, str(_probe(tmp_path)), "4", cwd=tmp_path)
+    seen = __import__("json").loads(done.stdout.splitlines()[0])
+    assert not seen["preloaded"] and seen["parent"] == os.getpid(), "the stand-in did not become the interpreter"
+    assert done.returncode == 4 and seen["input"] == "hello" and seen["mark"] == "marked"
+    # Interpreter options the preloader does not take run the real interpreter too.
+    assert subprocess.run([str(folder / preload.STAND_IN), "-c", "print(6 * 7)"], capture_output=True,
+                          text=True, timeout=60).stdout == "42\n"
+
+
+def _started(stand_in: Path, tmp_path: Path, **popen: object) -> tuple[subprocess.Popen[str], int]:
+    child = subprocess.Popen([str(stand_in), str(_probe(tmp_path)), "sleep"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, **popen)  # type: ignore[call-overload]
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    return child, __import__("json").loads(child.stdout.readline())["pid"]
+
+
+def test_an_interrupt_reaches_the_plugin_and_its_exit_status_comes_back(
+        preloader: tuple[subprocess.Popen[bytes], Path], tmp_path: Path) -> None:
+    _, stand_in = preloader
+    child, plugin = _started(stand_in, tmp_path)
+    with child:
+        child.send_signal(signal.SIGINT)  # the engine's first request to a plugin to stop
+        assert child.wait(timeout=30) == 7
+        assert child.stdout is not None and child.stdout.read() == "interrupted\n"
+    assert until(lambda: not alive(plugin), 10)
+
+
+def test_a_plugin_leaves_when_its_stand_in_is_killed(preloader: tuple[subprocess.Popen[bytes], Path],
+                                                     tmp_path: Path) -> None:
+    _, stand_in = preloader
+    child, plugin = _started(stand_in, tmp_path)
+    with child:
+        child.kill()  # the engine's last word to a plugin's process group, where the plugin is not
+        child.wait(timeout=10)
+    assert until(lambda: not alive(plugin), 10), "the plugin outlived its stand-in"
+
+
+def test_a_stand_in_and_its_plugin_leave_when_the_engine_that_started_it_is_killed(
+        preloader: tuple[subprocess.Popen[bytes], Path], tmp_path: Path) -> None:
+    _, stand_in = preloader
+    engine = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([{str(stand_in)!r}, {str(_probe(tmp_path))!r}, "sleep"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        child.stdin.write("go\\n"); child.stdin.flush()
+        print(child.pid, child.stdout.readline(), flush=True)
+        time.sleep(120)
+    """)], stdout=subprocess.PIPE, text=True)
+    assert engine.stdout is not None
+    line = engine.stdout.readline().split(" ", 1)
+    stand_in_pid, plugin = int(line[0]), __import__("json").loads(line[1])["pid"]
+    with engine:
+        engine.kill()
+        engine.wait(timeout=10)
+    assert until(lambda: not alive(stand_in_pid), 10), "the stand-in outlived its engine"
+    assert until(lambda: not alive(plugin), 10), "the plugin outlived its engine"
+
+
+def _forked_plugins(service: Service) -> dict[str, str]:
+    """Command line of each process forked by one of the service's preloaders -> its first arguments."""
+    found: dict[str, str] = {}
+    for pid in workers.descendants({service.process.pid}) if service.process else ():
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+            parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            if "serve" in argv and any(a.endswith("preload.py") for a in argv):
+                parent_argv = Path(f"/proc/{parent}/cmdline").read_bytes().decode().split("\0")
+                if "serve" in parent_argv:  # forked by a preloader, not the preloader itself
+                    found[pid] = argv[0]
+    return found
+
+
+def _stand_ins(service: Service) -> set[str]:
+    """What each stand-in of the service's engines runs (interpreter options, module or script)."""
+    out = set()
+    for pid in workers.descendants({service.process.pid}) if service.process else ():
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+            if argv[0].endswith("preload-stand-in"):  # preload-stand-in SOCKET PYTHON ARGS...
+                command = [a.rsplit("/", 1)[-1] for a in argv[2:] if a and "127.0.0.1" not in a]
+                out.add(" ".join(command[:4] if command[1:3] == ["-u", "-m"] else command[:3]))
+    return out
+
+
+EXPECTED = {"python -m sandbox", "python -u -m pulumi.dynamic", "python -u -m pulumi.policy", "python language_host.py"}
+
+
+@pytest.mark.parametrize("preloaded", [True, False])
+def test_a_runs_python_plugins_are_forked_from_the_nodes_preloaders(tmp_path: Path, pulumi_toolchain: str,
+                                                                    preloaded: bool) -> None:
+    service = Service(tmp_path / "svc", pulumi_toolchain, preload_plugins=str(preloaded).lower()).start()
+    try:
+        service.gate.close(allow=1)
+        with service.client() as api:
+            run = api.post("/v1/stacks", json={"name": "forked", "case": "software-updates"}).json()
+            service.gate.wait_held(stack="admin.forked")
+            # The language host, the sandbox provider, the dynamic-resource provider (the stack's
+            # generated secrets) and the policy pack's analyzer: each started by a stand-in.
+            started = until(lambda: _stand_ins(service) >= EXPECTED, 60)
+            stand_ins, forked = _stand_ins(service), _forked_plugins(service)
+            service.gate.open()
+            assert wait_run(api, run["id"])["status"] == "succeeded"
+        if preloaded:
+            assert started and stand_ins == EXPECTED, stand_ins
+            assert len(forked) >= len(EXPECTED), "a stand-in's plugin was not forked from a preloader"
+        else:
+            assert stand_ins == set() and forked == {}
+    finally:
+        service.stop()
