@@ -13,7 +13,8 @@ Sections (`BENCH_ONLY=overhead,reads make bench` runs only those named):
    and reads at scale: the same with a tenant of 10,000 stacks (GET one stack p99 < 20 ms, one page
    of the list p99 < 50 ms).
 4. `capacity`: I/O-bound capacity: 32 stacks at once with simulated AWS latency, on one node and on two
-   (PostgreSQL): makespan over one run (<= 1.5) and memory per concurrent run (<= 200 MB).
+   (PostgreSQL): makespan over one run (<= 1.5) and memory per concurrent run (<= 200 MB); and on
+   one node with the runs' Python plugins started fresh instead of forked from the preloaders.
 5. `unit`: unit-test speed: the mocks suite of the six cases (target < 20 s) and one program's cold
    start, imports and construction under mocks (target < 2 s).
 """
@@ -298,14 +299,16 @@ def _memory(pids: set[int], proportional: bool = False) -> int:
     return total
 
 
-def capacity(tools: str, work: Path, case: str, latency_ms: int, nodes: int, count: int = 32) -> list[dict[str, Any]]:
+def capacity(tools: str, work: Path, case: str, latency_ms: int, nodes: int, count: int = 32,
+             preload: bool = True) -> list[dict[str, Any]]:
     """I/O-bound capacity: ``count`` stacks created at once with every sandbox operation taking
     ``latency_ms`` (AWS's own latency, simulated), on one node or on several (PostgreSQL, as a
     fleet needs): makespan over one run alone, memory per concurrent run (the peak resident set of
     the node's runs, workers, CLIs and plugins, over ``count``, and their proportional set beside it;
-    the fork server included), the machine's CPU per run, and the slowest acceptance."""
+    the fork server included), the machine's CPU per run, and the slowest acceptance. Without
+    ``preload``, the runs' Python plugins start as fresh interpreters (the side-by-side figure)."""
     settings: dict[str, Any] = {"sandbox_latency_ms": latency_ms, "max_parallel_runs": count // nodes,
-                                "run_niceness": DEFAULT_RUN_NICENESS}
+                                "run_niceness": DEFAULT_RUN_NICENESS, "preload_plugins": str(preload).lower()}
     drop = None
     if nodes > 1:
         url, drop = postgres_database()
@@ -313,7 +316,8 @@ def capacity(tools: str, work: Path, case: str, latency_ms: int, nodes: int, cou
         settings.update({"fleet": "true", "database_url": f"postgresql+psycopg://{host}",
                          "backend_url": f"postgres://{host}?sslmode=disable", "passphrase": "bench fleet",
                          "sandbox_cloud": str(work / f"capacity-cloud-{nodes}")})
-    services = [settle(Service(work / f"svc-capacity-{nodes}-{i}", tools, node_id=f"bench-{i}", **settings).start())
+    services = [settle(Service(work / f"svc-capacity-{nodes}-{i}-{preload}", tools, node_id=f"bench-{i}",
+                               **settings).start())
                 for i in range(nodes)]
     try:
         burst = _burst(services, case, count)
@@ -322,7 +326,7 @@ def capacity(tools: str, work: Path, case: str, latency_ms: int, nodes: int, cou
             svc.stop()
         if drop is not None:
             drop()
-    return [{"nodes": nodes, **burst, "ratio": burst["makespan"] / burst["single"],
+    return [{"nodes": nodes, "preload": preload, **burst, "ratio": burst["makespan"] / burst["single"],
              "mb_per_run": burst["peak_rss"] / count / 2**20, "pss_mb_per_run": burst["peak_pss"] / count / 2**20,
              "cpu_s_per_run": burst["cpu_s"] / count}]
 
@@ -442,9 +446,10 @@ def main() -> int:
         measure("parallel", "par_cli", lambda: parallel_cli(tools, work, smallest))
         measure("reads", "reads", lambda: responsiveness(tools, work, smallest))
         measure("reads", "many", lambda: responsiveness(tools, work, smallest, stacks=10_000))
-        for nodes in (1, 2):
-            measure("capacity", f"cap{nodes}",
-                    lambda nodes=nodes: capacity(tools, work, smallest, CAPACITY_LATENCY_MS, nodes=nodes))
+        for nodes, preload in ((1, True), (1, False), (2, True)):
+            measure("capacity", f"cap{nodes}{'' if preload else '_fresh'}",
+                    lambda nodes=nodes, preload=preload: capacity(tools, work, smallest, CAPACITY_LATENCY_MS,
+                                                                  nodes=nodes, preload=preload))
     measure("unit", "unit", unit_speed)
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -457,7 +462,7 @@ def main() -> int:
     over, over_pg = results.get("over", []), results.get("over_pg", [])
     par, par_cli = results.get("par"), results.get("par_cli")
     reads, many, unit = results.get("reads"), results.get("many"), results.get("unit")
-    cap = results.get("cap1", []) + results.get("cap2", [])
+    cap = results.get("cap1", []) + results.get("cap1_fresh", []) + results.get("cap2", [])
     for row in over:
         lines.append(f"| control-plane overhead, {row['case']} ({counts[row['case']]} resources), SQLite | service "
                      f"{row['service']:.2f} s / CLI {row['cli']:.2f} s = **{row['ratio']:.2f}** | <= 1.0 |")
@@ -487,7 +492,8 @@ def main() -> int:
                      f"{r['p50']:.1f} ms, **p99 {r['p99']:.1f} ms** | p99 < {goal} ms |")
     for row in cap:
         lines.append(f"| capacity: 32 x {smallest} at once, {CAPACITY_LATENCY_MS / 1000:.0f} s per sandbox operation, "
-                     f"{row['nodes']} node(s) | one alone {row['single']:.1f} s; makespan {row['makespan']:.1f} s = "
+                     f"{row['nodes']} node(s){'' if row['preload'] else ', plugins started fresh (not preloaded)'}"
+                     f" | one alone {row['single']:.1f} s; makespan {row['makespan']:.1f} s = "
                      f"**{row['ratio']:.2f}**; memory per concurrent run **{row['mb_per_run']:.0f} MB** resident "
                      f"({row['pss_mb_per_run']:.0f} MB proportional); CPU {row['cpu_s_per_run']:.1f} s per run; slowest "
                      f"acceptance {row['slowest_accept']:.2f} s | <= 1.5; <= 200 MB |")

@@ -154,9 +154,9 @@ def test_a_stand_in_and_its_plugin_leave_when_the_engine_that_started_it_is_kill
     assert until(lambda: not alive(plugin), 10), "the plugin outlived its engine"
 
 
-def _forked_plugins(service: Service) -> dict[str, str]:
-    """Command line of each process forked by one of the service's preloaders -> its first arguments."""
-    found: dict[str, str] = {}
+def _forked_plugins(service: Service) -> dict[int, str]:
+    """Each process forked by one of the service's preloaders -> its interpreter."""
+    found: dict[int, str] = {}
     for pid in workers.descendants({service.process.pid}) if service.process else ():
         with contextlib.suppress(OSError):
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
@@ -183,6 +183,19 @@ def _stand_ins(service: Service) -> set[str]:
 EXPECTED = {"python -m sandbox", "python -u -m pulumi.dynamic", "python -u -m pulumi.policy", "python language_host.py"}
 
 
+def _plain_plugins(service: Service) -> set[str]:
+    """Which of the four plugins run as interpreters the engine started itself (not forked)."""
+    found = set()
+    for pid in workers.descendants({service.process.pid}) if service.process else ():
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+            if argv[0].endswith("python") and "serve" not in argv:
+                for kind in ("sandbox", "pulumi.dynamic", "pulumi.policy", "language_host.py"):
+                    if any(a == kind or a.endswith("/" + kind) for a in argv[1:4]):
+                        found.add(kind)
+    return found
+
+
 @pytest.mark.parametrize("preloaded", [True, False])
 def test_a_runs_python_plugins_are_forked_from_the_nodes_preloaders(tmp_path: Path, pulumi_toolchain: str,
                                                                     preloaded: bool) -> None:
@@ -193,13 +206,18 @@ def test_a_runs_python_plugins_are_forked_from_the_nodes_preloaders(tmp_path: Pa
             run = api.post("/v1/stacks", json={"name": "forked", "case": "software-updates"}).json()
             service.gate.wait_held(stack="admin.forked")
             # The language host, the sandbox provider, the dynamic-resource provider (the stack's
-            # generated secrets) and the policy pack's analyzer: each started by a stand-in.
-            started = until(lambda: _stand_ins(service) >= EXPECTED, 60)
-            stand_ins, forked = _stand_ins(service), _forked_plugins(service)
+            # generated secrets) and the policy pack's analyzer: each started by a stand-in, or
+            # without preloaders each an interpreter of its own.
+            if preloaded:
+                started = until(lambda: _stand_ins(service) >= EXPECTED, 60)
+            else:
+                started = until(lambda: len(_plain_plugins(service)) == len(EXPECTED), 60)
+            stand_ins, forked, plain = _stand_ins(service), _forked_plugins(service), _plain_plugins(service)
             service.gate.open()
             assert wait_run(api, run["id"])["status"] == "succeeded"
+        assert started, (stand_ins, plain)
         if preloaded:
-            assert started and stand_ins == EXPECTED, stand_ins
+            assert stand_ins == EXPECTED and plain == set(), (stand_ins, plain)
             assert len(forked) >= len(EXPECTED), "a stand-in's plugin was not forked from a preloader"
         else:
             assert stand_ins == set() and forked == {}
