@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -101,6 +103,37 @@ def test_without_its_preloader_a_stand_in_runs_the_real_interpreter(tmp_path: Pa
     # Interpreter options the preloader does not take run the real interpreter too.
     assert subprocess.run([str(folder / preload.STAND_IN), "-c", "print(6 * 7)"], capture_output=True,
                           text=True, timeout=60).stdout == "42\n"
+
+
+def test_a_malformed_request_is_refused_and_the_preloader_keeps_serving_with_no_descriptor_left_open(
+        preloader: tuple[subprocess.Popen[bytes], Path], tmp_path: Path) -> None:
+    process, stand_in = preloader
+    path = str(stand_in.parent.parent / preload.SOCKET)
+    opened = len(os.listdir(f"/proc/{process.pid}/fd"))
+    bad_requests = [
+        (b"\0" * 8, [0, 1, 2], b"not json"),                    # three descriptors, then no JSON
+        (struct.pack("!Q", preload.MAX_REQUEST + 1), [0, 1, 2], b""),  # too long
+        (struct.pack("!Q", 100), [0, 1, 2], b"{}"),               # cut short
+        (struct.pack("!Q", 2), [], b"{}"),                        # no descriptors
+    ]
+    for header, fds, body in bad_requests:
+        assert _refused(path, header, fds, body), "a malformed request was answered"
+    done = _run(stand_in, str(_probe(tmp_path)), "0", cwd=tmp_path)
+    assert done.returncode == 0 and __import__("json").loads(done.stdout.splitlines()[0])["preloaded"]
+    assert until(lambda: len(os.listdir(f"/proc/{process.pid}/fd")) == opened, 10), "a descriptor was left open"
+
+
+def _refused(path: str, header: bytes, fds: list[int], body: bytes) -> bool:
+    """Whether the preloader hangs up on this request without answering."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(path)
+        try:
+            socket.send_fds(client, [header], fds)
+            client.sendall(body)
+            client.shutdown(socket.SHUT_WR)
+            return client.recv(100) == b""
+        except (BrokenPipeError, ConnectionResetError):  # hung up with the request unread
+            return True
 
 
 def _started(stand_in: Path, tmp_path: Path, **popen: object) -> tuple[subprocess.Popen[str], int]:

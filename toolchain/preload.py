@@ -147,25 +147,30 @@ def _peer(connection: socket.socket) -> tuple[int, int]:
 
 
 def _receive(connection: socket.socket) -> tuple[dict, list[int]]:
+    """A request: its length, the stand-in's stdin, stdout and stderr, then its JSON."""
     header, fds, _, _ = socket.recv_fds(connection, 8, 3)
-    if len(header) != 8 or len(fds) != 3:
+    try:
+        if len(header) != 8 or len(fds) != 3:
+            raise ValueError("a request starts with its length and three descriptors")
+        (length,) = struct.unpack("!Q", header)
+        if length > MAX_REQUEST:
+            raise ValueError("request too long")
+        body = b""
+        while len(body) < length:
+            chunk = connection.recv(length - len(body))
+            if not chunk:
+                raise ValueError("request cut short")
+            body += chunk
+        return json.loads(body), fds
+    except (OSError, ValueError):
         for fd in fds:
             os.close(fd)
-        raise ValueError("a request starts with its length and three descriptors")
-    (length,) = struct.unpack("!Q", header)
-    if length > MAX_REQUEST:
-        raise ValueError("request too long")
-    body = b""
-    while len(body) < length:
-        chunk = connection.recv(length - len(body))
-        if not chunk:
-            raise ValueError("request cut short")
-        body += chunk
-    return json.loads(body), fds
+        raise
 
 
 def _report_ended(waiting: dict[int, socket.socket]) -> None:
-    while waiting:
+    """Reap every ended plugin and tell its stand-in how it ended."""
+    while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
