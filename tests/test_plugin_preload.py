@@ -187,9 +187,10 @@ def test_a_stand_in_and_its_plugin_leave_when_the_engine_that_started_it_is_kill
     assert until(lambda: not alive(plugin), 10), "the plugin outlived its engine"
 
 
-def _forked_plugins(service: Service) -> dict[int, str]:
-    """Each process forked by one of the service's preloaders -> its interpreter."""
-    found: dict[int, str] = {}
+def _forked_plugins(service: Service) -> dict[int, tuple[int, int]]:
+    """Each process forked by one of the service's preloaders -> its nice value and its scheduling
+    group's (Linux's autogroup: the session's)."""
+    found: dict[int, tuple[int, int]] = {}
     for pid in workers.descendants({service.process.pid}) if service.process else ():
         with contextlib.suppress(OSError):
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
@@ -197,7 +198,9 @@ def _forked_plugins(service: Service) -> dict[int, str]:
             if "serve" in argv and any(a.endswith("preload.py") for a in argv):
                 parent_argv = Path(f"/proc/{parent}/cmdline").read_bytes().decode().split("\0")
                 if "serve" in parent_argv:  # forked by a preloader, not the preloader itself
-                    found[pid] = argv[0]
+                    nice = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+                    group = int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+                    found[pid] = (nice, group)
     return found
 
 
@@ -213,6 +216,7 @@ def _stand_ins(service: Service) -> set[str]:
     return out
 
 
+RUN_NICENESS = 5
 EXPECTED = {"python -m sandbox", "python -u -m pulumi.dynamic", "python -u -m pulumi.policy", "python language_host.py"}
 
 
@@ -232,7 +236,8 @@ def _plain_plugins(service: Service) -> set[str]:
 @pytest.mark.parametrize("preloaded", [True, False])
 def test_a_runs_python_plugins_are_forked_from_the_nodes_preloaders(tmp_path: Path, pulumi_toolchain: str,
                                                                     preloaded: bool) -> None:
-    service = Service(tmp_path / "svc", pulumi_toolchain, preload_plugins=str(preloaded).lower()).start()
+    service = Service(tmp_path / "svc", pulumi_toolchain, preload_plugins=str(preloaded).lower(),
+                      run_niceness=RUN_NICENESS).start()
     try:
         service.gate.close(allow=1)
         with service.client() as api:
@@ -252,6 +257,9 @@ def test_a_runs_python_plugins_are_forked_from_the_nodes_preloaders(tmp_path: Pa
         if preloaded:
             assert stand_ins == EXPECTED and plain == set(), (stand_ins, plain)
             assert len(forked) >= len(EXPECTED), "a stand-in's plugin was not forked from a preloader"
+            # Background work like the rest of the run: niced, and in a scheduling group niced too
+            # (a group at full weight would take the API's CPU, whatever its processes' nice values).
+            assert set(forked.values()) == {(RUN_NICENESS, RUN_NICENESS)}, forked
         else:
             assert stand_ins == set() and forked == {}
     finally:

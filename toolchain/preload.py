@@ -66,7 +66,13 @@ def key(python: str) -> str:
 
 # -- the preloader -------------------------------------------------------------------------------
 def serve(folder: Path, niceness: int, stand_in_binary: str, modules: list[str]) -> int:
+    # Plugins are part of runs: background work, as their workers are. The preloader leads a
+    # session, which Linux with autogroup scheduling weighs as one group against the API's, and
+    # its plugins stay in it: the group's nice value is raised too (a plugin leading a session
+    # of its own would be a group at full weight beside the API).
     os.nice(niceness)
+    with contextlib.suppress(OSError):  # no autogroup scheduling here: the nice value suffices
+        Path("/proc/self/autogroup").write_text(str(niceness))
     parent = os.getppid()
     for module in modules:
         importlib.import_module(module)
@@ -196,7 +202,7 @@ def _become_plugin(request: dict, fds: list[int], client_pid: int, sockets: list
             os.close(fd)
         for sock in sockets:
             sock.close()
-        os.setsid()
+        os.setpgid(0, 0)  # out of the preloader's process group, in its (niced) session
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
