@@ -115,12 +115,15 @@ DEFAULT_RUN_NICENESS = 19
 
 def yield_cpu(niceness: int) -> None:
     """Lower this run's CPU priority (the Pulumi CLI, language host and plugins it starts inherit
-    it). The worker leads its own session, which Linux with autogroup scheduling weighs as one
-    group against the API's: a process's nice value only ranks it inside its group, so the
-    group's nice value is raised as well."""
+    it). The service starts a worker leading its own session, which Linux with autogroup
+    scheduling weighs as one group against the API's: a process's nice value only ranks it inside
+    its group, so the group's nice value is raised as well. A worker started from a shell (not
+    leading its session) leaves the shell's group alone: raising it would nice everything the
+    shell runs afterwards, the service included."""
     os.nice(niceness)
-    with contextlib.suppress(OSError):  # no autogroup scheduling here: the nice value suffices
-        Path("/proc/self/autogroup").write_text(str(niceness))
+    if os.getsid(0) == os.getpid():  # never the group of a session it was merely started in (a shell's)
+        with contextlib.suppress(OSError):  # no autogroup scheduling here: the nice value suffices
+            Path("/proc/self/autogroup").write_text(str(niceness))
 
 
 class ScrubbingFormatter(logging.Formatter):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -69,3 +70,20 @@ def test_the_service_worker_reports_a_program_error_inline_as_one_clear_message(
     assert "cache_ttl_seconds: -5 is outside 0..3600" in error["detail"]
     assert "Traceback" not in done.stdout + done.stderr
     assert workspace.cloud_records() == []
+
+
+def test_a_worker_started_from_a_shell_leaves_the_shells_scheduling_group_alone(workspace: Workspace) -> None:
+    """A worker nices itself (and, when it leads its session, as the service starts it, its
+    session's autogroup); started from a shell, raising the shell's group would nice everything
+    the shell runs afterwards, the service and its API included."""
+    shell = textwrap.dedent(f"""
+        import subprocess, sys
+        before = open("/proc/self/autogroup").read().split()[-1]
+        subprocess.run([sys.executable, "-m", "service.worker", {workspace.toolchain!r}, "19"], input="",
+                       cwd={str(REPO)!r}, capture_output=True, timeout=300)
+        print(before, open("/proc/self/autogroup").read().split()[-1])
+    """)
+    done = subprocess.run([sys.executable, "-c", shell], capture_output=True, text=True, timeout=300,
+                          start_new_session=True)  # a session of its own, as a login shell has
+    before, after = done.stdout.split()
+    assert before == "0" and after == "0", done.stdout + done.stderr

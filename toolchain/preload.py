@@ -71,8 +71,9 @@ def serve(folder: Path, niceness: int, stand_in_binary: str, modules: list[str])
     # its plugins stay in it: the group's nice value is raised too (a plugin leading a session
     # of its own would be a group at full weight beside the API).
     os.nice(niceness)
-    with contextlib.suppress(OSError):  # no autogroup scheduling here: the nice value suffices
-        Path("/proc/self/autogroup").write_text(str(niceness))
+    if os.getsid(0) == os.getpid():  # never the group of a session it was merely started in (a shell's)
+        with contextlib.suppress(OSError):  # no autogroup scheduling here: the nice value suffices
+            Path("/proc/self/autogroup").write_text(str(niceness))
     parent = os.getppid()
     for module in modules:
         importlib.import_module(module)
