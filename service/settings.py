@@ -75,9 +75,9 @@ class Settings(BaseSettings):
     """Fork each run's worker from one process that has done every case's imports and the CLI
     check (the fork server); off, each run starts a fresh interpreter that imports what it needs."""
     preload_plugins: bool = True
-    """Fork each run's Python plugins (sandbox provider, dynamic resources, policy pack) from
-    processes that have done their imports (``toolchain/preload.py``); off, each starts a fresh
-    interpreter, as under ``pulumi up``."""
+    """Fork each run's Python plugins (language host, sandbox provider, dynamic resources, policy
+    pack) from processes that have done their imports (``toolchain/preload.py``); off, each starts
+    a fresh interpreter, as under ``pulumi up``."""
     sandbox_latency_ms: int = Field(default=0, ge=0, le=60_000)
     """Simulated AWS API latency per sandbox create/update/delete (demos, cancellation drills)."""
     sandbox_cloud: Path | None = None
