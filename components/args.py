@@ -103,8 +103,15 @@ class WafArgs:
     and API stages: about $7 a month for each web ACL, idle or not, plus $0.60 per million requests."""
 
 
+_VALIDATORS: dict[type, pydantic.TypeAdapter[Any]] = {}
+
+
 def _adapter(cls: type[A]) -> pydantic.TypeAdapter[A]:
-    return pydantic.TypeAdapter(cls)
+    """The validator of ``cls``, built once per process (building one costs tens of milliseconds)."""
+    validator = _VALIDATORS.get(cls)
+    if validator is None:
+        validator = _VALIDATORS[cls] = pydantic.TypeAdapter(cls)
+    return validator
 
 
 def parse_args(cls: type[A], data: Mapping[str, Any] | None, *, component: str | None = None) -> A:

@@ -18,7 +18,10 @@ valid ones, invalid arguments list every invalid field, a changed target is refu
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import importlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -26,7 +29,7 @@ from typing import Any, NoReturn
 
 import pulumi
 
-from components import ComponentArgsError, UnknownCaseError, get_case
+from components import CASES, ComponentArgsError, UnknownCaseError, get_case
 from components.tagging import stack_tags, tagging
 from programs import targets
 
@@ -37,6 +40,12 @@ AWS_MODULES = ("acm", "apigateway", "athena", "autoscaling", "cloudfront", "clou
                "secretsmanager", "sesv2", "sns", "sqs", "ssm", "vpc", "wafv2")
 
 
+LOG = logging.getLogger(__name__)
+_WARM_UP_LOG = logging.getLogger(f"{__name__}.warm_up")
+_WARM_UP_LOG.propagate = False  # the cases' warnings under mocks concern no stack
+_WARM_UP_LOG.addHandler(logging.NullHandler())
+
+
 class ProgramError(pulumi.RunError):
     """A problem the program reports as one clear message (no traceback), before any resource."""
 
@@ -45,11 +54,51 @@ def fail(message: str) -> NoReturn:
     raise ProgramError(message)
 
 
-def preload() -> None:
-    """Import what a run of any case needs, so that a run spends no time on it."""
+def preload(warm: bool = True) -> None:
+    """Import what a run of any case needs, so that a run spends no time on it; with ``warm``,
+    also build every case once under mocks (:func:`warm_up`)."""
     for name in AWS_MODULES:
         module = importlib.import_module(f"pulumi_aws.{name}")
         getattr(module, "__all__", None)  # a lazy module loads on its first attribute use
+    if warm:
+        warm_up()
+
+
+def warm_up() -> None:
+    """Build every case once under mocks, so what the SDK and the argument checks work out once
+    per class is done before a run: pulumi's input and output types of each resource class
+    (type hints resolved on first use, then cached), each case's argument validator, the modules
+    those import lazily. A run's program did this work for itself on every run.
+
+    Each case is built in a context of its own (the SDK keeps its settings, configuration and root
+    resource in context variables, so nothing of the mocks reaches a run), on an event loop that is
+    closed afterwards with its executor's threads: a fork server must not fork with threads alive."""
+    from sandbox.mocks import SandboxMocks  # the sandbox's synthesis answers like the cloud
+
+    def build(case: Any) -> None:
+        pulumi.runtime.set_mocks(SandboxMocks(), project="serverless-cases", stack="warm-up", preview=False,
+                                 logger=_WARM_UP_LOG)
+        pulumi.runtime.set_all_config({})
+
+        @pulumi.runtime.test
+        def construct() -> pulumi.Output[Any]:
+            component = case.build(case.name, case.example_args)
+            return pulumi.Output.all(*component.outputs().values())
+
+        construct()
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        for case in CASES.values():
+            try:
+                contextvars.copy_context().run(build, case)
+            except Exception as exc:  # a warm-up is an optimisation: a case that fails here fails in its run
+                LOG.warning("warming up case %s failed: %s", case.name, exc)
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+        asyncio.set_event_loop_policy(None)  # as before: the next get_event_loop() makes a loop
 
 
 def previous_target(attempts: int = 20, pause: float = 0.1) -> str | None:

@@ -73,6 +73,8 @@ class Job:
     """The stack's settings file as the service keeps it (any node may run the job: the workspace is rebuilt)."""
     recover_first: bool = False
     """The run's first execution ended with its node: recover the stack (lock, pending creates) first."""
+    parallel: int = 32
+    """Resource operations the engine carries out at once (the service's ``run_parallelism``)."""
 
 
 class JobError(Exception):
@@ -348,14 +350,15 @@ def _policies(job: Job) -> dict[str, Any]:
     return {"policy_packs": list(job.policy_packs), "policy_pack_configs": list(job.policy_pack_configs) or None}
 
 
-def _recover(stack: auto.Stack, collector: _Collector) -> None:
+def _recover(stack: auto.Stack, collector: _Collector, parallel: int) -> None:
     """Make a stack a killed run left usable: its lock removed, its state refreshed, and creates
     the killed CLI had started dropped (the refresh looks for them in the cloud first)."""
     with contextlib.suppress(auto.CommandError):  # nothing to cancel
         stack.cancel()  # removes a lock left by a killed run (DIY backends: its lock file)
     kind, collector.kind = collector.kind, "refresh"
     try:
-        stack.refresh(on_event=collector, color="never", clear_pending_creates=True, suppress_progress=True)
+        stack.refresh(on_event=collector, color="never", clear_pending_creates=True, suppress_progress=True,
+                      parallel=parallel)
     finally:
         collector.kind = kind
 
@@ -389,7 +392,7 @@ def run_job(job: Job, emit: Emit, on_secrets: Callable[[list[str]], None] = lamb
     try:
         stack = _stack(job, new=job.kind == "up" and not job.recover_first, pulumi=pulumi)
         if job.recover_first and job.kind != "recover":
-            _recover(stack, collector)
+            _recover(stack, collector, job.parallel)
             collector.counts, collector.changed, collector.drift, collector.started = {}, [], [], None
             collector.live.clear()  # the operation that follows reports every resource again
         if job.kind != "preview":  # a preview's reported outputs are planned, not the stack's
@@ -398,27 +401,29 @@ def run_job(job: Job, emit: Emit, on_secrets: Callable[[list[str]], None] = lamb
         if job.kind in ("up", "update"):
             _configure(stack, job, on_secrets)
             up = stack.up(on_event=collector, color="never", suppress_progress=True, program=program.main,
-                          **_policies(job))
+                          parallel=job.parallel, **_policies(job))
             # Stack.up already read the outputs; every resource reported its outputs as it went.
             return {"summary": {"resource_changes": collector.counts, **collector.policy_summary()},
                     "outputs": _outputs(up.outputs), "resource_count": len(collector.live)}
         if job.kind == "preview":
-            result = stack.preview(on_event=collector, color="never", program=program.main, **_policies(job))
+            result = stack.preview(on_event=collector, color="never", program=program.main, parallel=job.parallel,
+                                   **_policies(job))
             counts = {(k.value if hasattr(k, "value") else str(k)): v for k, v in result.change_summary.items()}
             summary: dict[str, Any] = {"resource_changes": counts, "changes": collector.changed,
                                        **collector.policy_summary()}
             return {"summary": summary, "outputs": _outputs(stack.outputs()), "resource_count": None}
         if job.kind == "refresh":
-            stack.refresh(on_event=collector, color="never", suppress_progress=True)
+            stack.refresh(on_event=collector, color="never", suppress_progress=True, parallel=job.parallel)
             summary = {"resource_changes": collector.counts, "drift": collector.drift, "drifted": bool(collector.drift)}
         elif job.kind == "recover":
-            _recover(stack, collector)
+            _recover(stack, collector, job.parallel)
             summary = {"resource_changes": collector.counts, "recovered": True}
         elif job.kind == "destroy":
             if job.unprotect:  # the caller chose to lose the data: protection off first, then destroy
                 _configure(stack, replace(job, args={**job.args, "deletion_protection": False}), on_secrets)
-                stack.up(on_event=collector, color="never", suppress_progress=True, program=program.main)
-            stack.destroy(on_event=collector, color="never", suppress_progress=True)
+                stack.up(on_event=collector, color="never", suppress_progress=True, program=program.main,
+                         parallel=job.parallel)
+            stack.destroy(on_event=collector, color="never", suppress_progress=True, parallel=job.parallel)
             stack.workspace.remove_stack(job.pulumi_stack)
             return {"summary": {"resource_changes": collector.counts}, "outputs": {}, "resource_count": 0,
                     "removed": True}

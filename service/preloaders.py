@@ -48,7 +48,8 @@ def virtualenvs(toolchain_bin: Path) -> tuple[Virtualenv, Virtualenv, Virtualenv
         Virtualenv(project, ("pulumi", "pulumi.dynamic", "pulumi.runtime._serialization", "dill",
                              "sandbox.provider", "components.generated",
                              "cryptography.hazmat.primitives.asymmetric.rsa",
-                             "cryptography.hazmat.primitives.serialization")),
+                             "cryptography.hazmat.primitives.serialization",
+                             "encodings.idna")),  # the sandbox provider's engine watchdog resolves its address
         Virtualenv(REPO_ROOT / "policies" / ".venv" / "bin" / "python",
                    ("pulumi", "pulumi.runtime", "pulumi.policy", "pulumi_policy")),
         Virtualenv(host / "langhost-venv" / "bin" / "python", ("grpc", "language_host"), host / "preload.py"),

@@ -503,7 +503,7 @@ class Runner:
             "assume_roles": identity.assume_roles(run.tenant_id),
             "policy_packs": packs, "policy_pack_configs": configs,
             "stack_settings": stored.text if stored is not None else None,
-            "recover_first": recover_first,
+            "recover_first": recover_first, "parallel": self.settings.run_parallelism,
         }
 
     # -- following a worker ------------------------------------------------------------------

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     """Passphrase for the passphrase secrets provider; default: generated once into the data folder."""
     default_target: Target = "sandbox"
     max_parallel_runs: int = Field(default=2, ge=1, le=64)
+    run_parallelism: int = Field(default=32, ge=1, le=256)
+    """How many resource operations one run's engine carries out at once (``pulumi up
+    --parallel``; the default is what the CLI chooses on an 8-core workstation). The CLI's own
+    default is four per core of the machine it runs on, a cap on waiting for AWS that has nothing
+    to do with the node's CPUs: 8 on a 2-core node, where a case's ninth ready resource waited a
+    whole AWS operation for a free slot. Lower it for an account whose API limits are tight."""
     cancel_grace_seconds: float = Field(default=120.0, gt=0)
     run_retention_days: float = Field(default=30.0, gt=0)
     """Finished runs (and their events) older than this are deleted, but for each stack's latest."""

@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -150,6 +151,30 @@ def test_different_stacks_run_in_parallel(slow_service: Service) -> None:
         a, b = wait_run(api, first["id"]), wait_run(api, second["id"])
         assert a["status"] == b["status"] == "succeeded", (describe(a), describe(b))
         assert _time(a["started_at"]) < _time(b["finished_at"]) and _time(b["started_at"]) < _time(a["finished_at"])
+
+
+# blog's first resources are 16 independent operations: the CLI's own default (four per core)
+# would let 8 of them start on a 2-core node, and the others wait a whole operation for a slot.
+BLOG_FIRST_OPERATIONS = 16
+
+
+@pytest.mark.parametrize(("setting", "at_once"), [({}, BLOG_FIRST_OPERATIONS), ({"run_parallelism": 3}, 3)])
+def test_a_runs_engine_carries_out_as_many_operations_at_once_as_the_setting_allows(
+        tmp_path: Path, pulumi_toolchain: str, setting: dict[str, int], at_once: int) -> None:
+    svc = Service(tmp_path / "svc", pulumi_toolchain, **setting)
+    svc.gate.close()
+    svc.start()
+    try:
+        with svc.client() as api:
+            run = _create(api, "wide", case="blog", arguments={"sender_email": "wide@myblog.example"})
+            svc.gate.wait_held(at_once, stack="admin.wide")
+            time.sleep(2)  # the engine starts no other operation while these are held
+            assert len(svc.gate.held()) == at_once
+            svc.gate.open()
+            done = wait_run(api, run["id"])
+            assert done["status"] == "succeeded", describe(done)
+    finally:
+        svc.stop()
 
 
 def test_run_summary_has_counts_and_timings(slow_service: Service) -> None:
