@@ -73,26 +73,15 @@ def warm_up() -> None:
     Each case is built in a context of its own (the SDK keeps its settings, configuration and root
     resource in context variables, so nothing of the mocks reaches a run), on an event loop that is
     closed afterwards with its executor's threads: a fork server must not fork with threads alive."""
-    from sandbox.mocks import SandboxMocks  # the sandbox's synthesis answers like the cloud
-
-    def build(case: Any) -> None:
-        pulumi.runtime.set_mocks(SandboxMocks(), project="serverless-cases", stack="warm-up", preview=False,
-                                 logger=_WARM_UP_LOG)
-        pulumi.runtime.set_all_config({})
-
-        @pulumi.runtime.test
-        def construct() -> pulumi.Output[Any]:
-            component = case.build(case.name, case.example_args)
-            return pulumi.Output.all(*component.outputs().values())
-
-        construct()
+    from sandbox.mocks import SandboxMocks, build_case  # the sandbox's synthesis answers like the cloud
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         for case in CASES.values():
             try:
-                contextvars.copy_context().run(build, case)
+                contextvars.copy_context().run(build_case, case, dict(case.example_args), SandboxMocks(),
+                                               stack="warm-up", logger=_WARM_UP_LOG)
             except Exception as exc:  # a warm-up is an optimisation: a case that fails here fails in its run
                 LOG.warning("warming up case %s failed: %s", case.name, exc)
     finally:

@@ -7,6 +7,7 @@ assert on recorded inputs by type token and on parentage.
 from __future__ import annotations
 
 import base64
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,3 +91,21 @@ class SandboxMocks(pulumi.runtime.Mocks):
 
     def of_type(self, type_token: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.type == type_token]
+
+
+def build_case(case: Any, args: dict[str, Any], mocks: pulumi.runtime.Mocks, *, stack: str = "unit",
+               config: dict[str, str] | None = None, logger: logging.Logger | None = None) -> list[str]:
+    """Build ``case`` (a ``components.Case``) with ``args`` under ``mocks``, the stack's ``config``
+    set, and wait for every output; the names of the case's outputs."""
+    pulumi.runtime.set_mocks(mocks, project="serverless-cases", stack=stack, preview=False, logger=logger)
+    pulumi.runtime.set_all_config(dict(config or {}))
+    names: list[str] = []
+
+    @pulumi.runtime.test
+    def construct() -> pulumi.Output[Any]:
+        component = case.build(case.name, args)
+        names.extend(component.outputs())
+        return pulumi.Output.all(*component.outputs().values())
+
+    construct()
+    return names

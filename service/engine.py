@@ -52,6 +52,8 @@ class Job:
     workspace_dir: str
     env: dict[str, str]
     toolchain_bin: str
+    parallel: int
+    """Resource operations the engine carries out at once (the service's ``run_parallelism``)."""
     args: dict[str, Any] = field(default_factory=dict)
     secret_args: dict[str, Any] = field(default_factory=dict)
     secrets_provider: str | None = None
@@ -73,8 +75,6 @@ class Job:
     """The stack's settings file as the service keeps it (any node may run the job: the workspace is rebuilt)."""
     recover_first: bool = False
     """The run's first execution ended with its node: recover the stack (lock, pending creates) first."""
-    parallel: int = 32
-    """Resource operations the engine carries out at once (the service's ``run_parallelism``)."""
 
 
 class JobError(Exception):

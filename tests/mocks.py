@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 
 from components import get_case
-from sandbox.mocks import RegisteredResource, SandboxMocks
+from sandbox.mocks import RegisteredResource, SandboxMocks, build_case
 
 
 @dataclass
@@ -65,17 +65,6 @@ def build(case_name: str, args: dict[str, Any] | None = None, config: dict[str, 
     """Build a case under mocks, with the stack's ``config`` (``{"aws:region": ...}``) if given."""
     case = get_case(case_name)
     mocks = SandboxMocks()
-    pulumi.runtime.set_mocks(mocks, project="serverless-cases", stack="unit", preview=False)
-    pulumi.runtime.set_all_config(dict(config or {}))
-
-    names: list[str] = []
-
-    @pulumi.runtime.test
-    def construct() -> pulumi.Output[Any]:
-        component = case.build(case.name, {**case.example_args, **(args or {})})
-        names.extend(component.outputs())
-        return pulumi.Output.all(*component.outputs().values())
-
-    construct()
+    names = build_case(case, {**case.example_args, **(args or {})}, mocks, config=config)
     monitor = pulumi.runtime.settings.get_monitor()
     return Recorded(mocks, list(monitor.get_registered_resources()), names)

@@ -60,7 +60,7 @@ def test_the_service_worker_reports_a_program_error_inline_as_one_clear_message(
     with no traceback, and nothing is created."""
     job = {"run_id": "inline-check", "kind": "up", "pulumi_stack": "inline", "case": "todo-app",
            "target": "sandbox", "workspace_dir": str(workspace.root / "inline"), "env": workspace.env(),
-           "toolchain_bin": workspace.toolchain, "args": {"cache_ttl_seconds": -5}}
+           "toolchain_bin": workspace.toolchain, "parallel": 8, "args": {"cache_ttl_seconds": -5}}
     done = subprocess.run([sys.executable, "-m", "service.worker", workspace.toolchain], input=json.dumps(job),
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     lines = [json.loads(line) for line in done.stdout.splitlines()]
