@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from components import CASES  # noqa: E402
+from programs import backend  # noqa: E402
 from service import workers  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.worker import DEFAULT_RUN_NICENESS  # noqa: E402  (the production setting, measured)
@@ -77,14 +78,16 @@ def cli_stack(root: Path, tools: str, case: str, stack: str) -> Workspace:
 
 
 RUN_PARALLELISM = Settings.model_fields["run_parallelism"].default
+STATE_COMPRESSION = Settings.model_fields["state_compression"].default
 
 
 def timed_up(workspace: Workspace, stack: str) -> float:
     """A plain `pulumi up` doing what a service run does: the same program, with the project's
-    policy pack, as many resource operations at once as a service run."""
+    policy pack, as many resource operations at once as a service run, its state compressed alike."""
     started = time.perf_counter()
     workspace.pulumi("up", "--yes", "--skip-preview", "--parallel", str(RUN_PARALLELISM),
-                     "--policy-pack", str(REPO / "policies"), "--stack", stack)
+                     "--policy-pack", str(REPO / "policies"), "--stack", stack,
+                     **backend.compression_env(STATE_COMPRESSION))
     return time.perf_counter() - started
 
 

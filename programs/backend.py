@@ -1,4 +1,5 @@
-"""The local file state backend (``file://``): its URL, its folder, and the repair a killed CLI needs.
+"""The state backend: the local file backend's URL, its folder, and the repair a killed CLI
+needs (``file://``); and how any DIY backend's checkpoints are compressed.
 
 The file backend stores each state file with a metadata *sidecar* (``<file>.attrs``, JSON).
 The blob library writes a state file through a temporary file and a rename, but the sidecar
@@ -13,12 +14,21 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
 LOG = logging.getLogger("serverless_cases.backend")
 SCHEME = "file://"
 SIDECAR_SUFFIX = ".attrs"
 NO_SIDECARS = "metadata=skip"
+Compression = Literal["gzip", "zstd", "none"]
+
+
+def compression_env(compression: Compression) -> dict[str, str]:
+    """The CLI's environment for writing checkpoints compressed so (both switches set, so an
+    ambient one cannot contradict the choice). Reading needs none: the CLI finds any format."""
+    return {"PULUMI_DIY_BACKEND_GZIP": str(compression == "gzip").lower(),
+            "PULUMI_DIY_BACKEND_ZSTD": str(compression == "zstd").lower()}
 
 
 def file_url(folder: Path) -> str:

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from programs import backend
 from programs.targets import REPO_ROOT
 from service.auth import Principals, bootstrap
-from service.db import Database
+from service.db import Database, arrived
 from service.errors import PayloadTooLarge, ServiceError, ToolchainMissing
 from service.kept_reads import KeptReads
 from service.routers import ROUTERS
@@ -48,6 +48,18 @@ def resolve_toolchain(settings: Settings) -> Path:
 
 def _error(status: int, error: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+class Arrival:
+    """Marks each request's arrival, so what it reads is at least as new as that moment
+    (``service.db.arrived``) and no older."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with arrived():
+            await self.app(scope, receive, send)
 
 
 class BodyLimit:
@@ -160,5 +172,6 @@ def create_app(settings: Settings | None = None, *, toolchain_bin: Path | None =
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if "api" in settings.roles:
-        app.add_middleware(KeptReads)  # outermost: a kept read skips the framework
+        app.add_middleware(KeptReads)  # a kept read skips the framework
+    app.add_middleware(Arrival)
     return app

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -210,7 +212,9 @@ class Database:
     On SQLite (one node) the counters live in this process, which makes every write. On a
     server database (a fleet of nodes) each changing transaction also counts in the
     ``change_counts`` table, and ``version`` reads it: a node never keeps serving a view older
-    than a commit another node made before the request arrived.
+    than a commit another node made before the request arrived. One read of that table serves
+    every caller that arrived before the read began (``arrived``): a request's token lookup and
+    view share one, and so do the requests of the same moment.
 
     ``after_commit(session, action)`` runs ``action`` once the session's transaction has committed
     (work that must only follow a durable commit, such as handing a run to the engine).
@@ -237,6 +241,7 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._changes = dict.fromkeys(self.WATCHED, 0)
         self._counting = threading.Lock()
+        self._shared_counts = FreshReads(self._read_counts)
         event.listen(self._sessions, "after_flush", _note_changed_tables)
         if self.shared:
             event.listen(self._sessions, "before_commit", _count_in_database)
@@ -248,10 +253,13 @@ class Database:
 
     def version(self, *tables: str) -> tuple[int, ...]:
         if self.shared:
-            with self.engine.connect() as connection:
-                counts = dict(connection.execute(select(ChangeCount.name, ChangeCount.count)).tuples().all())
+            counts = self._shared_counts.since(_ARRIVED.get())
             return tuple(counts.get(t, 0) for t in tables)
         return tuple(self._changes[t] for t in tables)
+
+    def _read_counts(self) -> dict[str, int]:
+        with self.engine.connect() as connection:
+            return dict(connection.execute(select(ChangeCount.name, ChangeCount.count)).tuples().all())
 
     def _committed(self, session: Session) -> None:
         changed = session.info.pop("changed_tables", ())
@@ -272,6 +280,65 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_ARRIVED: ContextVar[float | None] = ContextVar("serverless_cases_arrived", default=None)
+
+
+@contextmanager
+def arrived() -> Iterator[None]:
+    """Within this block (a request), the change counts may come from any read that began after
+    the block did; outside any such block, from a read that began after the call."""
+    token = _ARRIVED.set(time.monotonic())
+    try:
+        yield
+    finally:
+        _ARRIVED.reset(token)
+
+
+class _Flight:
+    def __init__(self, began: float) -> None:
+        self.began, self.done = began, threading.Event()
+        self.value: dict[str, int] | None = None
+
+
+class FreshReads:
+    """``since(moment)``: the result of a read that began at or after ``moment`` (monotonic
+    seconds; None is now). The last read's result is reused when it began late enough, a read
+    in progress that began late enough is waited for, and otherwise a new read is made: callers
+    of the same moment share one round trip, and none gets an answer older than its moment."""
+
+    def __init__(self, read: Callable[[], dict[str, int]]) -> None:
+        self._read = read
+        self._lock = threading.Lock()
+        self._last: tuple[float, dict[str, int]] = (float("-inf"), {})
+        self._flight: _Flight | None = None
+
+    def since(self, moment: float | None) -> dict[str, int]:
+        with self._lock:
+            now = time.monotonic()
+            moment = now if moment is None else moment
+            began, value = self._last
+            if began >= moment:
+                return value
+            flight = self._flight
+            leading = flight is None or flight.began < moment
+            if leading:
+                flight = self._flight = _Flight(now)
+        assert flight is not None
+        if not leading:
+            flight.done.wait()
+            return flight.value if flight.value is not None else self.since(moment)  # its read failed: try one
+        try:
+            flight.value = self._read()
+            return flight.value
+        finally:
+            with self._lock:
+                if flight.value is not None and flight.began > self._last[0]:
+                    self._last = (flight.began, flight.value)
+                if self._flight is flight:
+                    self._flight = None
+            flight.done.set()
 
 
 def _count_in_database(session: Session) -> None:

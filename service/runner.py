@@ -44,7 +44,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import case, select
 
-from programs import targets
+from programs import backend, targets
 from service import identities, policy, queue, retention, workers
 from service.db import AppliedArguments, Database, Run, RunEvent, StackRecord, StackSettings, utcnow
 from service.durable import DurableRuns, Handlers, NodeStopping, Owned, Superseded
@@ -486,6 +486,7 @@ class Runner:
                                           self.settings.workspaces_dir / run.pulumi_stack / ".policy")
         env = targets.engine_env(run.params["target"], workers.base_env(), str(self.toolchain_bin))
         env.update(self.settings.pulumi_secrets_env())
+        env.update(backend.compression_env(self.settings.state_compression))
         env.update({"PULUMI_BACKEND_URL": self.settings.backend,
                     "SANDBOX_CLOUD_DIR": str(self.settings.sandbox_cloud_dir),
                     "SANDBOX_LATENCY_MS": str(self.settings.sandbox_latency_ms)})

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from programs import backend
 from programs import settings as state_settings
+from programs.backend import Compression
 from programs.targets import REPO_ROOT
 
 Target = Literal["sandbox", "aws"]
@@ -50,6 +51,12 @@ class Settings(BaseSettings):
     backend_url: str | None = None
     """Pulumi state backend; default the local file backend ``file://<data_dir>/state``. File
     backends get ``metadata=skip`` unless they choose (see :mod:`programs.backend`)."""
+    state_compression: Compression = "gzip"
+    """How the runs' CLI writes stack state: ``gzip`` (the default), ``zstd`` or ``none``. A
+    compressed checkpoint is about a fourteenth of the plain JSON, and the CLI rewrites it at every
+    step of a run: on a ``postgres://`` backend the plain one made PostgreSQL parse, compress and
+    copy some 200 KB per step. Any format is read; a stack written in another is converted at its
+    next write. Every CLI reads ``gzip``; ``zstd`` needs one that knows it (the pinned CLI does)."""
     secrets_provider: str | None = None
     """A Pulumi secrets provider URL (``awskms://...``, ``hashivault://...``); default: passphrase."""
     passphrase: SecretStr | None = None

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,29 +35,6 @@ from tests.engine import cloud_records
 from tests.service_harness import Gate, Service, alive, describe, wait_run
 
 PASSPHRASE = "fleet passphrase shared by every node"
-
-
-@pytest.fixture(scope="session")
-def postgres() -> str:
-    """The server's libpq URL (``postgresql://user@host:port/postgres``)."""
-    url = os.environ.get("SERVERLESS_CASES_TEST_POSTGRES")
-    if url:
-        return url
-    done = subprocess.run([str(REPO_ROOT / "toolchain" / "ensure-postgres.sh")], capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, f"no PostgreSQL for the many-nodes tests: {done.stderr[-2000:]}"
-    return done.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture
-def database(postgres: str) -> Iterator[str]:
-    """A fresh database of its own: its libpq URL."""
-    name = f"fleet_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield postgres.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(postgres, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class Link:
@@ -147,6 +123,7 @@ class Fleet:
         state backend) through its link."""
         self.cloud = root / "sandbox-cloud"
         self.gate = Gate(root / "gate")
+        self.database = database
         host_part = database.removeprefix("postgresql://")
         # A lease of 10 s: under the load of these tests on 2 cores a healthy node's renewal was
         # seen to come 3-4 s late, and a node that misses its lease stops its engines.
@@ -160,6 +137,13 @@ class Fleet:
 
     def __getitem__(self, name: str) -> Service:
         return self.nodes[name]
+
+    def state_keys(self, stack: str) -> list[str]:
+        """The keys of the stack's checkpoints in the shared PostgreSQL state backend."""
+        with psycopg.connect(self.database) as connection:
+            rows = connection.execute("SELECT key FROM pulumi_state WHERE key LIKE %s ORDER BY key",
+                                      (f"%/{stack}.json%",)).fetchall()
+        return [key for (key,) in rows]
 
     def records(self, tenant: str = "admin") -> list[Any]:
         return cloud_records(self.cloud, sandbox_account(tenant))
@@ -208,6 +192,8 @@ def test_either_node_creates_changes_and_deletes_a_stack_the_other_accepted(flee
         assert updated["status"] == "succeeded", describe(updated)
         assert b.get("/v1/stacks/shared").json()["applied_arguments"]["cache_ttl_seconds"] == 120
         assert len(fleet.records()) == b.get("/v1/stacks/shared").json()["resource_count"] > 0
+        assert [k.rsplit("/", 1)[1] for k in fleet.state_keys("admin.shared")] == [  # compressed: about 1/14 the size
+            "admin.shared.json.gz", "admin.shared.json.gz.bak"]
         deleted = b.delete("/v1/stacks/shared", params={"delete_data": "true"}).json()
         assert wait_run(a, deleted["id"])["status"] == "succeeded"
         assert a.get("/v1/stacks/shared").status_code == 404 and b.get("/v1/stacks/shared").status_code == 404

@@ -3,16 +3,24 @@ and kept ones nothing else."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
 
+import httpx
 import pytest
+from sqlalchemy import event, update
 
+from service.app import create_app
 from service.auth import Principals, issue_token
-from service.db import Database, Remembered, Run, RunEvent, StackRecord, Tenant
+from service.db import Database, FreshReads, Remembered, Run, RunEvent, StackRecord, Tenant, note_changed
 from service.engine import _holds_secret
+from service.settings import Settings
 from service.views import RunViews, StackViews
 
 
@@ -198,3 +206,99 @@ def test_on_a_fleet_no_kept_value_is_checked_on_the_event_loop_and_a_current_one
 ])
 def test_outputs_holding_a_secret_anywhere_are_reported_secret(value: object, secret: bool) -> None:
     assert _holds_secret(value) is secret
+
+
+class _Reads:
+    """A read of the change counts that the test lets finish, counting the reads begun."""
+
+    def __init__(self) -> None:
+        self.begun, self.value = 0, {"stacks": 0}
+        self.release, self.started = threading.Event(), threading.Semaphore(0)
+
+    def __call__(self) -> dict[str, int]:
+        self.begun += 1
+        value = dict(self.value)
+        self.started.release()
+        assert self.release.wait(10)
+        return value
+
+
+def test_one_change_count_read_serves_every_caller_that_arrived_before_it_began() -> None:
+    reads = _Reads()
+    fresh = FreshReads(reads)
+    arrived_early = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        leader = pool.submit(fresh.since, arrived_early)
+        assert reads.started.acquire(timeout=10)  # the read has begun after everyone below arrived
+        followers = [pool.submit(fresh.since, arrived_early) for _ in range(6)]
+        reads.value = {"stacks": 1}  # committed after the read began: only a later arrival must see it
+        late = pool.submit(fresh.since, time.monotonic())
+        assert reads.started.acquire(timeout=10)  # the late arrival began a read of its own
+        reads.release.set()
+        assert [f.result(10) for f in [leader, *followers]] == [{"stacks": 0}] * 7
+        assert late.result(10) == {"stacks": 1}
+    assert reads.begun == 2
+    assert fresh.since(arrived_early) == {"stacks": 1}  # the newest read serves an early arrival too
+    assert fresh.since(None) == {"stacks": 1} and reads.begun == 3  # no arrival given: a read begun now
+
+
+def test_a_caller_waiting_on_a_failed_change_count_read_reads_again() -> None:
+    calls: list[str] = []
+    began, failing = threading.Event(), threading.Event()
+
+    def read() -> dict[str, int]:
+        calls.append("read")
+        if len(calls) == 1:
+            began.set()
+            assert failing.wait(10)
+            raise OSError("connection lost")
+        return {"stacks": 5}
+
+    fresh = FreshReads(read)
+    moment = time.monotonic()
+    with ThreadPoolExecutor(2) as pool:
+        leader = pool.submit(fresh.since, moment)
+        assert began.wait(10)
+        follower = pool.submit(fresh.since, moment)
+        time.sleep(0.05)
+        failing.set()
+        with pytest.raises(OSError):
+            leader.result(10)
+        assert follower.result(10) == {"stacks": 5}
+    assert calls == ["read", "read"]
+
+
+def test_a_fleet_nodes_read_costs_one_change_count_query_and_sees_what_another_node_committed_before_it(
+        tmp_path: Path, database: str) -> None:
+    url = f"postgresql+psycopg://{database.removeprefix('postgresql://')}"
+    token = "fleet-reads-admin-token-0123456789"
+    settings = Settings(data_dir=tmp_path, roles="api", bootstrap_token=token, passphrase="fleet reads",
+                        database_url=url)
+    app = create_app(settings, toolchain_bin=tmp_path / "no-toolchain")
+    other_node = Database(url)
+    count_reads: list[str] = []
+
+    async def main() -> None:
+        async with app.router.lifespan_context(app):
+            db: Database = app.state.db
+            event.listen(db.engine, "before_cursor_execute",
+                         lambda _c, _cur, statement, *_: count_reads.append(statement) if "change_counts" in statement
+                         and statement.lstrip().upper().startswith("SELECT") else None)
+            _stack(other_node, "admin", "alpha")
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://node-a",
+                                         headers={"Authorization": f"Bearer {token}"}) as client:
+                for _ in range(3):
+                    count_reads.clear()
+                    answer = await client.get("/v1/stacks/alpha")
+                    assert answer.status_code == 200 and answer.json()["status"] == "ready"
+                    assert len(count_reads) == 1  # the token's and the stack's freshness: one query
+                with other_node.session() as session:
+                    session.execute(update(StackRecord).where(StackRecord.name == "alpha").values(status="failed"))
+                    note_changed(session, "stacks")
+                assert (await client.get("/v1/stacks/alpha")).json()["status"] == "failed"
+
+    try:
+        asyncio.run(main())
+    finally:
+        other_node.dispose()

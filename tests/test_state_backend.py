@@ -1,12 +1,15 @@
-"""The local file state backend: no metadata sidecars, and recovery of the ones a crash broke."""
+"""The state backend: no metadata sidecars on a local file backend, recovery of the ones a crash
+broke, and checkpoints written compressed as the settings say."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
 from programs import backend
 from service.settings import Settings
+from tests.service_harness import Service, describe, wait_run
 
 
 def test_project_file_backends_write_no_metadata_sidecars(tmp_path: Path) -> None:
@@ -42,3 +45,41 @@ def test_repair_removes_only_broken_sidecars(tmp_path: Path) -> None:
     assert sorted(removed) == sorted([empty, torn])
     assert intact.exists() and state.exists() and not empty.exists() and not torn.exists()
     assert backend.repair_sidecars(backend.file_url(tmp_path)) == []
+
+
+
+def _state_files(svc: Service, name: str) -> dict[str, bytes]:
+    stacks = svc.data_dir / "state" / ".pulumi" / "stacks" / "serverless-cases"
+    return {path.name.removeprefix(f"admin.{name}"): path.read_bytes() for path in stacks.glob(f"admin.{name}.json*")}
+
+
+ZSTD_MAGIC = bytes.fromhex("28b52ffd")
+
+
+def test_runs_write_the_stacks_state_compressed_as_set_and_any_format_is_read_and_converted(
+        tmp_path: Path, pulumi_toolchain: str) -> None:
+    ttl = 60
+    for compression, suffix in [("none", ".json"), ("gzip", ".json.gz"), ("zstd", ".json.zst")]:
+        svc = Service(tmp_path / "svc", pulumi_toolchain, state_compression=compression).start()
+        try:
+            with svc.client() as api:
+                if compression == "none":
+                    run = api.post("/v1/stacks", json={"name": "packed", "case": "todo-app"}).json()
+                else:  # the state another setting wrote is read, and rewritten in this one's format
+                    ttl += 1
+                    run = api.patch("/v1/stacks/packed", json={"arguments": {"cache_ttl_seconds": ttl}}).json()
+                assert wait_run(api, run["id"])["status"] == "succeeded", describe(run)
+            files = _state_files(svc, "packed")
+            assert [s for s in files if not s.endswith(".bak")] == [suffix]  # the old format is gone
+            exported = svc.cli("admin.packed", "stack", "export", "--stack", "admin.packed")  # a plain CLI reads it
+            assert exported.returncode == 0, exported.stderr
+            resources = json.loads(exported.stdout)["deployment"]["resources"]
+            assert len(resources) > 10 and any(r["type"] == "aws:dynamodb/table:Table" for r in resources)
+            if compression == "none":
+                assert json.loads(files[suffix])["checkpoint"]["latest"]["resources"] == resources
+            elif compression == "gzip":
+                assert json.loads(gzip.decompress(files[suffix]))["checkpoint"]["latest"]["resources"] == resources
+            else:
+                assert files[suffix].startswith(ZSTD_MAGIC) and len(files[suffix]) * 8 < len(exported.stdout)
+        finally:
+            svc.stop()
