@@ -61,8 +61,23 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+_BUILT: dict[str, Recorded] = {}
+
+
 def build(case_name: str, args: dict[str, Any] | None = None, config: dict[str, str] | None = None) -> Recorded:
-    """Build a case under mocks, with the stack's ``config`` (``{"aws:region": ...}``) if given."""
+    """Build a case under mocks, with the stack's ``config`` (``{"aws:region": ...}``) if given.
+
+    A build under mocks is deterministic, and the suite asks for the same one in many places
+    (each case's defaults in its own tests and in every secure-default check): a process builds
+    each (case, arguments, configuration) once, and every test asking for it reads that record.
+    Read it; never change it."""
+    key = json.dumps([case_name, args or {}, config or {}], sort_keys=True)
+    if key not in _BUILT:
+        _BUILT[key] = _build(case_name, args, config)
+    return _BUILT[key]
+
+
+def _build(case_name: str, args: dict[str, Any] | None, config: dict[str, str] | None) -> Recorded:
     case = get_case(case_name)
     mocks = SandboxMocks()
     names = build_case(case, {**case.example_args, **(args or {})}, mocks, config=config)
