@@ -51,13 +51,16 @@ def _error(status: int, error: str, detail: Any, headers: dict[str, str] | None 
 
 
 class Arrival:
-    """Marks each request's arrival, so what it reads is at least as new as that moment
-    (``service.db.arrived``) and no older."""
+    """Marks each HTTP request's arrival, so what it reads is at least as new as that moment
+    (``service.db.arrived``). Not the lifespan: the tasks it starts live on and must read fresh."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         with arrived():
             await self.app(scope, receive, send)
 

@@ -288,7 +288,8 @@ _ARRIVED: ContextVar[float | None] = ContextVar("serverless_cases_arrived", defa
 @contextmanager
 def arrived() -> Iterator[None]:
     """Within this block (a request), the change counts may come from any read that began after
-    the block did; outside any such block, from a read that began after the call."""
+    the block did; outside any such block, from a read that began after the call. For a request's
+    reads, not a long stream: a stream that polls for changes must poll outside it."""
     token = _ARRIVED.set(time.monotonic())
     try:
         yield

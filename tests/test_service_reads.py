@@ -15,8 +15,10 @@ from typing import cast
 import httpx
 import pytest
 from sqlalchemy import event, update
+from starlette.types import Message, Receive, Scope, Send
 
-from service.app import create_app
+from service import db as db_module
+from service.app import Arrival, create_app
 from service.auth import Principals, issue_token
 from service.db import Database, FreshReads, Remembered, Run, RunEvent, StackRecord, Tenant, note_changed
 from service.engine import _holds_secret
@@ -302,3 +304,25 @@ def test_a_fleet_nodes_read_costs_one_change_count_query_and_sees_what_another_n
         asyncio.run(main())
     finally:
         other_node.dispose()
+
+
+def test_only_http_requests_read_counts_as_of_their_arrival_never_the_lifespans_tasks() -> None:
+    seen: dict[str, float | None] = {}
+
+    async def inner(scope: Scope, _receive: Receive, _send: Send) -> None:
+        seen[scope["type"]] = db_module._ARRIVED.get()
+
+    async def nothing() -> Message:
+        return {}
+
+    async def ignore(_message: Message) -> None:
+        return None
+
+    async def main() -> None:
+        for kind in ("http", "lifespan", "websocket"):
+            await Arrival(inner)({"type": kind}, nothing, ignore)
+
+    before = time.monotonic()
+    asyncio.run(main())
+    assert seen["http"] is not None and seen["http"] >= before
+    assert seen["lifespan"] is None and seen["websocket"] is None  # they read counts as fresh as each call
