@@ -64,15 +64,17 @@ def as_list(value: Any) -> list[Any]:
 _BUILT: dict[str, Recorded] = {}
 
 
-def build(case_name: str, args: dict[str, Any] | None = None, config: dict[str, str] | None = None) -> Recorded:
+def build(case_name: str, args: dict[str, Any] | None = None, config: dict[str, str] | None = None, *,
+          fresh: bool = False) -> Recorded:
     """Build a case under mocks, with the stack's ``config`` (``{"aws:region": ...}``) if given.
 
     A build under mocks is deterministic, and the suite asks for the same one in many places
     (each case's defaults in its own tests and in every secure-default check): a process builds
     each (case, arguments, configuration) once, and every test asking for it reads that record.
-    Read it; never change it."""
+    Read it; never change it. ``fresh`` builds again, for a test that watches the building itself
+    (what the program logs or sends while it runs)."""
     key = json.dumps([case_name, args or {}, config or {}], sort_keys=True)
-    if key not in _BUILT:
+    if fresh or key not in _BUILT:
         _BUILT[key] = _build(case_name, args, config)
     return _BUILT[key]
 

@@ -4,6 +4,7 @@ sandbox) as a separate process on loopback, with its own data folder, and talk t
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import signal
@@ -131,6 +132,18 @@ class Service:
                     "PULUMI_HOME": str(self.data_dir / "pulumi-home")})
         return subprocess.run(["pulumi", "--non-interactive", *args], cwd=self.data_dir / "workspaces" / pulumi_stack,
                               env=env, capture_output=True, text=True, timeout=120)
+
+    def checkpoint_file(self, pulumi_stack: str) -> Path:
+        """The stack's checkpoint in the service's file backend (compressed as ``STATE_COMPRESSION`` says)."""
+        folder = self.data_dir / "state" / ".pulumi" / "stacks" / "serverless-cases"
+        (found,) = [p for p in folder.glob(f"{pulumi_stack}.json*") if not p.name.endswith((".bak", ".attrs"))]
+        return found
+
+    def checkpoint(self, pulumi_stack: str) -> dict[str, Any]:
+        """The stack's latest deployment as the service's file backend holds it (plain or gzip)."""
+        data = self.checkpoint_file(pulumi_stack).read_bytes()
+        plain = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+        return dict(json.loads(plain)["checkpoint"]["latest"])
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

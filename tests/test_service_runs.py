@@ -199,7 +199,7 @@ class Count(logging.Handler):
 logging.getLogger().addHandler(Count())
 logging.getLogger().setLevel(logging.DEBUG)
 def sent():
-    build("todo-app", {"deletion_protection": False})  # a weakened default: warned of
+    build("todo-app", {"deletion_protection": False}, fresh=True)  # a weakened default: warned of
     counts = {level: received.count(level) for level in set(received)}
     received.clear()
     return counts

@@ -87,7 +87,7 @@ def test_recovery_survives_state_metadata_a_crash_left_half_written(service: Ser
     # The file backend's blob library writes each state file's metadata sidecar in place: a
     # crash inside that write leaves it empty, and then no command can read the stack.
     state = service.data_dir / "state"
-    checkpoint = next(state.rglob("admin.torn.json"))
+    checkpoint = service.checkpoint_file("admin.torn")
     Path(f"{checkpoint}.attrs").write_bytes(b"")
     assert "failed to load checkpoint" in service.cli("admin.torn", "stack", "output", "-s", "admin.torn").stderr
     service.start()
