@@ -47,7 +47,6 @@ def test_repair_removes_only_broken_sidecars(tmp_path: Path) -> None:
     assert backend.repair_sidecars(backend.file_url(tmp_path)) == []
 
 
-
 def _state_files(svc: Service, name: str) -> dict[str, bytes]:
     stacks = svc.data_dir / "state" / ".pulumi" / "stacks" / "serverless-cases"
     return {path.name.removeprefix(f"admin.{name}"): path.read_bytes() for path in stacks.glob(f"admin.{name}.json*")}
