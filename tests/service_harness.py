@@ -133,10 +133,15 @@ class Service:
         return subprocess.run(["pulumi", "--non-interactive", *args], cwd=self.data_dir / "workspaces" / pulumi_stack,
                               env=env, capture_output=True, text=True, timeout=120)
 
+    @property
+    def stacks_state_dir(self) -> Path:
+        """Where the service's file backend keeps the project's stacks' checkpoints."""
+        return self.data_dir / "state" / ".pulumi" / "stacks" / "serverless-cases"
+
     def checkpoint_file(self, pulumi_stack: str) -> Path:
         """The stack's checkpoint in the service's file backend (compressed as ``STATE_COMPRESSION`` says)."""
-        folder = self.data_dir / "state" / ".pulumi" / "stacks" / "serverless-cases"
-        (found,) = [p for p in folder.glob(f"{pulumi_stack}.json*") if not p.name.endswith((".bak", ".attrs"))]
+        (found,) = [p for p in self.stacks_state_dir.glob(f"{pulumi_stack}.json*")
+                    if not p.name.endswith((".bak", ".attrs"))]
         return found
 
     def checkpoint(self, pulumi_stack: str) -> dict[str, Any]:

@@ -211,17 +211,19 @@ def test_outputs_holding_a_secret_anywhere_are_reported_secret(value: object, se
 
 
 class _Reads:
-    """A read of the change counts that the test lets finish, counting the reads begun."""
+    """Reads of the change counts, each finishing when the test releases it (by its order)."""
 
     def __init__(self) -> None:
         self.begun, self.value = 0, {"stacks": 0}
-        self.release, self.started = threading.Event(), threading.Semaphore(0)
+        self.release = [threading.Event() for _ in range(4)]
+        self.started = threading.Semaphore(0)
 
     def __call__(self) -> dict[str, int]:
+        mine = self.begun
         self.begun += 1
         value = dict(self.value)
         self.started.release()
-        assert self.release.wait(10)
+        assert self.release[mine].wait(10)
         return value
 
 
@@ -236,11 +238,13 @@ def test_one_change_count_read_serves_every_caller_that_arrived_before_it_began(
         reads.value = {"stacks": 1}  # committed after the read began: only a later arrival must see it
         late = pool.submit(fresh.since, time.monotonic())
         assert reads.started.acquire(timeout=10)  # the late arrival began a read of its own
-        reads.release.set()
+        reads.release[0].set()  # the first read ends; the late one is still under way
         assert [f.result(10) for f in [leader, *followers]] == [{"stacks": 0}] * 7
+        reads.release[1].set()
         assert late.result(10) == {"stacks": 1}
     assert reads.begun == 2
     assert fresh.since(arrived_early) == {"stacks": 1}  # the newest read serves an early arrival too
+    reads.release[2].set()
     assert fresh.since(None) == {"stacks": 1} and reads.begun == 3  # no arrival given: a read begun now
 
 

@@ -48,8 +48,8 @@ def test_repair_removes_only_broken_sidecars(tmp_path: Path) -> None:
 
 
 def _state_files(svc: Service, name: str) -> dict[str, bytes]:
-    stacks = svc.data_dir / "state" / ".pulumi" / "stacks" / "serverless-cases"
-    return {path.name.removeprefix(f"admin.{name}"): path.read_bytes() for path in stacks.glob(f"admin.{name}.json*")}
+    return {path.name.removeprefix(f"admin.{name}"): path.read_bytes()
+            for path in svc.stacks_state_dir.glob(f"admin.{name}.json*")}
 
 
 ZSTD_MAGIC = bytes.fromhex("28b52ffd")
