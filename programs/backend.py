@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 LOG = logging.getLogger("serverless_cases.backend")
 SCHEME = "file://"
@@ -68,3 +69,41 @@ def repair_sidecars(url: str) -> list[Path]:
     if removed:
         LOG.warning("removed %d broken state metadata file(s) left by an interrupted write", len(removed))
     return removed
+
+
+POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_PREPARING = 0x5C5C_57A7E  # the advisory lock nodes take to create the table one at a time
+
+
+def prepare_postgres_state(url: str) -> bool:
+    """Create the table of Pulumi's ``postgres://`` backend if it is missing (its own schema:
+    pkg/backend/diy/postgres/schema.sql); True if this call created it.
+
+    The CLI creates the table on its first use of a database, and two CLIs doing so at once collide
+    in PostgreSQL's catalogue (``duplicate key ... pg_type_typname_nsp_index``, 23505): one run of a
+    new fleet's first two then fails. A node prepares it at start, under an advisory lock so that
+    nodes starting together do not collide either; the CLI then finds the table and creates nothing.
+    Other backends, and a table name other than a plain identifier, are left to the CLI."""
+    if not url.startswith(POSTGRES_SCHEMES):
+        return False
+    parts = urlsplit(url)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    table = (query.pop("table", None) or ["pulumi_state"])[0]
+    if not _TABLE.fullmatch(table):
+        return False
+    import psycopg  # the service's dependency; the programs never reach here
+    from psycopg import sql
+
+    dsn = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query, doseq=True)))
+    with psycopg.connect(dsn) as connection:
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_PREPARING,))
+        if connection.execute("SELECT to_regclass(%s)", (table,)).fetchone() != (None,):
+            return False
+        connection.execute(sql.SQL("CREATE TABLE {} (key TEXT PRIMARY KEY, data JSON NOT NULL, "
+                                   "updated_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now())")
+                           .format(sql.Identifier(table)))
+        connection.execute(sql.SQL("CREATE INDEX {} ON {} (key text_pattern_ops)")
+                           .format(sql.Identifier(f"{table}_key_prefix_idx"), sql.Identifier(table)))
+    LOG.info("created the state backend's table %s", table)
+    return True

@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None, *, toolchain_bin: Path | None =
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         if (state := backend.folder(settings.backend)) is not None:
             state.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(backend.prepare_postgres_state, settings.backend)
         db = Database(settings.database, idle_transaction_seconds=settings.node_lease_seconds)
         generated = bootstrap(db, settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None)
         if generated:

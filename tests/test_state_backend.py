@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import gzip
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import psycopg
 
 from programs import backend
 from service.settings import Settings
@@ -82,3 +85,18 @@ def test_runs_write_the_stacks_state_compressed_as_set_and_any_format_is_read_an
                 assert files[suffix].startswith(ZSTD_MAGIC) and len(files[suffix]) * 8 < len(exported.stdout)
         finally:
             svc.stop()
+
+
+def test_a_postgres_state_backends_table_is_made_once_by_nodes_starting_together(database: str) -> None:
+    url = database.replace("postgresql://", "postgres://", 1) + "?sslmode=disable"
+    with ThreadPoolExecutor(8) as pool:  # without the node's lock, concurrent creates collide (23505)
+        made = list(pool.map(lambda _: backend.prepare_postgres_state(url), range(8)))
+    assert made.count(True) == 1
+    with psycopg.connect(database) as connection:
+        columns = connection.execute("SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+                                     "WHERE table_name = 'pulumi_state' ORDER BY ordinal_position").fetchall()
+        indexes = connection.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'pulumi_state'").fetchall()
+    assert columns == [("key", "text", "NO"), ("data", "json", "NO"), ("updated_at", "timestamp with time zone", "NO")]
+    assert sorted(i for (i,) in indexes) == ["pulumi_state_key_prefix_idx", "pulumi_state_pkey"]
+    assert backend.prepare_postgres_state(url) is False  # there: nothing to do
+    assert backend.prepare_postgres_state("file:///srv/state") is False
