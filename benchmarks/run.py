@@ -15,13 +15,16 @@ Sections (`BENCH_ONLY=overhead,reads make bench` runs only those named):
 4. `capacity`: I/O-bound capacity: 32 stacks at once with simulated AWS latency, on one node and on two
    (PostgreSQL): makespan over one run (<= 1.5) and memory per concurrent run (<= 200 MB); and on
    one node with the runs' Python plugins started fresh instead of forked from the preloaders.
-5. `unit`: unit-test speed: the mocks suite of the six cases (target < 20 s) and one program's cold
+5. `idle`: what a node costs with nothing to do: its processes' CPU over a minute, on SQLite and as
+   a fleet's node on PostgreSQL (the database server's beside it).
+6. `unit`: unit-test speed: the mocks suite of the six cases (target < 20 s) and one program's cold
    start, imports and construction under mocks (target < 2 s).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import platform
 import statistics
@@ -49,6 +52,7 @@ from tests.service_harness import ADMIN_TOKEN, Service  # noqa: E402
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 CAPACITY_LATENCY_MS = int(os.environ.get("BENCH_CAPACITY_LATENCY_MS", "10000"))
+IDLE_SECONDS = 60.0
 MOCKS_SUITE = ["tests/test_todo_app.py", "tests/test_blog.py", "tests/test_microservices.py",
                "tests/test_premium_content.py", "tests/test_software_updates.py", "tests/test_big_data_ingestion.py",
                "tests/test_secure_defaults.py", "tests/test_case_args.py"]
@@ -95,21 +99,27 @@ def cli_up(root: Path, tools: str, case: str, stack: str) -> float:
     return timed_up(cli_stack(root, tools, case, stack), stack)
 
 
-def service_up(api: Any, case: str, name: str, poll: float = 0.05, accepted: list[float] | None = None) -> float:
+def service_up(api: Any, case: str, name: str, poll: float = 0.05, accepted: list[float] | None = None,
+               recorded: bool = False) -> float:
     """Create a stack and wait for its run: seconds from the POST to the run's end (the POST's own
-    time appended to ``accepted``, if given)."""
-    started = time.perf_counter()
+    time appended to ``accepted``, if given). The end is when the caller saw the run finished, or
+    with ``recorded`` when the service recorded it finished (its ``finished_at``): then how often
+    the caller polls does not change the figure, and a slow poll can keep the client's load off
+    the machine it measures."""
+    started, started_wall = time.perf_counter(), time.time()
     run = api.post("/v1/stacks", json={"name": name, "case": case, "arguments": case_args(case, name)}).json()
     if accepted is not None:
         accepted.append(time.perf_counter() - started)
     while True:
-        status = api.get(f"/v1/runs/{run['id']}").json()["status"]
-        if status in ("succeeded", "failed", "cancelled", "interrupted"):
+        view = api.get(f"/v1/runs/{run['id']}").json()
+        if view["status"] in ("succeeded", "failed", "cancelled", "interrupted"):
             break
         time.sleep(poll)
     elapsed = time.perf_counter() - started
-    if status != "succeeded":
-        raise RuntimeError(f"{case} run {status}")
+    if view["status"] != "succeeded":
+        raise RuntimeError(f"{case} run {view['status']}")
+    if recorded:
+        return dt.datetime.fromisoformat(view["finished_at"]).timestamp() - started_wall
     return elapsed
 
 
@@ -292,6 +302,56 @@ def postgres_database() -> tuple[str, Any]:
     return server.rsplit("/", 1)[0] + f"/{name}", drop
 
 
+def fleet_settings(cloud: Path) -> tuple[dict[str, str], Any]:
+    """Settings for nodes of one fleet on a fresh PostgreSQL database (service tables, run engine
+    and stacks' state), the sandbox's cloud in ``cloud``; and the database's drop function."""
+    url, drop = postgres_database()
+    host = url.removeprefix("postgresql://")
+    return {"fleet": "true", "database_url": f"postgresql+psycopg://{host}",
+            "backend_url": f"postgres://{host}?sslmode=disable", "passphrase": "bench fleet",
+            "sandbox_cloud": str(cloud)}, drop
+
+
+def idle(tools: str, work: Path, seconds: float = IDLE_SECONDS) -> list[dict[str, Any]]:
+    """What a node costs with nothing to do: the CPU of its processes (API, run engine, fork server,
+    plugin preloaders) over ``seconds``, in percent of one core; one node on SQLite, and one node of
+    a fleet on PostgreSQL with the database server's processes beside it."""
+    rows = []
+    for label in ("sqlite", "postgres"):
+        settings: dict[str, str] = {}
+        drop = None
+        if label == "postgres":
+            settings, drop = fleet_settings(work / "idle-cloud")
+        service = settle(Service(work / f"svc-idle-{label}", tools, node_id="bench-idle", **settings).start())
+        try:
+            assert service.process is not None
+            node = {service.process.pid} | workers.descendants({service.process.pid})
+            server = _postgres_processes() if label == "postgres" else set()
+            before = sum(map(_cpu_seconds, node)), sum(map(_cpu_seconds, server))
+            time.sleep(seconds)
+            after = sum(map(_cpu_seconds, node)), sum(map(_cpu_seconds, server))
+        finally:
+            service.stop()
+            if drop is not None:
+                drop()
+        rows.append({"database": label, "node_pct": 100 * (after[0] - before[0]) / seconds,
+                     "database_pct": 100 * (after[1] - before[1]) / seconds, "seconds": seconds})
+    return rows
+
+
+def _postgres_processes() -> set[int]:
+    """The PostgreSQL server's processes on this machine (its backends included)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    found.add(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def _memory(pids: set[int], proportional: bool = False) -> int:
     """Resident set (bytes) of ``pids`` summed; with ``proportional``, their proportional set (PSS:
     a page shared by n processes counts 1/n in each, so the sum is the memory they take together)."""
@@ -320,11 +380,8 @@ def capacity(tools: str, work: Path, case: str, latency_ms: int, nodes: int, cou
                                 "run_niceness": DEFAULT_RUN_NICENESS, "preload_plugins": str(preload).lower()}
     drop = None
     if nodes > 1:
-        url, drop = postgres_database()
-        host = url.removeprefix("postgresql://")
-        settings.update({"fleet": "true", "database_url": f"postgresql+psycopg://{host}",
-                         "backend_url": f"postgres://{host}?sslmode=disable", "passphrase": "bench fleet",
-                         "sandbox_cloud": str(work / f"capacity-cloud-{nodes}")})
+        fleet, drop = fleet_settings(work / f"capacity-cloud-{nodes}")
+        settings.update(fleet)
     services = [settle(Service(work / f"svc-capacity-{nodes}-{i}-{preload}", tools, node_id=f"bench-{i}",
                                **settings).start())
                 for i in range(nodes)]
@@ -342,11 +399,12 @@ def capacity(tools: str, work: Path, case: str, latency_ms: int, nodes: int, cou
 
 def _burst(services: list[Service], case: str, count: int) -> dict[str, Any]:
     """One run alone, then ``count`` creates at once spread over the nodes: one run's time, the
-    makespan, the slowest acceptance (POST), the peak resident and proportional sets of the nodes'
-    runs (every process under a node: workers, CLIs, plugins), and the CPU the burst used (the whole
-    machine's, PostgreSQL and the nodes' APIs included)."""
+    makespan (each run's end as the service recorded it), the slowest acceptance (POST), the peak
+    resident and proportional sets of the nodes' runs (every process under a node: workers, CLIs,
+    plugins), and the CPU the burst used (the whole machine's, PostgreSQL and the nodes' APIs
+    included)."""
     with services[0].client() as api:
-        single = service_up(api, case, "cap-single")
+        single = service_up(api, case, "cap-single", recorded=True)
     peak_rss = peak_pss = 0
     sampling = threading.Event()
     accepted: list[float] = []
@@ -361,25 +419,30 @@ def _burst(services: list[Service], case: str, count: int) -> dict[str, Any]:
                 peak_pss = max(peak_pss, _memory(pids, proportional=True))
             rounds += 1
 
-    def create(i: int) -> float:
+    def create(i: int) -> tuple[float, float]:
+        """The run's time from its POST to its end, and its end (wall clock)."""
+        posted = time.time()
         with services[i % len(services)].client() as api:
             # A connection per request: on a saturated machine a poller that wakes late can race the
             # server's keep-alive timeout and find its kept connection reset.
             api.headers["Connection"] = "close"
-            return service_up(api, case, f"cap-{i}", poll=1.0, accepted=accepted)  # 32 pollers must not be the load
+            # Ends as the service recorded them: 32 pollers every 5 s keep the client's load (it was
+            # 32 GETs a second at one poll a second) off the two cores the runs share.
+            took = service_up(api, case, f"cap-{i}", poll=5.0, accepted=accepted, recorded=True)
+        return took, posted + took
 
     sampler = threading.Thread(target=sample)
     sampler.start()
     cpu_before = _machine_cpu_seconds()
-    started = time.perf_counter()
+    started = time.time()
     try:
         with ThreadPoolExecutor(max_workers=count) as pool:
-            times = list(pool.map(create, range(count)))
+            runs = list(pool.map(create, range(count)))
     finally:
         sampling.set()
         sampler.join()
-    makespan = time.perf_counter() - started
-    return {"single": single, "makespan": makespan, "slowest": max(times), "slowest_accept": max(accepted),
+    return {"single": single, "makespan": max(end for _, end in runs) - started,
+            "slowest": max(took for took, _ in runs), "slowest_accept": max(accepted),
             "peak_rss": peak_rss, "peak_pss": peak_pss, "cpu_s": _machine_cpu_seconds() - cpu_before}
 
 
@@ -411,7 +474,7 @@ def unit_speed() -> dict[str, float]:
             "cold_start_process": statistics.median(process), "imports": statistics.median(imports)}
 
 
-SECTIONS = ("overhead", "parallel", "reads", "capacity", "unit")
+SECTIONS = ("overhead", "parallel", "reads", "capacity", "idle", "unit")
 
 
 def main() -> int:
@@ -459,6 +522,7 @@ def main() -> int:
             measure("capacity", f"cap{nodes}{'' if preload else '_fresh'}",
                     lambda nodes=nodes, preload=preload: capacity(tools, work, smallest, CAPACITY_LATENCY_MS,
                                                                   nodes=nodes, preload=preload))
+        measure("idle", "idle", lambda: idle(tools, work))
     measure("unit", "unit", unit_speed)
     lines = [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -506,6 +570,10 @@ def main() -> int:
                      f"**{row['ratio']:.2f}**; memory per concurrent run **{row['mb_per_run']:.0f} MB** resident "
                      f"({row['pss_mb_per_run']:.0f} MB proportional); CPU {row['cpu_s_per_run']:.1f} s per run; slowest "
                      f"acceptance {row['slowest_accept']:.2f} s | <= 1.5; <= 200 MB |")
+    for row in results.get("idle", []):
+        database = ("SQLite" if row["database"] == "sqlite" else
+                    f"PostgreSQL (a fleet's node; the database server's processes {row['database_pct']:.1f}%)")
+        lines.append(f"| an idle node, {database}, over {row['seconds']:.0f} s | **{row['node_pct']:.1f}%** of one core | |")
     if unit:
         lines.append(f"| mocks suite, six cases | **{unit['suite']:.1f} s** | < 20 s |")
         lines.append(f"| program cold start (blog under mocks, median of fresh processes) | imports + construction "
