@@ -94,6 +94,15 @@ class OperationGate:
             pass
 
 
+RPC_THREADS = 256 + 16
+"""Every call to a plugin holds one of its threads while it lasts (threads start as they are
+needed). AWS's provider takes as many operations at once as the engine sends (``RUN_PARALLELISM``,
+at most 256): the sandbox must too, with threads to spare for the engine's other calls. With 16,
+a provider's 17th operation waited for a thread, and when 16 operations were held (by the gate,
+or by simulated latency) the engine's ``Cancel`` waited behind them: a cancelled run's engine
+then never stopped and was killed after the grace period, its stack lock left behind."""
+
+
 def _simulate_latency() -> None:
     millis = int(os.environ.get(LATENCY_ENV) or 0)
     if millis > 0:
@@ -324,7 +333,7 @@ def serve() -> int:
     positional = [a for a in sys.argv[1:] if not a.startswith("-")]
     if positional:  # the engine passes its address last
         watch_engine(positional[-1])
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=RPC_THREADS),
                          options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)])
     provider_pb2_grpc.add_ResourceProviderServicer_to_server(SandboxProvider(), server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
@@ -140,6 +141,42 @@ def test_plugin_speaks_the_provider_protocol(provider) -> None:
     assert json_format.MessageToDict(getattr(identity, "return"))["accountId"] == synthesis.ACCOUNT_ID
     unknown = stub.Invoke(provider_pb2.InvokeRequest(tok="aws:index/getAmi:getAmi"))
     assert "does not model" in unknown.failures[0].reason
+
+
+def test_a_provider_takes_every_operation_the_engine_sends_at_once_and_hears_its_cancel_while_they_last(
+        tmp_path: Path) -> None:
+    """40 operations at once (the engine sends up to RUN_PARALLELISM: 32 by default), every one
+    held in flight: all 40 are under way together, and the engine's Cancel still gets through and
+    lets them finish. The provider served 16 calls at a time: the 17th waited, and so did a Cancel
+    sent while 16 were held, so a cancelled run never stopped."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (gate / "closed").write_text("0")  # every operation is held until the gate opens or a Cancel comes
+    env = {**os.environ, "SANDBOX_CLOUD_DIR": str(tmp_path / "cloud"), "SANDBOX_GATE_DIR": str(gate)}
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    channel = grpc.insecure_channel(f"127.0.0.1:{int(proc.stdout.readline())}")
+    try:
+        stub = provider_pb2_grpc.ResourceProviderStub(channel)
+        stub.Configure(provider_pb2.ConfigureRequest(variables={"aws:region": "eu-central-1"}))
+        urns = [f"urn:pulumi:dev::serverless-cases::aws:s3/bucket:Bucket::files-{i}" for i in range(40)]
+        inputs = {urn: stub.Check(provider_pb2.CheckRequest(urn=urn, news=_struct({}), randomSeed=urn.encode())).inputs
+                  for urn in urns}
+        with ThreadPoolExecutor(max_workers=len(urns)) as pool:
+            creates = [pool.submit(stub.Create, provider_pb2.CreateRequest(urn=urn, properties=inputs[urn]), timeout=120)
+                       for urn in urns]
+            held = gate / "held"
+            assert until(lambda: held.exists() and len(list(held.iterdir())) == len(urns), timeout=30), \
+                f"{len(list(held.iterdir())) if held.exists() else 0} of {len(urns)} operations under way at once"
+            stub.Cancel(empty_pb2.Empty(), timeout=10)  # DEADLINE_EXCEEDED when no thread was free for it
+            assert sorted(create.result().id for create in creates) == sorted(
+                json_format.MessageToDict(inputs[urn])["bucket"] for urn in urns)
+    finally:
+        channel.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stdout.close()
 
 
 def test_refresh_detects_drift_and_up_repairs_it(workspace: Workspace) -> None:
