@@ -500,7 +500,7 @@ def main() -> int:
             print(f"{name}: {results[name]}", flush=True)
         except Exception as exc:  # reported in the table; the other sections still run
             failed[name] = f"{type(exc).__name__}: {exc}"[:300]
-            print(f"{name}: FAILED {failed[name]}", flush=True)
+            print(f"{name}: FAILED {type(exc).__name__}: {str(exc)[-6000:]}", flush=True)  # the CLI's error is last
 
     def overhead_pg() -> list[dict[str, Any]]:
         pg_url, drop = postgres_database()
