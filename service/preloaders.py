@@ -61,14 +61,18 @@ class Preloaders:
         self.niceness = niceness
         self.venvs = virtualenvs(toolchain_bin)
         self.stand_in = toolchain_bin.parent / "preload-stand-in"  # built by toolchain/ensure-pulumi.sh
-        # Short (a Unix socket's path is limited to 107 bytes) and private (mkdtemp: mode 0700).
-        self.folder = Path(tempfile.mkdtemp(prefix="sc-preload-", dir="/tmp" if Path("/tmp").is_dir() else None))  # noqa: S108
+        self.folder: Path | None = None  # made as the first preloader starts
         self._processes: dict[Path, subprocess.Popen[bytes]] = {}
 
     def start(self) -> None:
         """Start each preloader not running (a preloader that is gone is replaced)."""
         if not self.stand_in.exists():  # a toolchain not built by ensure-pulumi.sh: plugins start fresh
             return
+        if self.folder is None:
+            # Short (a Unix socket's path is limited to 107 bytes) and private (mkdtemp: mode 0700).
+            # Removed by close(), or, if this process dies, by the preloaders as they leave.
+            self.folder = Path(tempfile.mkdtemp(prefix=preload.FOLDER_PREFIX,
+                                                dir="/tmp" if Path("/tmp").is_dir() else None))  # noqa: S108
         for venv in self.venvs:
             running = self._processes.get(venv.python)
             if (running is not None and running.poll() is None) or not venv.python.exists() \
@@ -83,6 +87,8 @@ class Preloaders:
 
     def env(self) -> dict[str, str]:
         """What a run's environment needs for its plugins to start from the loaded preloaders."""
+        if self.folder is None:
+            return {}
         project, _pack, host = (preload.stand_in(self.folder, str(venv.python)) for venv in self.venvs)
         env = {PRELOAD_DIR_ENV: str(self.folder)}  # the language host finds the pack's there
         if project is not None:
@@ -104,4 +110,5 @@ class Preloaders:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)

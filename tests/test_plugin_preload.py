@@ -264,3 +264,29 @@ def test_a_runs_python_plugins_are_forked_from_the_nodes_preloaders(tmp_path: Pa
             assert stand_ins == set() and forked == {}
     finally:
         service.stop()
+
+
+def test_the_preload_folder_of_a_node_that_died_is_removed_by_its_preloaders(pulumi_toolchain: str) -> None:
+    # A node's preloaders, started as the node starts them, in a process killed as a node can be.
+    node = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from service.preloaders import Preloaders
+        preloaders = Preloaders(0, Path({pulumi_toolchain!r}))
+        preloaders.start()
+        print(preloaders.folder, flush=True)
+        while len(preloaders.env()) < 4:  # every stand-in written: each preloader has loaded
+            time.sleep(0.1)
+        print("loaded", flush=True)
+        time.sleep(120)
+    """)], stdout=subprocess.PIPE, text=True, cwd=Path(workers.__file__).parent.parent)
+    with node:
+        assert node.stdout is not None
+        folder = Path(node.stdout.readline().strip())
+        try:
+            assert node.stdout.readline().strip() == "loaded"
+            assert folder.name.startswith(preload.FOLDER_PREFIX)
+            assert len([p for p in folder.iterdir() if (p / preload.STAND_IN).exists()]) == 3
+        finally:
+            node.kill()
+    assert until(lambda: not folder.exists(), 30), sorted(str(p) for p in folder.rglob("*"))

@@ -47,6 +47,7 @@ import traceback
 from pathlib import Path
 
 SOCKET, STAND_IN = "socket", "bin/python"
+FOLDER_PREFIX = "sc-preload-"  # the node's folder of preloader folders (service.preloaders makes it)
 MAX_REQUEST = 4 * 2**20
 
 
@@ -100,7 +101,8 @@ def serve(folder: Path, niceness: int, stand_in_binary: str, modules: list[str])
             os.read(wake_read, 512)
         _report_ended(waiting)
         if parent_fd in ready:  # the service is gone: its plugins go on until their stand-ins end
-            break
+            _remove(folder)
+            return 0
         if listener.fileno() in ready:
             try:
                 connection, _ = listener.accept()
@@ -110,6 +112,21 @@ def serve(folder: Path, niceness: int, stand_in_binary: str, modules: list[str])
     with contextlib.suppress(OSError):
         os.unlink(folder / SOCKET)
     return 0
+
+
+def _remove(folder: Path) -> None:
+    """Remove what this preloader wrote, its folder, and the node's folder once it is empty: a
+    service that died (killed, or crashed) cannot remove them itself, and a node that restarts
+    makes a folder of its own."""
+    for written in (folder / SOCKET, folder / STAND_IN):
+        with contextlib.suppress(OSError):
+            written.unlink()
+    for empty in (folder / STAND_IN).parent, folder:
+        with contextlib.suppress(OSError):
+            empty.rmdir()
+    if folder.parent.name.startswith(FOLDER_PREFIX):  # the last preloader out removes it
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()
 
 
 def _write_stand_in(folder: Path, binary: str) -> None:
