@@ -71,12 +71,11 @@ def warm_up() -> None:
     those import lazily. A run's program did this work for itself on every run.
 
     Each case is built in a context of its own (the SDK keeps its settings, configuration and root
-    resource in context variables, so nothing of the mocks reaches a run), on an event loop that is
-    closed afterwards with its executor's threads: a fork server must not fork with threads alive."""
+    resource in context variables, so nothing of the mocks reaches a run), on an event loop of its
+    own, closed afterwards with its executor's threads (build_case): a fork server must not fork
+    with threads alive."""
     from sandbox.mocks import SandboxMocks, build_case  # the sandbox's synthesis answers like the cloud
 
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
     try:
         for case in CASES.values():
             try:
@@ -85,8 +84,6 @@ def warm_up() -> None:
             except Exception as exc:  # a warm-up is an optimisation: a case that fails here fails in its run
                 LOG.warning("warming up case %s failed: %s", case.name, exc)
     finally:
-        loop.run_until_complete(loop.shutdown_default_executor())
-        loop.close()
         asyncio.set_event_loop_policy(None)  # as before: the next get_event_loop() makes a loop
 
 

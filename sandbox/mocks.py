@@ -6,8 +6,12 @@ assert on recorded inputs by type token and on parentage.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,12 +97,36 @@ class SandboxMocks(pulumi.runtime.Mocks):
         return [r for r in self.resources if r.type == type_token]
 
 
+@contextlib.contextmanager
+def own_event_loop() -> Iterator[None]:
+    """Run what the block builds under mocks on an event loop of its own, closed afterwards with
+    its executor's threads and their loops (the mock monitor answers in those threads, each on a
+    loop of its own). Left to itself the SDK makes these loops and leaves them open: the garbage
+    collector then frees them, unclosed, at some later moment (a ResourceWarning in whatever runs
+    then), and a process that forks must not keep the executor's threads."""
+    thread_loops: list[asyncio.AbstractEventLoop] = []
+
+    def thread_loop() -> None:  # the SDK finds it there (and makes none of its own)
+        thread_loops.append(asyncio.new_event_loop())
+        asyncio.set_event_loop(thread_loops[-1])
+
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="mocks", initializer=thread_loop))
+    asyncio.set_event_loop(loop)
+    try:
+        yield
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+        for ended in thread_loops:  # their threads have ended
+            ended.close()
+        asyncio.set_event_loop(None)  # the SDK's next build makes a loop of its own
+
+
 def build_case(case: Any, args: dict[str, Any], mocks: pulumi.runtime.Mocks, *, stack: str = "unit",
                config: dict[str, str] | None = None, logger: logging.Logger | None = None) -> list[str]:
     """Build ``case`` (a ``components.Case``) with ``args`` under ``mocks``, the stack's ``config``
-    set, and wait for every output; the names of the case's outputs."""
-    pulumi.runtime.set_mocks(mocks, project="serverless-cases", stack=stack, preview=False, logger=logger)
-    pulumi.runtime.set_all_config(dict(config or {}))
+    set, and wait for every output, on an event loop of its own; the names of the case's outputs."""
     names: list[str] = []
 
     @pulumi.runtime.test
@@ -107,5 +135,8 @@ def build_case(case: Any, args: dict[str, Any], mocks: pulumi.runtime.Mocks, *, 
         names.extend(component.outputs())
         return pulumi.Output.all(*component.outputs().values())
 
-    construct()
+    with own_event_loop():  # the mocks' root resource is made on the loop the build runs on
+        pulumi.runtime.set_mocks(mocks, project="serverless-cases", stack=stack, preview=False, logger=logger)
+        pulumi.runtime.set_all_config(dict(config or {}))
+        construct()
     return names

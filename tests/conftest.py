@@ -59,9 +59,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest tests start first, so that on two workers none of them is the last to finish
     while the other worker idles."""
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from tests.mocks import close_loops
-
-    close_loops()  # the builds' event loops, kept open until now (see tests.mocks._LOOPS)

@@ -3,7 +3,6 @@ it registered: inputs by type token, policies as documents, parentage by URN."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -63,20 +62,6 @@ def as_list(value: Any) -> list[Any]:
 
 
 _BUILT: dict[str, Recorded] = {}
-_LOOPS: list[asyncio.AbstractEventLoop] = []
-"""The event loops builds ran on. The SDK makes one when the thread has none and leaves it open;
-a later asyncio.run takes it off the thread, and the garbage collector then freed it, unclosed,
-during whichever test ran at that moment (a ResourceWarning, an error under this suite's
-filterwarnings). Kept here until the session ends (close_loops)."""
-
-
-def close_loops() -> None:
-    for loop in _LOOPS:
-        if not loop.is_running() and not loop.is_closed():
-            loop.close()
-    _LOOPS.clear()
-
-
 def build(case_name: str, args: dict[str, Any] | None = None, config: dict[str, str] | None = None, *,
           fresh: bool = False) -> Recorded:
     """Build a case under mocks, with the stack's ``config`` (``{"aws:region": ...}``) if given.
@@ -96,8 +81,5 @@ def _build(case_name: str, args: dict[str, Any] | None, config: dict[str, str] |
     case = get_case(case_name)
     mocks = SandboxMocks()
     names = build_case(case, {**case.example_args, **(args or {})}, mocks, config=config)
-    loop = asyncio.get_event_loop()  # the one the build ran on (the SDK set it)
-    if loop not in _LOOPS:
-        _LOOPS.append(loop)
     monitor = pulumi.runtime.settings.get_monitor()
     return Recorded(mocks, list(monitor.get_registered_resources()), names)

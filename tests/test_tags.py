@@ -10,13 +10,12 @@ import pytest
 
 from components import CASES, get_case
 from components.tagging import stack_tags, tagging
-from sandbox.mocks import SandboxMocks
+from sandbox.mocks import SandboxMocks, own_event_loop
 
 
 def _build_tagged(case_name: str, extra: dict[str, str] | None = None, **more: Any) -> SandboxMocks:
     case = get_case(case_name)
     mocks = SandboxMocks()
-    pulumi.runtime.set_mocks(mocks, project="serverless-cases", stack="acme.shop", preview=False)
 
     @pulumi.runtime.test
     def construct() -> pulumi.Output[Any]:
@@ -27,7 +26,9 @@ def _build_tagged(case_name: str, extra: dict[str, str] | None = None, **more: A
         return pulumi.Output.all(*component.outputs().values())
 
     try:
-        construct()
+        with own_event_loop():  # the mocks' root resource is made on the loop the build runs on
+            pulumi.runtime.set_mocks(mocks, project="serverless-cases", stack="acme.shop", preview=False)
+            construct()
     finally:  # the mocks' root stack outlives this test: later tests must not be tagged by it
         root = pulumi.runtime.get_root_resource()
         if root is not None:
