@@ -60,7 +60,7 @@ class Preloaders:
     def __init__(self, niceness: int, toolchain_bin: Path) -> None:
         self.niceness = niceness
         self.venvs = virtualenvs(toolchain_bin)
-        self.stand_in = toolchain_bin.parent / "preload-stand-in"  # built by toolchain/ensure-pulumi.sh
+        self.stand_in = toolchain_bin.parent / preload.STAND_IN_BINARY  # built by toolchain/ensure-pulumi.sh
         self.folder: Path | None = None  # made as the first preloader starts
         self._processes: dict[Path, subprocess.Popen[bytes]] = {}
 

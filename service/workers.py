@@ -18,6 +18,7 @@ from typing import IO, Protocol
 from programs.targets import REPO_ROOT
 from service import forkserver
 from service.preloaders import Preloaders
+from toolchain import preload
 
 LOG = logging.getLogger("serverless_cases.workers")
 
@@ -168,7 +169,9 @@ def kill_run(leader: int) -> None:
     stopped: set[int] = set()
     for _ in range(3):  # a process started while the others were being stopped is found next round
         members = set(group(leader))  # empty unless the group is still a worker's
-        fresh = (members | descendants(members)) - stopped
+        family = members | descendants(members)
+        plugins = forked_plugins(family)
+        fresh = (family | plugins | descendants(plugins)) - stopped
         if not fresh:
             break
         for pid in fresh:
@@ -180,6 +183,30 @@ def kill_run(leader: int) -> None:
     for pid in stopped:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+
+
+def forked_plugins(pids: set[int]) -> set[int]:
+    """The plugins that preloaders forked for the stand-ins among ``pids``. Such a plugin is the
+    preloader's child, not its stand-in's, so it descends from no process of the run; it would
+    leave once it noticed its stand-in's end, but until then it could still complete a call of
+    the killed engine (a resource made that no state records). It holds the stand-in's own
+    output (handed to it), and nothing else does but the engine reading it: that names it."""
+    outputs = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/exe").endswith("/" + preload.STAND_IN_BINARY):
+                output = os.readlink(f"/proc/{pid}/fd/1")
+                if output.startswith(("pipe:", "socket:")):  # the engine's own pipe, never a shared file
+                    outputs.add(output)
+    found: set[int] = set()
+    if not outputs:
+        return found
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) not in pids:
+            with contextlib.suppress(OSError):
+                if os.readlink(entry / "fd" / "1") in outputs:
+                    found.add(int(entry.name))
+    return found
 
 
 def descendants(roots: set[int]) -> set[int]:

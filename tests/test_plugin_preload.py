@@ -187,6 +187,35 @@ def test_a_stand_in_and_its_plugin_leave_when_the_engine_that_started_it_is_kill
     assert until(lambda: not alive(plugin), 10), "the plugin outlived its engine"
 
 
+def test_killing_a_run_kills_the_plugins_forked_for_it_at_once(
+        preloader: tuple[subprocess.Popen[bytes], Path], tmp_path: Path) -> None:
+    # A forked plugin is the preloader's child: it leaves once it notices its stand-in's end, and
+    # until then it could complete a call of the killed engine. Stopped here, it never would.
+    _, stand_in = preloader
+    worker = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([{str(stand_in)!r}, {str(_probe(tmp_path))!r}, "sleep"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        child.stdin.write("go\\n"); child.stdin.flush()
+        print(child.pid, child.stdout.readline(), flush=True)
+        time.sleep(120)
+    """), "service.worker"], stdout=subprocess.PIPE, text=True, start_new_session=True)  # a run's worker, as kill_run knows one
+    assert worker.stdout is not None
+    line = worker.stdout.readline().split(" ", 1)
+    stand_in_pid, plugin = int(line[0]), __import__("json").loads(line[1])["pid"]
+    try:
+        assert plugin not in workers.descendants({worker.pid})
+        os.kill(plugin, signal.SIGSTOP)  # it has not noticed anything yet
+        workers.kill_run(worker.pid)
+        assert until(lambda: not alive(plugin), 10), "the plugin outlived the run's kill"
+        assert not alive(stand_in_pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(plugin, signal.SIGKILL)
+        with worker:
+            worker.kill()
+
+
 def _forked_plugins(service: Service) -> dict[int, tuple[int, int]]:
     """Each process forked by one of the service's preloaders -> its nice value and its scheduling
     group's (Linux's autogroup: the session's)."""

@@ -47,6 +47,7 @@ import traceback
 from pathlib import Path
 
 SOCKET, STAND_IN = "socket", "bin/python"
+STAND_IN_BINARY = "preload-stand-in"  # the Go stand-in, in the toolchain's folder (ensure-pulumi.sh)
 FOLDER_PREFIX = "sc-preload-"  # the node's folder of preloader folders (service.preloaders makes it)
 MAX_REQUEST = 4 * 2**20
 
