@@ -87,19 +87,28 @@ def warm_up() -> None:
         asyncio.set_event_loop_policy(None)  # as before: the next get_event_loop() makes a loop
 
 
+CHECKPOINT_BEING_WRITTEN = ("failed to load checkpoint", "unknown stack")
+"""How the engine answers a read of the stack's outputs while it writes the stack's checkpoint.
+"failed to load checkpoint": a checkpoint read as it was replaced. "unknown stack": the file
+backend finds a stack's checkpoint by listing the files named after it, and a listing that meets
+the temporary file of a write in progress (``<stack>.json.gz.<n>.tmp``, renamed away before it
+is looked at) fails; the backend then looks for an uncompressed checkpoint that a compressed
+state does not have. A program runs inside an update of its stack, so the stack exists."""
+
+
 def previous_target(attempts: int = 20, pause: float = 0.1) -> str | None:
     """The target this stack was last deployed with (its ``target`` output), if any.
 
     Reads the stack's own outputs through the engine. During an update the engine may be
-    rewriting the checkpoint at that moment ("failed to load checkpoint"), so that error is
-    retried briefly; any other failure stops the run (the check fails closed)."""
+    rewriting the checkpoint at that moment (:data:`CHECKPOINT_BEING_WRITTEN`), so those errors
+    are retried briefly; any other failure stops the run (the check fails closed)."""
     name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
     for attempt in range(attempts):
         try:
             result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": name})
             break
         except Exception as exc:
-            if "failed to load checkpoint" not in str(exc) or attempt == attempts - 1:
+            if not any(error in str(exc) for error in CHECKPOINT_BEING_WRITTEN) or attempt == attempts - 1:
                 fail(f"cannot read this stack's previous outputs to check its target: {exc}")
             time.sleep(pause)
     outputs = (result.value or {}).get("outputs") or {}
