@@ -5,6 +5,7 @@ own, stops with its stand-in, and starts as a fresh interpreter when no preloade
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,7 +79,7 @@ def test_a_preloaded_plugin_runs_with_its_launchers_input_output_environment_fol
     work = tmp_path / "work"
     work.mkdir()
     done = _run(stand_in, "-u", str(_probe(tmp_path)), "3", "x y", cwd=work)
-    seen = __import__("json").loads(done.stdout.splitlines()[0])
+    seen = json.loads(done.stdout.splitlines()[0])
     assert seen["preloaded"] and seen["parent"] == process.pid, "the plugin was not forked from the preloader"
     assert seen["argv"] == ["3", "x y"] and seen["cwd"] == str(work) and seen["mark"] == "marked"
     assert seen["input"] == "hello" and done.stderr == "to stderr\n"
@@ -85,7 +87,7 @@ def test_a_preloaded_plugin_runs_with_its_launchers_input_output_environment_fol
     # `-m` runs a module, as the interpreter would, from the working folder first on the path.
     (work / "probemod.py").write_text(PROBE)
     by_module = _run(stand_in, "-m", "probemod", "0", cwd=work)
-    assert by_module.returncode == 0 and __import__("json").loads(by_module.stdout.splitlines()[0])["preloaded"]
+    assert by_module.returncode == 0 and json.loads(by_module.stdout.splitlines()[0])["preloaded"]
 
 
 def test_without_its_preloader_a_stand_in_runs_the_real_interpreter(tmp_path: Path, pulumi_toolchain: str) -> None:
@@ -97,7 +99,7 @@ def test_without_its_preloader_a_stand_in_runs_the_real_interpreter(tmp_path: Pa
     process.wait(timeout=10)
     assert not (folder / preload.SOCKET).exists()
     done = _run(folder / preload.STAND_IN, str(_probe(tmp_path)), "4", cwd=tmp_path)
-    seen = __import__("json").loads(done.stdout.splitlines()[0])
+    seen = json.loads(done.stdout.splitlines()[0])
     assert not seen["preloaded"] and seen["parent"] == os.getpid(), "the stand-in did not become the interpreter"
     assert done.returncode == 4 and seen["input"] == "hello" and seen["mark"] == "marked"
     # Interpreter options the preloader does not take run the real interpreter too.
@@ -119,7 +121,7 @@ def test_a_malformed_request_is_refused_and_the_preloader_keeps_serving_with_no_
     for header, fds, body in bad_requests:
         assert _refused(path, header, fds, body), "a malformed request was answered"
     done = _run(stand_in, str(_probe(tmp_path)), "0", cwd=tmp_path)
-    assert done.returncode == 0 and __import__("json").loads(done.stdout.splitlines()[0])["preloaded"]
+    assert done.returncode == 0 and json.loads(done.stdout.splitlines()[0])["preloaded"]
     assert until(lambda: len(os.listdir(f"/proc/{process.pid}/fd")) == opened, 10), "a descriptor was left open"
 
 
@@ -142,7 +144,7 @@ def _started(stand_in: Path, tmp_path: Path, **popen: object) -> tuple[subproces
     assert child.stdin is not None and child.stdout is not None
     child.stdin.write("go\n")
     child.stdin.flush()
-    return child, __import__("json").loads(child.stdout.readline())["pid"]
+    return child, json.loads(child.stdout.readline())["pid"]
 
 
 def test_an_interrupt_reaches_the_plugin_and_its_exit_status_comes_back(
@@ -166,9 +168,10 @@ def test_a_plugin_leaves_when_its_stand_in_is_killed(preloader: tuple[subprocess
     assert until(lambda: not alive(plugin), 10), "the plugin outlived its stand-in"
 
 
-def test_a_stand_in_and_its_plugin_leave_when_the_engine_that_started_it_is_killed(
-        preloader: tuple[subprocess.Popen[bytes], Path], tmp_path: Path) -> None:
-    _, stand_in = preloader
+def _engine_with_a_plugin(stand_in: Path, tmp_path: Path, *argv: str,
+                          **popen: Any) -> tuple[subprocess.Popen[str], int, int]:
+    """A process that starts a plugin through ``stand_in``, as an engine does: (the process, the
+    stand-in's pid, the plugin's pid)."""
     engine = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import subprocess, sys, time
         child = subprocess.Popen([{str(stand_in)!r}, {str(_probe(tmp_path))!r}, "sleep"],
@@ -176,10 +179,16 @@ def test_a_stand_in_and_its_plugin_leave_when_the_engine_that_started_it_is_kill
         child.stdin.write("go\\n"); child.stdin.flush()
         print(child.pid, child.stdout.readline(), flush=True)
         time.sleep(120)
-    """)], stdout=subprocess.PIPE, text=True)
+    """), *argv], stdout=subprocess.PIPE, text=True, **popen)
     assert engine.stdout is not None
     line = engine.stdout.readline().split(" ", 1)
-    stand_in_pid, plugin = int(line[0]), __import__("json").loads(line[1])["pid"]
+    return engine, int(line[0]), json.loads(line[1])["pid"]
+
+
+def test_a_stand_in_and_its_plugin_leave_when_the_engine_that_started_it_is_killed(
+        preloader: tuple[subprocess.Popen[bytes], Path], tmp_path: Path) -> None:
+    _, stand_in = preloader
+    engine, stand_in_pid, plugin = _engine_with_a_plugin(stand_in, tmp_path)
     with engine:
         engine.kill()
         engine.wait(timeout=10)
@@ -192,17 +201,8 @@ def test_killing_a_run_kills_the_plugins_forked_for_it_at_once(
     # A forked plugin is the preloader's child: it leaves once it notices its stand-in's end, and
     # until then it could complete a call of the killed engine. Stopped here, it never would.
     _, stand_in = preloader
-    worker = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import subprocess, sys, time
-        child = subprocess.Popen([{str(stand_in)!r}, {str(_probe(tmp_path))!r}, "sleep"],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        child.stdin.write("go\\n"); child.stdin.flush()
-        print(child.pid, child.stdout.readline(), flush=True)
-        time.sleep(120)
-    """), "service.worker"], stdout=subprocess.PIPE, text=True, start_new_session=True)  # a run's worker, as kill_run knows one
-    assert worker.stdout is not None
-    line = worker.stdout.readline().split(" ", 1)
-    stand_in_pid, plugin = int(line[0]), __import__("json").loads(line[1])["pid"]
+    worker, stand_in_pid, plugin = _engine_with_a_plugin(  # a run's worker, as kill_run knows one
+        stand_in, tmp_path, "service.worker", start_new_session=True)
     try:
         assert plugin not in workers.descendants({worker.pid})
         os.kill(plugin, signal.SIGSTOP)  # it has not noticed anything yet
