@@ -66,6 +66,10 @@ class Gate:
                              f"within {timeout:.0f} s; held so far: {self.held()}")
 
 
+class PortTakenError(Exception):
+    """The service's port was taken between its choice and the service's start."""
+
+
 class Service:
     def __init__(self, data_dir: Path, toolchain: str, **settings: Any) -> None:
         self.data_dir = data_dir
@@ -87,9 +91,26 @@ class Service:
         self.base_url = f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> Service:
+        """Start the service and wait until it answers. Its port was free when it was chosen; any
+        process may take a free port before the service binds it (a client's connection gets one
+        from the same range), so a service that finds its port taken starts again on another."""
+        for _ in range(3):
+            try:
+                return self._start(timeout)
+            except PortTakenError:
+                self.use_port(free_port())
+        return self._start(timeout)
+
+    def use_port(self, port: int) -> None:
+        self.port = port
+        self.env["SERVERLESS_CASES_PORT"] = str(port)
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def _start(self, timeout: float) -> Service:
         data = self.data_dir
         data.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
+        logged_before = self._log.tell()
         self.process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO_ROOT, env=self.env,
                                         stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -100,7 +121,11 @@ class Service:
             except httpx.HTTPError:
                 pass
             if self.process.poll() is not None:
-                raise RuntimeError(f"the service exited:\n{self.log_path.read_text()[-4000:]}")
+                self._log.close()
+                logged = self.log_path.read_bytes()[logged_before:].decode(errors="replace")
+                if "address already in use" in logged:
+                    raise PortTakenError(self.port)
+                raise RuntimeError(f"the service exited:\n{logged[-4000:]}")
             time.sleep(0.2)
         raise TimeoutError("the service did not start")
 

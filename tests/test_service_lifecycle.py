@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +87,21 @@ def test_preview_reports_planned_changes_and_refresh_reports_drift(service: Serv
         assert preview["summary"]["resource_changes"].get("update") == 1
         (change,) = preview["summary"]["changes"]
         assert change["type"] == "aws:dynamodb/table:Table" and "pointInTimeRecovery" in change["diffs"]
+
+
+def test_a_service_whose_port_was_taken_before_it_started_starts_on_another(tmp_path: Path,
+                                                                           pulumi_toolchain: str) -> None:
+    # The test harness's guarantee: a free port can be taken (a client's connection gets one from
+    # the same range) before the service binds it; the test must not fail on that.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        service = Service(tmp_path / "svc", pulumi_toolchain)
+        service.use_port(taken.getsockname()[1])
+        service.start()
+        try:
+            assert service.port != taken.getsockname()[1]
+            with service.client() as api:
+                assert api.get("/healthz").status_code == 200
+        finally:
+            service.stop()
