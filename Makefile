@@ -51,7 +51,10 @@ test: lint typecheck unit
 run: setup
 	@$(PY) -m service
 
+# The read benchmarks' client is wrk (Debian's package), installed here if the machine lacks it.
 bench: setup
+	@command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
 	SERVERLESS_CASES_TOOLCHAIN_BIN=$$(cat $(STAMPS)/toolchain-bin) $(PY) benchmarks/run.py
 
 clean:
