@@ -6,13 +6,15 @@ quarters of such a read's CPU, the answer itself almost none. A request answered
 the route would answer with the same view (``StackViews``) and the same JSON: a GET with a
 remembered token, a valid stack name or plain page parameters, on a node that owns its database
 (SQLite). A kept answer is sent as it is; one not kept (after a change, every reader misses at
-once) is read in the thread pool, as the route reads it. Every other request goes on to the
+once) is read in the thread pool, as the route reads it, once for all the readers that miss it
+together (``SharedReads``). Every other request goes on to the
 route, which stays the definition of the endpoint: its validation, its errors (a stack not
 found, a database that fails), its documentation.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from typing import Any, cast
@@ -33,9 +35,32 @@ _PAGE_PARAMS = {"limit": 4, "cursor": 512, "case": 64, "status": 32}  # and the 
 _HEADERS = [(b"content-type", b"application/json")]
 
 
+class SharedReads:
+    """One read in the thread pool for all the requests that miss the same answer at once.
+
+    After a change every reader of a busy stack or page misses together; each reading it anew
+    would cost one query and one rendering per reader. A request joins a read in flight only if
+    that read was asked for under the change count the request sees now, so it was asked after
+    every change committed before the request arrived, and its answer shows them all."""
+
+    def __init__(self) -> None:
+        self._flying: dict[tuple[str, tuple[int, ...]], asyncio.Future[Any]] = {}
+
+    async def read(self, key: str, version: tuple[int, ...], view: Callable[..., Any], *args: Any,
+                   **kwargs: Any) -> Any:
+        flight = (key, version)
+        future = self._flying.get(flight)
+        if future is None:
+            future = asyncio.ensure_future(_read(view, *args, **kwargs))
+            self._flying[flight] = future
+            future.add_done_callback(lambda _: self._flying.pop(flight, None))
+        return await asyncio.shield(future)  # a reader that leaves does not end the others' read
+
+
 class KeptReads:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.shared = SharedReads()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await self._answer(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
@@ -46,8 +71,7 @@ class KeptReads:
                     "headers": [(b"content-length", str(len(body)).encode()), *_HEADERS]})
         await send({"type": "http.response.body", "body": body})
 
-    @staticmethod
-    async def _answer(scope: Scope) -> bytes | None:
+    async def _answer(self, scope: Scope) -> bytes | None:
         state = scope["app"].state
         views: StackViews | None = getattr(state, "views", None)
         principals: Principals | None = getattr(state, "principals", None)
@@ -67,11 +91,12 @@ class KeptReads:
             if scope["query_string"]:
                 return None
             name = one.group(1)
-            known, body = views.kept(views.one_key(tenant, name))
+            key = views.one_key(tenant, name)
+            known, body = views.kept(key)
             if not known:
-                body = await _read(views.one, tenant, name)
+                body = await self.shared.read(key, views.version(), views.one, tenant, name)
             return cast(bytes | None, body)  # a stack not found: the route says so
-        return await _page(scope, views, tenant)
+        return await _page(scope, views, tenant, self.shared)
 
 
 async def _read(view: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -95,7 +120,7 @@ def _tenant(headers: list[tuple[bytes, bytes]], principals: Principals) -> str |
     return principal.tenant if known and principal is not None else None
 
 
-async def _page(scope: Scope, views: StackViews, tenant: str) -> bytes | None:
+async def _page(scope: Scope, views: StackViews, tenant: str, shared: SharedReads) -> bytes | None:
     pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
     params: dict[str, Any] = dict(pairs)
     if len(params) != len(pairs) or any(k not in _PAGE_PARAMS or not v or len(v) > _PAGE_PARAMS[k]
@@ -109,7 +134,9 @@ async def _page(scope: Scope, views: StackViews, tenant: str) -> bytes | None:
     except InvalidCursor:
         return None
     start, case, status = after[0] if after else None, params.get("case"), params.get("status")
-    known, page = views.kept(views.page_key(tenant, int(limit), start, case, status))
+    key = views.page_key(tenant, int(limit), start, case, status)
+    known, page = views.kept(key)
     if not known:
-        page = await _read(views.page, tenant, limit=int(limit), after=start, case=case, status=status)
+        page = await shared.read(key, views.version(), views.page, tenant, limit=int(limit), after=start, case=case,
+                                 status=status)
     return page_json(*page) if page is not None else None

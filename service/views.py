@@ -64,6 +64,10 @@ class StackViews:
         touches the database (callable on the event loop); on a fleet's node nothing is current here."""
         return self._kept.get(key)
 
+    def version(self) -> tuple[int, ...]:
+        """The change count the kept answers are checked against (as the database counts it)."""
+        return self.db.version(*TABLES)
+
     @staticmethod
     def one_key(tenant: str, name: str) -> str:
         return f"{tenant}\0{name}"

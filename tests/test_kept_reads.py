@@ -5,6 +5,8 @@ the route."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -165,3 +167,59 @@ async def _change_seen(client: httpx.AsyncClient, api: Api) -> None:
     assert (await client.get("/v1/stacks/alpha", headers=admin)).json()["status"] == "updating"
     assert (await client.get("/v1/stacks", headers=admin)).json()["items"][0]["status"] == "updating"
     assert api.routed == [], "read ahead of the route, from the database"
+
+
+def test_readers_that_miss_together_share_one_read_and_none_joins_a_read_older_than_its_arrival(api: Api) -> None:
+    api.run(_misses_share_a_read)
+
+
+async def _misses_share_a_read(client: httpx.AsyncClient, api: Api) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    views: StackViews = api.app.state.views
+    assert (await client.get("/v1/stacks/alpha", headers=admin)).status_code == 200  # the token is remembered
+    readers = 12
+    arrived, reads, release, read_first = [0], {"one": 0, "page": 0}, threading.Event(), [False]
+    kept, one, page = views.kept, views._one, views._page
+
+    def counted_kept(key: str) -> tuple[bool, Any]:
+        arrived[0] += 1
+        if arrived[0] == readers:  # every reader is in: the read(s) may answer
+            release.set()
+        return kept(key)
+
+    def held(kind: str, read: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            reads[kind] += 1
+            answer = read(*args, **kwargs) if read_first[0] else None
+            assert release.wait(10), "the readers did not all arrive"
+            overlap = time.monotonic() + 0.5  # time for the reads of the others, if each reads its own
+            while not read_first[0] and reads[kind] < readers and time.monotonic() < overlap:
+                time.sleep(0.01)
+            return answer if read_first[0] else read(*args, **kwargs)
+        return counted
+
+    views.kept = counted_kept  # type: ignore[method-assign]
+    views._one = held("one", one)  # type: ignore[method-assign]
+    views._page = held("page", page)  # type: ignore[method-assign]
+    for path, kind in [("/v1/stacks/alpha", "one"), ("/v1/stacks?limit=2", "page")]:
+        api.touch_stacks()  # nothing is kept: every reader misses
+        arrived[0] = 0
+        release.clear()
+        answers = await asyncio.gather(*(client.get(path, headers=admin) for _ in range(readers)))
+        assert all(a.status_code == 200 and a.content == answers[0].content for a in answers), path
+        assert reads[kind] == 1, f"{path}: {readers} readers who missed together read {reads[kind]} times"
+
+    # A read in flight that read before a change: a reader arriving after the change reads anew.
+    api.touch_stacks()
+    arrived[0], read_first[0] = -10**6, True
+    release.clear()
+    early = asyncio.ensure_future(client.get("/v1/stacks/alpha", headers=admin))
+    while reads["one"] < 2:
+        await asyncio.sleep(0.01)
+    with api.db.session() as session:
+        session.query(StackRecord).filter_by(tenant_id="admin", name="alpha").one().status = "updating"
+    release.set()
+    late = await client.get("/v1/stacks/alpha", headers=admin)
+    assert (await early).json()["status"] == "ready"  # read before the change
+    assert late.json()["status"] == "updating", "a reader that arrived after a change got an answer read before it"
+    assert reads["one"] == 3
