@@ -52,7 +52,7 @@ WORKFLOW = "serverless-cases.run"
 POLL_SECONDS = 1.0
 """How often a node looks for runs to take: a run starts within this long of its acceptance."""
 MAX_ENGINE_RECOVERIES = 20
-"""The engine's own bound on re-executions of one workflow; the service's (``runner.MAX_RECOVERIES``)
+"""The engine's own bound on re-executions of one workflow; the service's (``outcomes.MAX_RECOVERIES``)
 is lower and ends the run with a typed error first."""
 
 

@@ -17,10 +17,10 @@ again, on the node's next start or, once the node's lease has run out, on anothe
 re-execution recovers the stack first (lock cancelled, refresh with pending creates cleared) and
 then carries the accepted operation through; the run records that it was recovered.
 
-No engine runs on a node without a lease: a node whose lease ran out kills its engines (whether
-renewals fail or hang) and starts none until it holds a lease again. Then each run it stopped
-goes on here if the engine still has its workflow with this execution, and is left to the
-execution that took it up otherwise (the node was taken for dead and its workflows handed back).
+No engine runs on a node without a lease (:mod:`service.fence`). Once the node holds a lease
+again, each run its fence stopped goes on here if the engine still has its workflow with this
+execution, and is left to the execution that took it up otherwise (the node was taken for dead
+and its workflows handed back). What a run's end does to its records is :mod:`service.outcomes`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import shutil
 import signal
 import subprocess
 import threading
@@ -45,25 +44,22 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import case, select
 
 from programs import backend, targets
-from service import identities, policy, queue, retention, workers
+from service import fence, identities, outcomes, policy, queue, retention, workers
 from service.db import AppliedArguments, Database, Run, RunEvent, StackRecord, StackSettings, utcnow
 from service.durable import DurableRuns, Handlers, NodeStopping, Owned, Superseded
 from service.errors import ServiceError, ToolchainMissing
+from service.fence import Fence
 from service.nodes import Leases
 from service.recorder import EventRecorder
 from service.settings import Settings
 
 LOG = logging.getLogger("serverless_cases.runner")
 FINISHED = queue.FINISHED
-MUTATING = ("up", "update", "destroy")
-_BUSY = {"up": "creating", "update": "updating", "destroy": "destroying", "refresh": "refreshing",
-         "preview": "previewing", "recover": "recovering"}
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 EVENT_BATCH = 50
 PRUNE_SECONDS = 3600.0  # how often old runs are looked for
 RECONCILE_SECONDS = 30.0  # how often queued runs are checked for a ticket the engine lost
 CANCEL_POLL_SECONDS = 0.5  # how often a node looks for cancels (made on any node) of its runs
-LEASE_WATCH_SECONDS = 0.2  # how often a node checks that its own lease has not run out
 STDERR_LINES_KEPT = 2000  # a worker's stderr kept in memory for the log: its last lines
 EVENT_FLUSH_SECONDS = 0.1  # how often the node's runs' new events are written
 
@@ -96,16 +92,14 @@ class Runner:
         every node, this one's threads included, so one stack's acceptance never waits for another's."""
         self.durable = DurableRuns(database_url=settings.database, data_dir=settings.data_dir,
                                    node_id=self.node_id, parallel=settings.max_parallel_runs)
-        self.leases = Leases(db, self.node_id, ",".join(sorted(settings.roles)),
-                             seconds=settings.node_lease_seconds, grace=settings.node_grace_seconds)
+        leases = Leases(db, self.node_id, ",".join(sorted(settings.roles)),
+                        seconds=settings.node_lease_seconds, grace=settings.node_grace_seconds)
         self.workers = workers.Workers(toolchain_bin, settings.run_niceness, forked=settings.warm_worker,
                                        preload=settings.preload_plugins)
         self._running: dict[str, workers.Worker] = {}  # run id -> worker, on this node
         self._signalled: set[str] = set()  # running runs whose worker was told to stop
-        self._fenced: set[str] = set()  # runs stopped because this node lost its lease
-        self._fencing = threading.Lock()
-        self._leased = threading.Event()  # this node holds a lease the others do not take for dead
         self._stopping = threading.Event()
+        self.fence = Fence(leases, self._running, self._stopping)
         self._housekeeper: threading.Thread | None = None
         self._executing = False
         self.events = EventRecorder(db, interval=EVENT_FLUSH_SECONDS, batch=EVENT_BATCH)
@@ -113,8 +107,7 @@ class Runner:
     # -- lifecycle --------------------------------------------------------------------------
     def open(self) -> None:
         """Every node: join the fleet's nodes and connect to the engine (to hand in tickets)."""
-        self.leases.join()
-        self._leased.set()
+        self.fence.join()
         self.durable.open()
 
     def start(self) -> None:
@@ -130,7 +123,7 @@ class Runner:
         and stop this node's engines whenever the lease runs out."""
         self._housekeeper = threading.Thread(target=self._housekeep, name="housekeeper", daemon=True)
         self._housekeeper.start()
-        threading.Thread(target=self._watch_lease, name="lease-watch", daemon=True).start()
+        threading.Thread(target=self.fence.watch, name="lease-watch", daemon=True).start()
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop executing and ask running workers to stop cleanly; the runs they leave stay
@@ -151,7 +144,7 @@ class Runner:
         self.events.stop()
         if not running:  # a node that leaves runs behind keeps its row: its lease says when others take them
             try:
-                self.leases.leave()
+                self.fence.leases.leave()
             except Exception:  # the database may be gone already
                 LOG.warning("could not remove this node's lease")
 
@@ -205,9 +198,9 @@ class Runner:
             dropped = queue.drop(session, run_id, error_type="Cancelled", detail="cancelled before it started")
             if dropped:  # its ticket finds one run fewer to take
                 run = session.get(Run, run_id)
-                stack = self._stack(session, run) if run is not None else None
+                stack = outcomes.stack_of(session, run) if run is not None else None
                 if run is not None and stack is not None:
-                    _back_to_applied(session, stack, run)
+                    outcomes.back_to_applied(session, stack, run)
                 return "cancelled"
             run = session.get(Run, run_id)
             if run is None:
@@ -261,50 +254,7 @@ class Runner:
             LOG.exception("housekeeping: %s failed", getattr(job, "__name__", job))
 
     def _renew(self) -> None:
-        """Renew this node's lease and take over dead nodes' runs. A node whose lease the others
-        take for dead (or took over) stops its runs' engines and joins again."""
-        try:
-            held = self.leases.renew()
-        except Exception:  # the lease watch stops the engines once the lease has run out
-            LOG.exception("could not renew this node's lease")
-            return
-        if not held:
-            self._leased.clear()
-            self._fence()
-            self.leases.join()
-        self._leased.set()
-        if self._executing:
-            for node_id in self.leases.dead():
-                count = self.leases.take_over(node_id, self.durable.recover_node)
-                if count is not None:
-                    LOG.warning("node %s is dead (its lease ran out): %d of its runs are carried on", node_id, count)
-
-    def _watch_lease(self) -> None:
-        """Stop this node's engines once its lease has run out, whether renewals fail or hang (a
-        link that drops packets blocks them): another node may be about to carry the runs on,
-        and two engines must not write one stack. Runs start again only under a lease."""
-        while not self._stopping.wait(LEASE_WATCH_SECONDS):
-            if self.leases.lapsed():
-                self._leased.clear()
-                self._fence()
-
-    def _fence(self) -> None:
-        with self._fencing:
-            live = {run_id: w for run_id, w in list(self._running.items())
-                    if w.poll() is None and run_id not in self._fenced}
-            if live:
-                LOG.error("this node has no lease: stopping the engines of its %d runs", len(live))
-            for run_id, worker in live.items():
-                self._fenced.add(run_id)
-                workers.kill_run(worker.pid)
-
-    def _holds_lease(self) -> bool:
-        return self._leased.is_set() and not self.leases.lapsed()
-
-    def _await_lease(self, run_id: str) -> None:
-        while not self._holds_lease():
-            if self._stopping.wait(LEASE_WATCH_SECONDS):
-                raise NodeStopping(run_id)
+        self.fence.renew(self.durable.recover_node if self._executing else None)
 
     def _look_for_cancels(self) -> None:
         mine = list(self._running)
@@ -364,10 +314,7 @@ class Runner:
                 self._running.pop(run_id, None)
                 self._signalled.discard(run_id)
                 self._warm()
-            with self._fencing:
-                fenced = run_id in self._fenced
-                self._fenced.discard(run_id)
-            if fenced:
+            if self.fence.was_fenced(run_id):
                 LOG.warning("run %s: its engine was stopped while this node had no lease", run_id)
                 continue
             if self._stopping.is_set() and "result" not in outcome and not self._cancel_asked(run_id):
@@ -378,7 +325,7 @@ class Runner:
     def _start(self, run_id: str, owned: Owned) -> tuple[workers.Worker, int] | None:
         if self._stopping.is_set():
             raise NodeStopping(run_id)
-        self._await_lease(run_id)  # no engine starts without a lease
+        self.fence.wait(run_id)  # no engine starts without a lease
         if not owned():  # the workflow went back to the queue (this node was taken for dead) and was taken again
             LOG.warning("run %s: another execution carries it on", run_id)
             raise Superseded(run_id)
@@ -389,16 +336,13 @@ class Runner:
             run.attempts = (run.attempts or 0) + 1
             run.node_id = self.node_id
             again = run.attempts > 1
-            stack = self._stack(session, run)
+            stack = outcomes.stack_of(session, run)
             if run.cancel_requested and not again:  # cancelled between its claim and its start: nothing ran
-                run.status, run.finished_at, run.sealed_secrets = "cancelled", utcnow(), None
-                run.error_type, run.error_detail = "Cancelled", "cancelled before it started"
-                if stack is not None:
-                    stack.status, stack.updated_at = _status_after_failure(run), utcnow()
-                    _back_to_applied(session, stack, run)
+                outcomes.did_not_succeed(session, run, stack, "cancelled",
+                                         {"type": "Cancelled", "detail": "cancelled before it started"})
                 return None
-            if again and run.attempts > MAX_RECOVERIES + 1:
-                self._give_up(session, run, stack)
+            if again and run.attempts > outcomes.MAX_RECOVERIES + 1:
+                outcomes.give_up(session, run, stack)
                 return None
             previous = run.worker_pid
             first_seq = session.scalar(select(RunEvent.seq).where(RunEvent.run_id == run_id)
@@ -413,7 +357,7 @@ class Runner:
             with self.db.session() as session:
                 run = session.get(Run, run_id)
                 assert run is not None
-                stack = self._stack(session, run)
+                stack = outcomes.stack_of(session, run)
                 secrets = self.box.open(run.sealed_secrets)
                 job = self._job(session, run, secrets, recover_first=again)
                 run.worker_pid = worker.pid
@@ -422,7 +366,7 @@ class Runner:
                 elif stack is not None:
                     run.params = {**run.params, "stack_status_before": stack.status}
                 if stack is not None:
-                    stack.status = _BUSY.get(run.kind, "busy")
+                    stack.status = outcomes.busy(run.kind)
                     stack.updated_at = utcnow()
                 self._running[run_id] = worker
         except BaseException:
@@ -436,15 +380,6 @@ class Runner:
         except OSError:  # the worker died before taking its job: following it reports WorkerFailed
             LOG.warning("run %s: its worker exited before taking the job", run_id)
         return worker, first_seq
-
-    def _give_up(self, session: Any, run: Run, stack: StackRecord | None) -> None:
-        run.status, run.finished_at, run.sealed_secrets = "failed", utcnow(), None
-        run.error_type = "RecoveryFailed"
-        run.error_detail = (f"the run's node died {run.attempts - 1} times while it ran; it is not carried on again "
-                            "and its stack is left unrecoverable: refresh, change or delete it")
-        if stack is not None:
-            stack.status, stack.updated_at = "unrecoverable", utcnow()
-            _back_to_applied(session, stack, run)
 
     def _cancel_asked(self, run_id: str) -> bool:
         with self.db.session() as session:
@@ -465,11 +400,7 @@ class Runner:
                 return
             run = session.get(Run, run_id)
             assert run is not None
-            stack = self._stack(session, run)
-            if stack is not None:
-                stack.status = _status_after_failure(run)
-                _back_to_applied(session, stack, run)
-                stack.updated_at = utcnow()
+            outcomes.stack_after_failure(session, run, outcomes.stack_of(session, run))
 
     def _warm(self) -> None:
         """Start (or replace) the fork server, only while no run is in progress: its imports
@@ -531,7 +462,7 @@ class Runner:
             # The worker is followed to its end whatever happens to its events: a worker nobody
             # follows would be out of reach of a cancel and of the fence.
             while not self.events.record(run_id):
-                if not self._holds_lease() or self._stopping.wait(LEASE_WATCH_SECONDS):
+                if not self.fence.holds() or self._stopping.wait(fence.WATCH_SECONDS):
                     self.events.discard(run_id)
                     break
             returncode = worker.wait()
@@ -551,88 +482,28 @@ class Runner:
             run = session.get(Run, run_id)
             if run is None or run.status != "running" or run.node_id != self.node_id:
                 return  # another node took the run over (this node had lost its lease)
-            stack = self._stack(session, run)
+            stack = outcomes.stack_of(session, run)
             run.finished_at, run.sealed_secrets = utcnow(), None
             if outcome.get("stack_settings"):
-                _keep_stack_settings(session, run.pulumi_stack, outcome["stack_settings"])
+                outcomes.keep_stack_settings(session, run.pulumi_stack, outcome["stack_settings"])
             if "result" in outcome:
-                result = outcome["result"]
-                run.status, run.summary = "succeeded", result.get("summary", {})
-                if stack is not None:
-                    if result.get("removed"):
-                        self._cancel_queued(session, run, "the stack was deleted before this run started")
-                        shutil.rmtree(self.settings.workspaces_dir / run.pulumi_stack, ignore_errors=True)
-                        for kept in (session.get(AppliedArguments, stack.pulumi_stack),
-                                     session.get(StackSettings, stack.pulumi_stack)):
-                            if kept is not None:
-                                session.delete(kept)
-                        session.delete(stack)
-                        return
-                    if run.kind in MUTATING_CONFIG:
-                        _record_applied(session, run)
-                    stack.outputs = {k: "[secret]" if v.get("secret") else v.get("value")
-                                     for k, v in result.get("outputs", {}).items()}
-                    if result.get("resource_count") is not None:  # a preview changes nothing
-                        stack.resource_count = result["resource_count"]
-                    stack.status = "ready"
-            else:
-                status, error, recover = self._ending(run, outcome.get("error"), returncode)
-                run.status, run.error_type, run.error_detail = status, error["type"], error["detail"]
-                run.summary = error.get("summary") or {}
-                if stack is not None:
-                    stack.status = _status_after_failure(run)
-                    _back_to_applied(session, stack, run)
-                    if recover:
-                        self._queue_recovery(session, run, stack)
-            if stack is not None:
-                stack.updated_at = utcnow()
-
-    def _ending(self, run: Run, reported: dict[str, Any] | None, returncode: int) -> tuple[str, dict[str, Any], bool]:
-        """How a run that did not succeed ended: (status, typed error, whether its stack needs a
-        recovery). Only a cancel a caller asked for is ``Cancelled``; a worker that dies (killed
-        by the OOM killer, crashed) is ``WorkerFailed``, and its engine is stopped and its stack
-        recovered."""
-        asked = bool(run.cancel_requested)
-        killed = returncode < 0
-        if asked and killed:
-            return "cancelled", {"type": "Cancelled", "detail": "stopped after the cancel grace period"}, True
-        if asked and reported is not None and reported["type"] == "Cancelled":
-            return "cancelled", reported, False
-        if reported is not None and reported["type"] != "Cancelled" and not killed:
-            return "failed", reported, False  # the run itself failed, and said why
-        if run.worker_pid:  # its engine must not outlive it: the recovery would race it for the stack
-            workers.kill_run(run.worker_pid)
-        how = f"killed by signal {-returncode}" if killed else \
-            "stopped by a signal the service did not send" if reported is not None else f"exited with {returncode}"
-        return "failed", {"type": "WorkerFailed", "detail": f"the run's worker died ({how}) before the run ended; "
-                          "its stack is recovered before its next run"}, True
+                outcomes.succeeded(session, run, stack, outcome["result"], self.settings.workspaces_dir)
+                return
+            status, error, recover = outcomes.ending(run, outcome.get("error"), returncode)
+            outcomes.did_not_succeed(session, run, stack, status, error)
+            if recover and stack is not None:
+                self._queue_recovery(session, run, stack)
 
     def _queue_recovery(self, session: Any, run: Run, stack: StackRecord) -> bool:
-        """Queue a recovery of ``run``'s stack, first in its queue, unless its last MAX_RECOVERIES
-        recoveries all failed: the stack then stops as ``unrecoverable`` and the run says why,
-        instead of recovering forever (a person must look: refresh, change or delete it)."""
-        if recoveries_failed_in_a_row(session, stack.pulumi_stack) >= MAX_RECOVERIES:
-            stack.status = "unrecoverable"
-            run.error_type = "RecoveryFailed"
-            run.error_detail = (f"{run.error_detail} ({MAX_RECOVERIES} recoveries of the stack failed in a row: it is "
-                                "left unrecoverable; refresh, change or delete it)")
-            LOG.error("stack %s: %d recoveries failed in a row; not recovering it again", stack.name, MAX_RECOVERIES)
+        """Queue a recovery of ``run``'s stack, first in its queue (unless ``outcomes.may_recover``
+        says its recoveries keep failing)."""
+        if not outcomes.may_recover(session, run, stack):
+            LOG.error("stack %s: %d recoveries failed in a row; not recovering it again", stack.name,
+                      outcomes.MAX_RECOVERIES)
             return False
         self.enqueue(session, tenant_id=run.tenant_id, stack=stack, kind="recover", params=dict(run.params),
                      first=True)
         return True
-
-    @staticmethod
-    def _cancel_queued(session: Any, after: Run, reason: str) -> None:
-        """Cancel the runs of ``after``'s stack still queued (behind a destroy that removed it), each
-        with the same conditional transition a cancel uses (a ticket may be claiming one)."""
-        for run_id in session.scalars(select(Run.id).where(Run.pulumi_stack == after.pulumi_stack,
-                                                           Run.id != after.id, Run.status == "queued")).all():
-            queue.drop(session, run_id, error_type="StackDeleted", detail=reason)
-
-    @staticmethod
-    def _stack(session: Any, run: Run) -> StackRecord | None:
-        return session.scalar(select(StackRecord).where(StackRecord.pulumi_stack == run.pulumi_stack))
 
     # -- upgrades ------------------------------------------------------------------------------
     def _retire_legacy_runs(self) -> None:
@@ -642,76 +513,10 @@ class Runner:
             for run in session.scalars(select(Run).where(Run.status == "running", Run.ticket.is_(None))).all():
                 if run.worker_pid and workers.group(run.worker_pid):
                     workers.stop_group(run.worker_pid, self.settings.cancel_grace_seconds)
-                run.status, run.finished_at, run.sealed_secrets = "interrupted", utcnow(), None
-                run.error_type = "Interrupted"
-                run.error_detail = "the service stopped while this run was in progress; the stack was recovered"
-                stack = self._stack(session, run)
+                stack = outcomes.stack_of(session, run)
+                outcomes.did_not_succeed(session, run, stack, "interrupted", {
+                    "type": "Interrupted",
+                    "detail": "the service stopped while this run was in progress; the stack was recovered"})
                 if stack is not None:
                     stack.status = "recovering"
-                    _back_to_applied(session, stack, run)
                     self._queue_recovery(session, run, stack)
-
-
-def _keep_stack_settings(session: Any, pulumi_stack: str, text: str) -> None:
-    kept = session.get(StackSettings, pulumi_stack)
-    if kept is None:
-        session.add(StackSettings(pulumi_stack=pulumi_stack, text=text, updated_at=utcnow()))
-    elif kept.text != text:
-        kept.text, kept.updated_at = text, utcnow()
-
-
-MUTATING_CONFIG = ("up", "update")  # the runs that apply the stack's arguments
-MAX_RECOVERIES = 3
-
-
-def recoveries_failed_in_a_row(session: Any, pulumi_stack: str) -> int:
-    """How many of the stack's latest finished runs are recoveries that did not succeed."""
-    latest = session.execute(select(Run.kind, Run.status).where(
-        Run.pulumi_stack == pulumi_stack, Run.finished_at.is_not(None)).order_by(Run.finished_at.desc()).limit(
-        MAX_RECOVERIES + 1)).all()
-    count = 0
-    for kind, status in latest:
-        if kind != "recover" or status == "succeeded":
-            break
-        count += 1
-    return count
-
-
-def _record_applied(session: Any, run: Run) -> None:
-    applied = session.get(AppliedArguments, run.pulumi_stack)
-    if applied is None:
-        applied = AppliedArguments(pulumi_stack=run.pulumi_stack)
-        session.add(applied)
-    applied.args = dict(run.params.get("args", {}))
-    applied.secret_arg_names = list(run.params.get("secret_arg_names", []))
-    applied.run_id, applied.applied_at = run.id, utcnow()
-
-
-def _back_to_applied(session: Any, stack: StackRecord, run: Run) -> None:
-    """A change that did not apply (failed, cancelled, interrupted) leaves the stack's desired
-    arguments (what its next run applies) as the latest change still to come has them (queued or
-    running: it carries its own), else as the last successful run applied them. A stack that
-    never applied anything keeps its first arguments."""
-    if run.kind not in MUTATING_CONFIG:
-        return
-    pending = session.scalars(select(Run).where(
-        Run.pulumi_stack == stack.pulumi_stack, Run.id != run.id, Run.kind.in_(MUTATING_CONFIG),
-        Run.status.in_(("queued", "running"))).order_by(Run.queued_at.desc()).limit(1)).first()
-    if pending is not None:
-        stack.args = dict(pending.params.get("args", {}))
-        stack.secret_arg_names = list(pending.params.get("secret_arg_names", []))
-        return
-    applied = session.get(AppliedArguments, stack.pulumi_stack)
-    if applied is not None:
-        stack.args, stack.secret_arg_names = dict(applied.args), list(applied.secret_arg_names)
-
-
-def _status_after_failure(run: Run) -> str:
-    """A failed or cancelled change leaves the stack failed/cancelled; a failed preview or
-    refresh leaves it as it was."""
-    if run.kind in MUTATING or run.kind == "recover":
-        return "cancelled" if run.status == "cancelled" else "failed"
-    before = run.params.get("stack_status_before", "ready")
-    return str(before) if before not in _BUSY.values() else "ready"
-
-

@@ -89,7 +89,7 @@ def test_a_transition_counts_as_a_change_for_readers(db: Database) -> None:
 
 
 def test_recoveries_that_keep_failing_are_counted_until_something_else_ran(db: Database) -> None:
-    from service.runner import recoveries_failed_in_a_row
+    from service.outcomes import recoveries_failed_in_a_row
 
     started = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
     with db.session() as session:
@@ -113,8 +113,7 @@ def _runner(db: Database, tmp_path: Path, *, leased: bool = True) -> Any:
     settings = Settings(data_dir=tmp_path, passphrase="test passphrase", node_id="here")  # type: ignore[arg-type]
     runner = Runner(settings, db, tmp_path / "no-toolchain")
     if leased:  # what Runner.open does, without the engine
-        runner.leases.join()
-        runner._leased.set()
+        runner.fence.join()
     return runner
 
 
@@ -236,7 +235,7 @@ def test_a_runs_last_events_wait_for_the_database_while_the_node_holds_its_lease
             list(range(5))
 
     reachable.clear()
-    runner._leased.clear()  # the lease watch found this node's lease run out
+    runner.fence.lost()  # the lease watch found this node's lease run out
     with _worker_printing(5) as worker:
         assert runner._follow("r2", worker, 0) == ({"result": {"done": True}}, 0)
     reachable.set()
@@ -281,7 +280,7 @@ def test_a_nodes_runs_record_events_through_one_writer_and_its_lease_is_renewed_
     def renew() -> None:  # what the housekeeper does, more often
         while not done.wait(0.2):
             started = time.monotonic()
-            renewals.append(runner.leases.renew())
+            renewals.append(runner.fence.leases.renew())
             slowest[0] = max(slowest[0], time.monotonic() - started)
 
     def follow(run_id: str) -> None:
