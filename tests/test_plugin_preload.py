@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from programs.targets import REPO_ROOT
 from service import workers
 from tests.service_harness import Service, alive, until, wait_run
 from toolchain import preload
@@ -308,7 +309,7 @@ def test_the_preload_folder_of_a_node_that_died_is_removed_by_its_preloaders(pul
             time.sleep(0.1)
         print("loaded", flush=True)
         time.sleep(120)
-    """)], stdout=subprocess.PIPE, text=True, cwd=Path(workers.__file__).parent.parent)
+    """)], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
     with node:
         assert node.stdout is not None
         folder = Path(node.stdout.readline().strip())
