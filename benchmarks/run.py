@@ -235,6 +235,9 @@ def responsiveness(tools: str, work: Path, case: str, stacks: int = 0, **setting
     tenant of ``stacks`` more stacks. The readers are two wrk processes (one thread each): a
     client far cheaper than the server it measures, so the latencies are the service's; their
     CPU is reported beside them."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is missing: `make bench` installs it (Debian's package wrk)")
     service = Service(work / f"svc-reads-{stacks}", tools, max_parallel_runs=4, run_niceness=DEFAULT_RUN_NICENESS,
                       **settings).start()
     if stacks:
@@ -248,7 +251,7 @@ def responsiveness(tools: str, work: Path, case: str, stacks: int = 0, **setting
                     for i in range(4)]
             while any(api.get(f"/v1/runs/{run['id']}").json()["status"] == "queued" for run in runs):
                 time.sleep(0.05)
-            readers = {kind: _wrk(service.base_url + path, READERS // 2)
+            readers = {kind: _wrk(wrk, service.base_url + path, READERS // 2)
                        for kind, path in (("list", "/v1/stacks?limit=100"), ("read", "/v1/stacks/readable"))}
             started = time.monotonic()
             try:
@@ -268,10 +271,7 @@ def responsiveness(tools: str, work: Path, case: str, stacks: int = 0, **setting
     return results
 
 
-def _wrk(url: str, connections: int) -> subprocess.Popen[str]:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("wrk is missing: `make bench` installs it (Debian's package wrk)")
+def _wrk(wrk: str, url: str, connections: int) -> subprocess.Popen[str]:
     return subprocess.Popen([wrk, "-t1", f"-c{connections}", "-d3600s", "--latency", "--timeout", "10s",
                              "-H", f"Authorization: Bearer {ADMIN_TOKEN}", url],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

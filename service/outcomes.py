@@ -37,6 +37,7 @@ def succeeded(session: Any, run: Run, stack: StackRecord | None, result: dict[st
     arguments; a destroy that removed the stack removes its records and workspace and cancels
     the runs still queued behind it."""
     run.status, run.summary = "succeeded", result.get("summary", {})
+    run.finished_at, run.sealed_secrets = utcnow(), None
     if stack is None:
         return
     if result.get("removed"):

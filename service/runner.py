@@ -483,7 +483,6 @@ class Runner:
             if run is None or run.status != "running" or run.node_id != self.node_id:
                 return  # another node took the run over (this node had lost its lease)
             stack = outcomes.stack_of(session, run)
-            run.finished_at, run.sealed_secrets = utcnow(), None
             if outcome.get("stack_settings"):
                 outcomes.keep_stack_settings(session, run.pulumi_stack, outcome["stack_settings"])
             if "result" in outcome:

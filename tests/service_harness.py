@@ -74,11 +74,10 @@ class Service:
     def __init__(self, data_dir: Path, toolchain: str, **settings: Any) -> None:
         self.data_dir = data_dir
         self.gate = Gate(data_dir / "gate")
-        self.port = free_port()
         self.log_path = data_dir / "service.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("SERVERLESS_CASES_", "PULUMI_"))}
         self.env.update({
-            "SERVERLESS_CASES_DATA_DIR": str(data_dir), "SERVERLESS_CASES_PORT": str(self.port),
+            "SERVERLESS_CASES_DATA_DIR": str(data_dir),
             "SERVERLESS_CASES_BOOTSTRAP_TOKEN": ADMIN_TOKEN, "SERVERLESS_CASES_TOOLCHAIN_BIN": toolchain,
             "PULUMI_HOME": str(data_dir / "pulumi-home"), "SERVERLESS_CASES_SANDBOX_GATE_DIR": str(self.gate.folder),
         })
@@ -88,7 +87,7 @@ class Service:
         self.env.update({f"SERVERLESS_CASES_{k.upper()}": str(v) for k, v in settings.items()})
         self.process: subprocess.Popen[bytes] | None = None
         self._log: Any = None
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.use_port(free_port())
 
     def start(self, timeout: float = 60) -> Service:
         """Start the service and wait until it answers. Its port was free when it was chosen; any
