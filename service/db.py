@@ -417,9 +417,13 @@ def note_changed(session: Session, *tables: str) -> None:
     session.info["changed_tables"] = session.info.get("changed_tables", set()) | set(tables)
 
 
+COUNTED_AS = {"applied_arguments": "stacks"}
+"""A table whose rows are part of another's views, and counts as a change of that one."""
+
+
 def _note_changed_tables(session: Session, _flush_context: Any) -> None:
-    tables = {getattr(obj, "__tablename__", None) for obj in (*session.new, *session.dirty, *session.deleted)}
-    watched = tables.intersection(Database.WATCHED)
+    tables = {getattr(obj, "__tablename__", "") for obj in (*session.new, *session.dirty, *session.deleted)}
+    watched = {COUNTED_AS.get(table, table) for table in tables}.intersection(Database.WATCHED)
     if watched:
         session.info["changed_tables"] = session.info.get("changed_tables", set()) | watched
 

@@ -4,10 +4,11 @@ and kept ones nothing else."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
@@ -15,15 +16,16 @@ from typing import cast
 import httpx
 import pytest
 from sqlalchemy import event, update
+from sqlalchemy.orm import Session
 from starlette.types import Message, Receive, Scope, Send
 
 from service import db as db_module
 from service.app import Arrival, create_app
 from service.auth import Principals, issue_token
-from service.db import Database, FreshReads, Remembered, Run, RunEvent, StackRecord, Tenant, note_changed
+from service.db import AppliedArguments, Database, FreshReads, Remembered, Run, RunEvent, StackRecord, Tenant, note_changed
 from service.engine import _holds_secret
 from service.settings import Settings
-from service.views import RunViews, StackViews
+from service.views import RunViews, StackViews, stack_read
 
 
 @pytest.fixture
@@ -78,6 +80,81 @@ def test_stack_reads_follow_every_stack_and_run_change(db: Database) -> None:
     with db.session() as session:  # a deleted stack
         session.delete(session.query(StackRecord).filter_by(name="beta").one())
     assert views.one("acme", "beta") is None and _names(views, "acme") == ["alpha"]
+
+
+def _rendered_now(db: Database, tenant: str, name: str) -> bytes:
+    """The stack's view rendered from its rows as they are now, nothing reused."""
+    with db.session() as session:
+        stack = session.query(StackRecord).filter_by(tenant_id=tenant, name=name).one()
+        run = session.get(Run, stack.last_run_id) if stack.last_run_id else None
+        return stack_read(stack, run, session.get(AppliedArguments, stack.pulumi_stack)).model_dump_json().encode()
+
+
+def _change(db: Database, edit: Callable[[StackRecord, Run, AppliedArguments | None, Session], object]) -> None:
+    with db.session() as session:
+        stack = session.query(StackRecord).filter_by(name="alpha").one()
+        edit(stack, session.get_one(Run, stack.last_run_id), session.get(AppliedArguments, "acme.alpha"), session)
+
+
+LATER = dt.datetime(2031, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+EVERY_SHOWN_CHANGE: dict[str, Callable[[StackRecord, Run, AppliedArguments | None, Session], object]] = {
+    "arguments": lambda stack, *_: setattr(stack, "args", {**stack.args, "cache_ttl_seconds": 30}),
+    "secret argument names": lambda stack, *_: setattr(stack, "secret_arg_names", ["db_password"]),
+    "status": lambda stack, *_: setattr(stack, "status", "updating"),
+    "outputs": lambda stack, *_: setattr(stack, "outputs", {"api_url": "https://b.example"}),
+    "resource count": lambda stack, *_: setattr(stack, "resource_count", 41),
+    "case": lambda stack, *_: setattr(stack, "case", "blog"),
+    "target": lambda stack, *_: setattr(stack, "target", "aws"),
+    "created at": lambda stack, *_: setattr(stack, "created_at", LATER),
+    "updated at": lambda stack, *_: setattr(stack, "updated_at", LATER),
+    "the last run's status": lambda _, run, *__: setattr(run, "status", "failed"),
+    "the last run's kind": lambda _, run, *__: setattr(run, "kind", "refresh"),
+    "another last run": lambda stack, run, _, session: (
+        session.add(Run(id="run-2", tenant_id="acme", stack_name="alpha", pulumi_stack="acme.alpha", kind=run.kind,
+                        status=run.status)), setattr(stack, "last_run_id", "run-2")),
+    "applied arguments": lambda *row: setattr(row[2], "args", {"cache_ttl_seconds": 5}),
+    "applied secret names": lambda *row: setattr(row[2], "secret_arg_names", ["token"]),
+    "no applied arguments": lambda *row: row[3].delete(row[2]),
+    "applied arguments again": lambda *row: row[3].add(AppliedArguments(pulumi_stack="acme.alpha", args={}, run_id="x")),
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_db(request: pytest.FixtureRequest, db: Database) -> Iterator[Database]:
+    """The embedded database, or a fleet's (a fresh PostgreSQL database)."""
+    if request.param == "sqlite":
+        yield db
+        return
+    url = request.getfixturevalue("database")
+    shared = Database(f"postgresql+psycopg://{url.removeprefix('postgresql://')}")
+    with shared.session() as session:
+        session.add_all([Tenant(id="acme"), Tenant(id="globex")])
+    yield shared
+    shared.dispose()
+
+
+def test_a_stacks_view_is_the_one_its_rows_render_now_whatever_it_shows_changed(either_db: Database) -> None:
+    # A page re-read after a change reuses the views of the stacks whose rows did not change:
+    # a change to anything a view shows must be seen as a change (on a fleet's database too, where
+    # the rows' JSON and times come back as that server writes them).
+    db = either_db
+    views = StackViews(db)
+    for name in ("alpha", "beta"):
+        _stack(db, "acme", name)
+    with db.session() as session:
+        session.add(_alpha_run("update", "succeeded"))
+        session.add(AppliedArguments(pulumi_stack="acme.alpha", args={"cache_ttl_seconds": 60}, run_id="run-1"))
+        session.query(StackRecord).filter_by(name="alpha").one().last_run_id = "run-1"
+    for what, edit in EVERY_SHOWN_CHANGE.items():
+        before = views.page("acme", limit=100)[0][0]
+        views.one("acme", "alpha")
+        _change(db, edit)
+        now = _rendered_now(db, "acme", "alpha")
+        assert now != before, what
+        assert views.page("acme", limit=100)[0][0] == now, what
+        assert views.one("acme", "alpha") == now, what
+        assert views.page("acme", limit=1) == ([now], "alpha"), what
+    assert views.page("acme", limit=100)[0][1] == _rendered_now(db, "acme", "beta")
 
 
 def test_a_rolled_back_change_is_never_shown(db: Database) -> None:
