@@ -8,6 +8,7 @@ count is not served.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -35,13 +36,24 @@ def _shown(args: dict[str, Any], secret_names: list[str]) -> dict[str, Any]:
 
 
 def stack_read(stack: StackRecord, last_run: Run | None, applied: AppliedArguments | None = None) -> StackRead:
+    return shown_read(stack.name, stack.case, stack.target, stack.pulumi_stack, stack.args, stack.secret_arg_names,
+                      stack.status, stack.outputs, stack.resource_count, stack.created_at, stack.updated_at,
+                      *((last_run.id, last_run.kind, last_run.status) if last_run else (None, None, None)),
+                      *((applied.args, applied.secret_arg_names) if applied is not None else (None, None)))
+
+
+def shown_read(name: str, case: str, target: str, pulumi_stack: str, args: dict[str, Any], secret_arg_names: list[str],
+               status: str, outputs: dict[str, Any], resource_count: int, created_at: dt.datetime,
+               updated_at: dt.datetime, run_id: str | None, run_kind: str | None, run_status: str | None,
+               applied_args: dict[str, Any] | None, applied_secret_arg_names: list[str] | None) -> StackRead:
+    """A stack's view from what it shows (in ``SHOWN``'s order)."""
     return StackRead(
-        name=stack.name, case=stack.case, target=stack.target, pulumi_stack=stack.pulumi_stack,  # type: ignore[arg-type]
-        arguments=_shown(stack.args, stack.secret_arg_names),
-        applied_arguments=_shown(applied.args, applied.secret_arg_names) if applied is not None else None,
-        status=stack.status, outputs=stack.outputs, resource_count=stack.resource_count,
-        last_run=RunRef(id=last_run.id, kind=last_run.kind, status=last_run.status) if last_run else None,  # type: ignore[arg-type]
-        created_at=stack.created_at, updated_at=stack.updated_at)
+        name=name, case=case, target=target, pulumi_stack=pulumi_stack,  # type: ignore[arg-type]
+        arguments=_shown(args, secret_arg_names),
+        applied_arguments=_shown(applied_args, applied_secret_arg_names or []) if applied_args is not None else None,
+        status=status, outputs=outputs, resource_count=resource_count,
+        last_run=RunRef(id=run_id, kind=run_kind, status=run_status) if run_id else None,  # type: ignore[arg-type]
+        created_at=created_at, updated_at=updated_at)
 
 
 def page_json(items: list[bytes], following: str | None) -> bytes:
@@ -57,12 +69,17 @@ def _text(column: Any, label: str) -> Any:
 SHOWN = (StackRecord.name, StackRecord.case, StackRecord.target, StackRecord.pulumi_stack,
          _text(StackRecord.args, "args"), _text(StackRecord.secret_arg_names, "secret_arg_names"),
          StackRecord.status, _text(StackRecord.outputs, "outputs"), StackRecord.resource_count,
-         _text(StackRecord.created_at, "created_at"), _text(StackRecord.updated_at, "updated_at"),
-         Run.id, Run.kind, Run.status,
+         StackRecord.created_at, StackRecord.updated_at, Run.id, Run.kind, Run.status,
          _text(AppliedArguments.args, "applied_args"), _text(AppliedArguments.secret_arg_names, "applied_secrets"))
-"""Every column a stack's view shows (``stack_read``), as the database holds it: JSON and times as
-text, so that a row is read without parsing and can be a key. Equal rows show equal views."""
-NAME, PULUMI_STACK = 0, 3  # where SHOWN has them
+"""Every column a stack's view shows (``shown_read``'s arguments, in order), JSON as the text the
+database holds: a row is read without parsing JSON and can be a key, and equal rows show equal views."""
+NAME = 0
+JSON_TEXT = (4, 5, 7, 14, 15)  # where SHOWN has JSON as text
+
+
+def _render(row: tuple[Any, ...]) -> bytes:
+    values = [json.loads(v) if i in JSON_TEXT and v is not None else v for i, v in enumerate(row)]
+    return shown_read(*values).model_dump_json().encode()
 
 
 class StackViews:
@@ -71,10 +88,10 @@ class StackViews:
     while no stack or run changed (on any node: ``Database.version``), so reads between changes
     cost no query on SQLite and one tiny one on PostgreSQL.
 
-    After a change, a page is read again as the raw columns it shows (``SHOWN``), and each stack's
-    view is rendered only if its row is not one already rendered: a run changes one stack of the
-    page, and the other 99 views are reused (loading and rendering a page of stacks whole took
-    about 7 ms of CPU, under the GIL that every reader shares)."""
+    After a change, a page is read again as the columns its views show (``SHOWN``), and a stack's
+    view is rendered only if its row is not one rendered before: a run changes one stack of a
+    page, and the other 99 views are reused (loading a page of stacks through the ORM and
+    rendering it whole took about 7 ms of CPU, under the GIL every reader shares)."""
 
     RENDERED_LIMIT = 20_000
 
@@ -133,25 +150,22 @@ class StackViews:
             where.append(StackRecord.status == status)
         with self.db.session() as session:
             found = self._views(session, where, limit=limit + 1)
-        items = [view for _, view in found[:limit] if view is not None]
-        return items, found[limit - 1][0] if len(found) > limit else None
+        return [view for _, view in found[:limit]], found[limit - 1][0] if len(found) > limit else None
 
-    def _views(self, session: Session, where: list[Any], *, limit: int) -> list[tuple[str, bytes | None]]:
+    def _views(self, session: Session, where: list[Any], *, limit: int) -> list[tuple[str, bytes]]:
         """(name, view) of the first ``limit`` stacks matching ``where``, by name; a view is rendered
-        only for a row not rendered before, and is None for a stack deleted while it was read."""
-        rows = [tuple(row) for row in session.execute(
-            self._joined(select(*SHOWN).select_from(StackRecord)).where(*where).order_by(StackRecord.name).limit(limit))]
-        views = {row[PULUMI_STACK]: self._rendered.get(row) for row in rows}
-        missed = [stack for stack, view in views.items() if view is None]
-        if missed:  # each rendered from the row read with it (a later one, if the stack changed since)
-            if len(self._rendered) + len(missed) > self.RENDERED_LIMIT:
-                self._rendered = {}
-            fresh = session.execute(self._joined(select(StackRecord, Run, AppliedArguments, *SHOWN))
-                                    .where(StackRecord.pulumi_stack.in_(missed)))
-            for stack, run, applied, *row in fresh:
-                view = stack_read(stack, run, applied).model_dump_json().encode()
-                self._rendered[tuple(row)] = views[stack.pulumi_stack] = view
-        return [(row[NAME], views[row[PULUMI_STACK]]) for row in rows]
+        only for a row not rendered before."""
+        rows = session.execute(self._joined(select(*SHOWN).select_from(StackRecord)).where(*where)
+                               .order_by(StackRecord.name).limit(limit))
+        found = []
+        for row in map(tuple, rows):
+            view = self._rendered.get(row)
+            if view is None:
+                if len(self._rendered) >= self.RENDERED_LIMIT:
+                    self._rendered = {}
+                view = self._rendered[row] = _render(row)
+            found.append((row[NAME], view))
+        return found
 
 
 class RunViews:
