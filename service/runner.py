@@ -20,37 +20,36 @@ then carries the accepted operation through; the run records that it was recover
 No engine runs on a node without a lease (:mod:`service.fence`). Once the node holds a lease
 again, each run its fence stopped goes on here if the engine still has its workflow with this
 execution, and is left to the execution that took it up otherwise (the node was taken for dead
-and its workflows handed back). What a run's end does to its records is :mod:`service.outcomes`.
+and its workflows handed back). What a run's end does to its records is :mod:`service.outcomes`;
+what its worker is told, :mod:`service.jobs`; the node's chores (lease, cancels made on other
+nodes, lost tickets, pruning), :mod:`service.housekeeping`.
 """
 
 from __future__ import annotations
 
-import base64
 import collections
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import logging
 import signal
 import subprocess
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import case, select
 
-from programs import backend, targets
-from service import fence, identities, outcomes, policy, queue, retention, workers
-from service.db import AppliedArguments, Database, Run, RunEvent, StackRecord, StackSettings, utcnow
+from service import fence, jobs, outcomes, queue, retention, workers
+from service.db import Database, Run, RunEvent, StackRecord, utcnow
 from service.durable import DurableRuns, Handlers, NodeStopping, Owned, Superseded
 from service.errors import ServiceError, ToolchainMissing
 from service.fence import Fence
+from service.housekeeping import Chore, Housekeeper
 from service.nodes import Leases
 from service.recorder import EventRecorder
+from service.sealing import InvalidToken, SecretBox
 from service.settings import Settings
 
 LOG = logging.getLogger("serverless_cases.runner")
@@ -62,20 +61,6 @@ RECONCILE_SECONDS = 30.0  # how often queued runs are checked for a ticket the e
 CANCEL_POLL_SECONDS = 0.5  # how often a node looks for cancels (made on any node) of its runs
 STDERR_LINES_KEPT = 2000  # a worker's stderr kept in memory for the log: its last lines
 EVENT_FLUSH_SECONDS = 0.1  # how often the node's runs' new events are written
-
-
-class SecretBox:
-    """Seals secret argument values of queued runs (Fernet, key derived from the passphrase)."""
-
-    def __init__(self, key_material: bytes) -> None:
-        self._fernet = Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"serverless-cases/runs\0" + key_material)
-                                                       .digest()))
-
-    def seal(self, values: dict[str, Any]) -> str | None:
-        return self._fernet.encrypt(json.dumps(values).encode()).decode() if values else None
-
-    def open(self, sealed: str | None) -> dict[str, Any]:
-        return json.loads(self._fernet.decrypt(sealed.encode())) if sealed else {}
 
 
 class Runner:
@@ -100,7 +85,7 @@ class Runner:
         self._signalled: set[str] = set()  # running runs whose worker was told to stop
         self._stopping = threading.Event()
         self.fence = Fence(leases, self._running, self._stopping)
-        self._housekeeper: threading.Thread | None = None
+        self._housekeeper: Housekeeper | None = None
         self._executing = False
         self.events = EventRecorder(db, interval=EVENT_FLUSH_SECONDS, batch=EVENT_BATCH)
 
@@ -121,7 +106,13 @@ class Runner:
     def watch(self) -> None:
         """Keep this node's lease (and, with the runs role, cancels, dead nodes, pruning) going,
         and stop this node's engines whenever the lease runs out."""
-        self._housekeeper = threading.Thread(target=self._housekeep, name="housekeeper", daemon=True)
+        lease = self.settings.node_lease_seconds
+        self._housekeeper = Housekeeper([
+            Chore("renewing the lease", lease / 3, self._renew, runs_role=False),
+            Chore("looking for cancels", 0.0, self._look_for_cancels),  # every round
+            Chore("handing in lost tickets", RECONCILE_SECONDS, self.reconcile),
+            Chore("pruning old runs", PRUNE_SECONDS, self._prune, at_once=True),
+        ], stopping=self._stopping, executing=lambda: self._executing, round_seconds=CANCEL_POLL_SECONDS)
         self._housekeeper.start()
         threading.Thread(target=self.fence.watch, name="lease-watch", daemon=True).start()
 
@@ -153,7 +144,7 @@ class Runner:
 
     def scheduling(self) -> bool:
         """Whether this node executes runs (for readiness)."""
-        alive = self._housekeeper is not None and self._housekeeper.is_alive()
+        alive = self._housekeeper is not None and self._housekeeper.alive()
         return self._executing and alive and not self._stopping.is_set()
 
     # -- submitting and cancelling ------------------------------------------------------------
@@ -227,32 +218,7 @@ class Runner:
             LOG.warning("run %s did not stop within the grace period; killing it", run_id)
             workers.kill_run(worker.pid)
 
-    # -- housekeeping -------------------------------------------------------------------------
-    def _housekeep(self) -> None:
-        renewed = reconciled = time.monotonic()
-        pruned = renewed - PRUNE_SECONDS
-        while not self._stopping.wait(CANCEL_POLL_SECONDS):
-            now = time.monotonic()
-            if now - renewed >= self.settings.node_lease_seconds / 3:
-                renewed = now
-                self._guarded(self._renew)
-            if not self._executing:
-                continue
-            self._guarded(self._look_for_cancels)
-            if now - reconciled >= RECONCILE_SECONDS:
-                reconciled = now
-                self._guarded(self.reconcile)
-            if now - pruned >= PRUNE_SECONDS:
-                pruned = now
-                self._guarded(self._prune)
-
-    @staticmethod
-    def _guarded(job: Any) -> None:
-        try:
-            job()
-        except Exception:  # housekeeping must go on: the next round retries
-            LOG.exception("housekeeping: %s failed", getattr(job, "__name__", job))
-
+    # -- housekeeping chores (:mod:`service.housekeeping`) ------------------------------------
     def _renew(self) -> None:
         self.fence.renew(self.durable.recover_node if self._executing else None)
 
@@ -359,7 +325,8 @@ class Runner:
                 assert run is not None
                 stack = outcomes.stack_of(session, run)
                 secrets = self.box.open(run.sealed_secrets)
-                job = self._job(session, run, secrets, recover_first=again)
+                job = jobs.describe(session, self.settings, run, secrets, toolchain_bin=self.toolchain_bin,
+                                    plugin_env=self.workers.plugin_env(), recover_first=again)
                 run.worker_pid = worker.pid
                 if again:
                     run.recovered = True
@@ -408,35 +375,6 @@ class Runner:
         if self._running or not self.toolchain_ready() or self._stopping.is_set():
             return
         self.workers.warm()
-
-    def _job(self, session: Any, run: Run, secrets: dict[str, Any], *, recover_first: bool) -> dict[str, Any]:
-        identity = identities.for_target(session, run.tenant_id, run.params["target"])
-        applied = session.get(AppliedArguments, run.pulumi_stack)
-        stored = session.get(StackSettings, run.pulumi_stack)
-        packs, configs = policy.job_packs(policy.for_tenant(session, run.tenant_id),
-                                          self.settings.workspaces_dir / run.pulumi_stack / ".policy")
-        env = targets.engine_env(run.params["target"], workers.base_env(), str(self.toolchain_bin))
-        env.update(self.settings.pulumi_secrets_env())
-        env.update(backend.compression_env(self.settings.state_compression))
-        env.update({"PULUMI_BACKEND_URL": self.settings.backend,
-                    "SANDBOX_CLOUD_DIR": str(self.settings.sandbox_cloud_dir),
-                    "SANDBOX_LATENCY_MS": str(self.settings.sandbox_latency_ms)})
-        if self.settings.sandbox_gate_dir is not None:
-            env["SANDBOX_GATE_DIR"] = str(self.settings.sandbox_gate_dir)
-        env.update(self.workers.plugin_env())
-        return {
-            "run_id": run.id, "kind": run.kind, "pulumi_stack": run.pulumi_stack, "case": run.params["case"],
-            "target": run.params["target"], "args": run.params.get("args", {}), "secret_args": secrets,
-            "workspace_dir": str(self.settings.workspaces_dir / run.pulumi_stack), "env": env,
-            "toolchain_bin": str(self.toolchain_bin), "secrets_provider": self.settings.secrets_provider,
-            "secret_arg_names": list(run.params.get("secret_arg_names", [])),
-            "kept_secret_names": list(applied.secret_arg_names) if applied is not None else [],
-            "unprotect": bool(run.params.get("delete_data")),
-            "assume_roles": identity.assume_roles(run.tenant_id),
-            "policy_packs": packs, "policy_pack_configs": configs,
-            "stack_settings": stored.text if stored is not None else None,
-            "recover_first": recover_first, "parallel": self.settings.run_parallelism,
-        }
 
     # -- following a worker ------------------------------------------------------------------
     def _follow(self, run_id: str, worker: workers.Worker, first_seq: int) -> tuple[dict[str, Any], int]:
