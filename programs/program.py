@@ -80,7 +80,8 @@ def warm_up() -> None:
         for case in CASES.values():
             try:
                 contextvars.copy_context().run(build_case, case, dict(case.example_args), SandboxMocks(),
-                                               stack="warm-up", logger=_WARM_UP_LOG)
+                                               stack="warm-up", logger=_WARM_UP_LOG,
+                                               source_positions=True)  # as a run registers
             except Exception as exc:  # a warm-up is an optimisation: a case that fails here fails in its run
                 LOG.warning("warming up case %s failed: %s", case.name, exc)
     finally:

@@ -1,0 +1,92 @@
+"""A case built under mocks registers its resources without the SDK's source positions (mocks
+never read them), and the process gets them back afterwards, whatever the build did: the fork
+server builds every case under mocks before it forks the runs' programs, whose registrations keep
+theirs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime import resource as registration
+
+from components import get_case
+from sandbox.mocks import SandboxMocks, build_case
+
+
+class Recording(SandboxMocks):
+    """Mocks that fail at the first AWS resource when asked."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        if self.fail and args.typ.startswith("aws:"):
+            raise RuntimeError("the build fails here")
+        return super().new_resource(args)
+
+
+def frames_now() -> int:
+    return len(registration._get_stack_trace().frames)
+
+
+def declared_here() -> int:
+    """The frames the SDK records for a resource declared in this test (three __init__ calls deep)."""
+
+    class Resource:
+        def __init__(self) -> None:
+            self.frames = Inner().frames
+
+    class Inner:
+        def __init__(self) -> None:
+            self.frames = Innermost().frames
+
+    class Innermost:
+        def __init__(self) -> None:
+            self.frames = frames_now()
+
+    return Resource().frames
+
+
+def test_a_build_under_mocks_registers_no_source_positions_and_gives_them_back() -> None:
+    case = get_case("software-updates")
+    assert declared_here() > 0, "the SDK records where a resource is declared"
+    seen: list[bool] = []
+    walk = registration._get_stack_trace
+    recording = Recording()
+    original_new = recording.new_resource
+
+    def noting(args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        seen.append(registration._get_stack_trace is walk)  # registered with the stack walked?
+        return original_new(args)
+
+    recording.new_resource = noting  # type: ignore[method-assign]
+    build_case(case, dict(case.example_args), recording)
+    assert seen and not any(seen)
+    assert registration._get_stack_trace is walk and declared_here() > 0
+
+
+def test_source_positions_come_back_after_a_build_that_fails() -> None:
+    case = get_case("software-updates")
+    walk = registration._get_stack_trace
+    with pytest.raises(Exception, match="the build fails here"):
+        build_case(case, dict(case.example_args), Recording(fail=True))
+    assert registration._get_stack_trace is walk and declared_here() > 0
+
+
+def test_a_build_asked_for_source_positions_keeps_them() -> None:
+    case = get_case("software-updates")
+    walk = registration._get_stack_trace
+    seen: list[bool] = []
+    recording = Recording()
+    original_new = recording.new_resource
+
+    def noting(args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        seen.append(registration._get_stack_trace is walk)
+        return original_new(args)
+
+    recording.new_resource = noting  # type: ignore[method-assign]
+    build_case(case, dict(case.example_args), recording, source_positions=True)
+    assert seen and all(seen)
