@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -123,6 +124,16 @@ def own_event_loop() -> Iterator[None]:
         asyncio.set_event_loop(None)  # the SDK's next build makes a loop of its own
 
 
+_positions = threading.Lock()
+_positions_off: list[Any] = []  # the SDK's own function, while a block is in progress (one per block)
+
+
+def _empty_stack() -> Any:
+    from pulumi.runtime.proto import source_pb2
+
+    return source_pb2.StackTrace()
+
+
 @contextlib.contextmanager
 def without_source_positions() -> Iterator[None]:
     """Register resources without the SDK's record of where each was declared.
@@ -131,16 +142,24 @@ def without_source_positions() -> Iterator[None]:
     frame's source line read, each file's path made a URI) to tell the engine where the resource
     was declared; mocks never read it, and it is about a fifth of a registration's time under
     mocks. The SDK has no setting for it: its one function that does it (pulumi 3.x,
-    ``pulumi.runtime.resource._get_stack_trace``) answers an empty stack inside the block."""
+    ``pulumi.runtime.resource._get_stack_trace``) answers an empty stack inside the block. Blocks
+    may overlap (nested, or in threads): the SDK's function comes back when the last one ends."""
     from pulumi.runtime import resource as registration
-    from pulumi.runtime.proto import source_pb2
 
-    walk = registration._get_stack_trace  # an AttributeError here: the pinned SDK moved it
-    registration._get_stack_trace = source_pb2.StackTrace  # an empty stack
+    with _positions:
+        if not _positions_off:
+            walk = registration._get_stack_trace  # an AttributeError here: the pinned SDK moved it
+            registration._get_stack_trace = _empty_stack
+        else:
+            walk = _positions_off[0]
+        _positions_off.append(walk)
     try:
         yield
     finally:
-        registration._get_stack_trace = walk
+        with _positions:
+            _positions_off.pop()
+            if not _positions_off:
+                registration._get_stack_trace = walk
 
 
 def build_case(case: Any, args: dict[str, Any], mocks: pulumi.runtime.Mocks, *, stack: str = "unit",

@@ -12,7 +12,7 @@ import pytest
 from pulumi.runtime import resource as registration
 
 from components import get_case
-from sandbox.mocks import SandboxMocks, build_case
+from sandbox.mocks import SandboxMocks, build_case, without_source_positions
 
 
 class Recording(SandboxMocks):
@@ -90,3 +90,14 @@ def test_a_build_asked_for_source_positions_keeps_them() -> None:
     recording.new_resource = noting  # type: ignore[method-assign]
     build_case(case, dict(case.example_args), recording, source_positions=True)
     assert seen and all(seen)
+
+
+def test_overlapping_builds_give_the_sdk_its_own_function_back_when_the_last_ends() -> None:
+    walk = registration._get_stack_trace
+    first, second = without_source_positions(), without_source_positions()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first to start ends first, as two threads' builds may
+    assert registration._get_stack_trace is not walk, "a block still in progress keeps them off"
+    second.__exit__(None, None, None)
+    assert registration._get_stack_trace is walk and declared_here() > 0
