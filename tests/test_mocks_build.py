@@ -15,16 +15,21 @@ from components import get_case
 from sandbox.mocks import SandboxMocks, build_case, without_source_positions
 
 
-class Recording(SandboxMocks):
-    """Mocks that fail at the first AWS resource when asked."""
+class Noting(SandboxMocks):
+    """Mocks that note, for each AWS resource registered, whether the SDK walked the stack for it,
+    and fail at the first one when asked."""
 
     def __init__(self, fail: bool = False) -> None:
         super().__init__()
         self.fail = fail
+        self.walked: list[bool] = []
+        self.walk = registration._get_stack_trace
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        if self.fail and args.typ.startswith("aws:"):
-            raise RuntimeError("the build fails here")
+        if args.typ.startswith("aws:"):
+            if self.fail:
+                raise RuntimeError("the build fails here")
+            self.walked.append(registration._get_stack_trace is self.walk)
         return super().new_resource(args)
 
 
@@ -53,43 +58,25 @@ def declared_here() -> int:
 def test_a_build_under_mocks_registers_no_source_positions_and_gives_them_back() -> None:
     case = get_case("software-updates")
     assert declared_here() > 0, "the SDK records where a resource is declared"
-    seen: list[bool] = []
-    walk = registration._get_stack_trace
-    recording = Recording()
-    original_new = recording.new_resource
-
-    def noting(args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        seen.append(registration._get_stack_trace is walk)  # registered with the stack walked?
-        return original_new(args)
-
-    recording.new_resource = noting  # type: ignore[method-assign]
-    build_case(case, dict(case.example_args), recording)
-    assert seen and not any(seen)
-    assert registration._get_stack_trace is walk and declared_here() > 0
+    mocks = Noting()
+    build_case(case, dict(case.example_args), mocks)
+    assert mocks.walked and not any(mocks.walked)
+    assert registration._get_stack_trace is mocks.walk and declared_here() > 0
 
 
 def test_source_positions_come_back_after_a_build_that_fails() -> None:
     case = get_case("software-updates")
     walk = registration._get_stack_trace
     with pytest.raises(Exception, match="the build fails here"):
-        build_case(case, dict(case.example_args), Recording(fail=True))
+        build_case(case, dict(case.example_args), Noting(fail=True))
     assert registration._get_stack_trace is walk and declared_here() > 0
 
 
 def test_a_build_asked_for_source_positions_keeps_them() -> None:
     case = get_case("software-updates")
-    walk = registration._get_stack_trace
-    seen: list[bool] = []
-    recording = Recording()
-    original_new = recording.new_resource
-
-    def noting(args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        seen.append(registration._get_stack_trace is walk)
-        return original_new(args)
-
-    recording.new_resource = noting  # type: ignore[method-assign]
-    build_case(case, dict(case.example_args), recording, source_positions=True)
-    assert seen and all(seen)
+    mocks = Noting()
+    build_case(case, dict(case.example_args), mocks, source_positions=True)
+    assert mocks.walked and all(mocks.walked)
 
 
 def test_overlapping_builds_give_the_sdk_its_own_function_back_when_the_last_ends() -> None:
