@@ -218,22 +218,49 @@ def _destination_accepts(cloud: Cloud, kind: str, arn: str, bucket_arn: str) -> 
     return any(_admits_service(p.get("policy"), "s3.amazonaws.com", [action], bucket_arn) for p in policies)
 
 
+def _function_invocable(cloud: Cloud, arn: str, bucket_arn: str) -> bool:
+    """A Lambda function S3 may invoke for this bucket: it exists, and a permission of its (by
+    name or ARN, the same qualifier) lets ``s3.amazonaws.com`` invoke it from this bucket (a
+    ``sourceArn`` pattern that matches it, or none) of this account (a ``sourceAccount`` that is
+    this account's, or none)."""
+    parts = arn.split(":")
+    unqualified, qualifier = ":".join(parts[:7]), (parts[7] if len(parts) > 7 else None)
+    found = cloud.find("aws:lambda/function:Function", arn=unqualified)
+    if not found:
+        return False
+    names = {found[0].get("name"), unqualified}
+    for permission in cloud.find("aws:lambda/permission:Permission"):
+        source_arn, source_account = permission.get("sourceArn"), permission.get("sourceAccount")
+        if (permission.get("function") in names and permission.get("qualifier") == qualifier
+                and permission.get("principal") == "s3.amazonaws.com"
+                and permission.get("action") in ("lambda:InvokeFunction", "lambda:*")
+                and (not source_arn or fnmatch.fnmatchcase(bucket_arn, str(source_arn)))
+                and (not source_account or source_account == cloud.identity.account)):
+            return True
+    return False
+
+
 @rule_at_call("aws:s3/bucketNotification:BucketNotification")
 def s3_validates_notification_destinations(inputs: Inputs, cloud: Cloud) -> AwsError | None:
-    """PutBucketNotificationConfiguration: S3 sends a test message to every SNS topic and SQS queue
-    it is given. A destination whose policy does not let ``s3.amazonaws.com`` publish (or send)
-    for this bucket, or that is encrypted with an AWS managed key (``alias/aws/sns``,
-    ``alias/aws/sqs``: their key policies cannot admit S3) or a key whose policy does not admit S3,
-    fails the whole call with ``InvalidArgument: Unable to validate the following destination
-    configurations``. The policies must therefore exist before the notification is put."""
+    """PutBucketNotificationConfiguration: S3 checks every destination it is given. It sends a
+    test message to each SNS topic and SQS queue: a destination whose policy does not let
+    ``s3.amazonaws.com`` publish (or send) for this bucket, or that is encrypted with an AWS
+    managed key (``alias/aws/sns``, ``alias/aws/sqs``: their key policies cannot admit S3) or a
+    key whose policy does not admit S3, is refused; and a Lambda function is refused unless a
+    permission of the function lets ``s3.amazonaws.com`` invoke it for this bucket. One refused
+    destination fails the whole call with ``InvalidArgument: Unable to validate the following
+    destination configurations``. The policies and permissions must therefore exist before the
+    notification is put."""
     bucket_arn = f"arn:aws:s3:::{inputs.get('bucket')}"
-    failed = [target.get("topicArn") for target in inputs.get("topics") or []
+    failed = [(target.get("topicArn"), "topics") for target in inputs.get("topics") or []
               if not _destination_accepts(cloud, "topic", str(target.get("topicArn")), bucket_arn)]
-    failed += [target.get("queueArn") for target in inputs.get("queues") or []
+    failed += [(target.get("queueArn"), "queues") for target in inputs.get("queues") or []
                if not _destination_accepts(cloud, "queue", str(target.get("queueArn")), bucket_arn)]
+    failed += [(target.get("lambdaFunctionArn"), "lambdaFunctions") for target in inputs.get("lambdaFunctions") or []
+               if not _function_invocable(cloud, str(target.get("lambdaFunctionArn")), bucket_arn)]
     if failed:
         return AwsError("InvalidArgument", "Unable to validate the following destination configurations: "
-                        + ", ".join(map(str, failed)), "topics" if inputs.get("topics") else "queues")
+                        + ", ".join(str(arn) for arn, _ in failed), failed[0][1])
     return None
 
 

@@ -91,6 +91,38 @@ CALL_CASES = [
     (rules.s3_validates_notification_destinations, _fanout(None, "arn:aws:s3:::another-bucket"), _fanout(None),
      "InvalidArgument"),
 ]
+
+
+def _bucket_to_function(permitted_bucket: str | None) -> list[dict[str, Any]]:
+    """A bucket whose events invoke a function, with S3's permission to invoke it for
+    ``permitted_bucket`` (None: no permission at all)."""
+    resources: list[dict[str, Any]] = [
+        {"name": "bucket", "type": "aws:s3/bucket:Bucket", "inputs": {}},
+        {"name": "function", "type": "aws:lambda/function:Function",
+         "inputs": {"role": "arn:aws:iam::123456789012:role/thumbnails", "runtime": "python3.12",
+                    "handler": "index.handler", "s3Bucket": "code-0a1b", "s3Key": "thumbnails.zip"}},
+    ]
+    waits = []
+    if permitted_bucket is not None:
+        resources.append({"name": "permission", "type": "aws:lambda/permission:Permission",
+                          "inputs": {"action": "lambda:InvokeFunction", "function": "${function.name}",
+                                     "principal": "s3.amazonaws.com", "sourceArn": permitted_bucket,
+                                     "sourceAccount": rules.ACCOUNT_ID}})
+        waits = ["permission"]
+    resources.append({"name": "notification", "type": "aws:s3/bucketNotification:BucketNotification",
+                      "depends_on": waits, "inputs": {"bucket": "${bucket.bucket}", "lambdaFunctions": [
+                          {"lambdaFunctionArn": "${function.arn}", "events": ["s3:ObjectCreated:*"]}]}})
+    return resources
+
+
+CALL_CASES += [
+    (rules.s3_validates_notification_destinations, _bucket_to_function(None),
+     _bucket_to_function("arn:aws:s3:::${bucket.bucket}"), "InvalidArgument"),
+    (rules.s3_validates_notification_destinations, _bucket_to_function("arn:aws:s3:::another-bucket"),
+     _bucket_to_function("arn:aws:s3:::${bucket.bucket}"), "InvalidArgument"),
+]
+
+
 def _validated_certificate(delegated: bool) -> list[dict[str, Any]]:
     zone: dict[str, Any] = {"name": "example.net"}
     if delegated:
@@ -173,7 +205,8 @@ CALL_CASES += [
     (rules.a_distribution_serves_this_accounts_certificate, _distribution_with_certificate(OTHER_ACCOUNT),
      _distribution_with_certificate(rules.ACCOUNT_ID), "InvalidViewerCertificate"),
 ]
-CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "zone-not-delegated", "legacy-logs-need-acls",
+CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "function-without-s3-permission",
+            "function-permits-another-bucket", "zone-not-delegated", "legacy-logs-need-acls",
             "cloudfront-log-source-outside-us-east-1", "access-log-target-missing", "listener-of-another-account",
             "certificate-of-another-account"]
 
