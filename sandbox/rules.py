@@ -264,6 +264,79 @@ def s3_validates_notification_destinations(inputs: Inputs, cloud: Cloud) -> AwsE
     return None
 
 
+# -- Lambda --------------------------------------------------------------------------------------
+def _action_matches(granted: Any, action: str) -> bool:
+    return any(fnmatch.fnmatchcase(action.lower(), str(pattern).lower()) for pattern in _as_list(granted))
+
+
+def _role_may(cloud: Cloud, role_arn: str, action: str, resource: str) -> bool | None:
+    """Whether the role's policies (inline, and customer managed ones attached to it) allow
+    ``action`` on ``resource`` with no explicit Deny; None when an AWS managed policy is attached
+    (the sandbox does not know its statements, so it does not refuse)."""
+    roles = cloud.find("aws:iam/role:Role", arn=role_arn)
+    if not roles:
+        return False
+    name = roles[0].get("name")
+    documents = [p.get("policy") for p in cloud.find("aws:iam/rolePolicy:RolePolicy", role=name)]
+    for attached in cloud.find("aws:iam/rolePolicyAttachment:RolePolicyAttachment", role=name):
+        policy_arn = str(attached.get("policyArn"))
+        if ":iam::aws:policy/" in policy_arn:
+            return None
+        documents += [p.get("policy") for p in cloud.find("aws:iam/policy:Policy", arn=policy_arn)]
+    allowed = False
+    for statement in (s for document in documents for s in _statements(document)):
+        if "Action" not in statement or "Resource" not in statement:
+            continue  # NotAction / NotResource: not modelled, grants nothing here
+        if _action_matches(statement["Action"], action) and any(
+                fnmatch.fnmatchcase(resource, str(pattern)) for pattern in _as_list(statement["Resource"])):
+            if statement.get("Effect") == "Deny":
+                return False
+            allowed = allowed or statement.get("Effect") == "Allow"
+    return allowed
+
+
+_POLLED = {"sqs": ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes"),
+           "dynamodb": ("GetRecords", "GetShardIterator", "DescribeStream", "ListStreams"),
+           "kinesis": ("GetRecords", "GetShardIterator", "DescribeStream", "ListStreams")}
+
+
+@rule_at_call("aws:lambda/eventSourceMapping:EventSourceMapping")
+def a_mapping_needs_a_role_that_can_read_its_source(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """CreateEventSourceMapping: Lambda checks that the function's execution role can read the
+    source (SQS: ``ReceiveMessage``, ``DeleteMessage``, ``GetQueueAttributes``; a DynamoDB or
+    Kinesis stream: ``GetRecords``, ``GetShardIterator``, ``DescribeStream``, ``ListStreams``) and
+    send to its on-failure destination (SQS ``SendMessage``, SNS ``Publish``); otherwise
+    ``InvalidParameterValueException`` (``The provided execution role does not have permissions to
+    call ReceiveMessage on SQS``, ``Cannot access stream ... Please ensure the role can perform the
+    GetRecords, GetShardIterator, DescribeStream, and ListStreams Actions on your stream in IAM``).
+    The AWS provider retries that refusal for five minutes while IAM propagates, so the role's
+    policy must exist by then; the sandbox, which does not wait, checks at the call: the policy
+    comes first (the mapping depends on it)."""
+    function = str(inputs.get("functionName"))
+    unqualified = ":".join(function.split(":")[:7]) if function.startswith("arn:") else function
+    found = cloud.find("aws:lambda/function:Function", arn=unqualified) or cloud.find(
+        "aws:lambda/function:Function", name=unqualified)
+    if not found:
+        return None  # no such function: not this rule's refusal
+    role = str(found[0].get("role"))
+    source = str(inputs.get("eventSourceArn") or "")
+    service = source.split(":")[2] if source.count(":") >= 5 else ""
+    for action in _POLLED.get(service, ()):
+        if _role_may(cloud, role, f"{service}:{action}", source) is False:
+            message = (f"The provided execution role does not have permissions to call {action} on SQS"
+                       if service == "sqs" else
+                       f"Cannot access stream {source}. Please ensure the role can perform the GetRecords, "
+                       "GetShardIterator, DescribeStream, and ListStreams Actions on your stream in IAM.")
+            return AwsError("InvalidParameterValueException", message, "eventSourceArn")
+    destination = str(((inputs.get("destinationConfig") or {}).get("onFailure") or {}).get("destinationArn") or "")
+    kind = destination.split(":")[2] if destination.count(":") >= 5 else ""
+    action = {"sqs": "SendMessage", "sns": "Publish"}.get(kind)
+    if action and _role_may(cloud, role, f"{kind}:{action}", destination) is False:
+        return AwsError("InvalidParameterValueException", "The provided execution role does not have permissions "
+                        f"to call {action} on {kind.upper()}", "destinationConfig")
+    return None
+
+
 # -- ACM and Route 53 --------------------------------------------------------------------------
 DELEGATED_TAG = "serverless-cases:delegated"
 """A zone tagged so is one its owner has delegated; the sandbox cannot see the parent zone."""

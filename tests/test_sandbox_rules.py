@@ -123,6 +123,28 @@ CALL_CASES += [
 ]
 
 
+def _queue_to_function(actions: list[str]) -> list[dict[str, Any]]:
+    """A queue polled by a function whose role's policy allows ``actions`` on the queue."""
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    return [
+        {"name": "queue", "type": "aws:sqs/queue:Queue", "inputs": {}},
+        {"name": "role", "type": "aws:iam/role:Role", "inputs": {"assumeRolePolicy": trust}},
+        {"name": "policy", "type": "aws:iam/rolePolicy:RolePolicy",
+         "inputs": {"role": "${role.name}", "policy": json.dumps({"Version": "2012-10-17", "Statement": [
+             {"Effect": "Allow", "Action": actions, "Resource": "${queue.arn}"}]})}},
+        {"name": "function", "type": "aws:lambda/function:Function",
+         "inputs": {"role": "${role.arn}", "runtime": "python3.12", "handler": "index.handler",
+                    "s3Bucket": "code-0a1b", "s3Key": "reporter.zip"}},
+        {"name": "mapping", "type": "aws:lambda/eventSourceMapping:EventSourceMapping", "depends_on": ["policy"],
+         "inputs": {"functionName": "${function.arn}", "eventSourceArn": "${queue.arn}", "batchSize": 10}},
+    ]
+
+
+CALL_CASES.append((rules.a_mapping_needs_a_role_that_can_read_its_source, _queue_to_function(["sqs:SendMessage"]),
+                   _queue_to_function(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]),
+                   "InvalidParameterValueException"))
+
 def _validated_certificate(delegated: bool) -> list[dict[str, Any]]:
     zone: dict[str, Any] = {"name": "example.net"}
     if delegated:
@@ -206,7 +228,7 @@ CALL_CASES += [
      _distribution_with_certificate(rules.ACCOUNT_ID), "InvalidViewerCertificate"),
 ]
 CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "function-without-s3-permission",
-            "function-permits-another-bucket", "zone-not-delegated", "legacy-logs-need-acls",
+            "function-permits-another-bucket", "role-cannot-read-the-queue", "zone-not-delegated", "legacy-logs-need-acls",
             "cloudfront-log-source-outside-us-east-1", "access-log-target-missing", "listener-of-another-account",
             "certificate-of-another-account"]
 
