@@ -269,10 +269,10 @@ def _action_matches(granted: Any, action: str) -> bool:
     return any(fnmatch.fnmatchcase(action.lower(), str(pattern).lower()) for pattern in _as_list(granted))
 
 
-def _role_may(cloud: Cloud, role_arn: str, action: str, resource: str) -> bool | None:
+def _role_may(cloud: Cloud, role_arn: str, action: str, resource: str | None) -> bool | None:
     """Whether the role's policies (inline, and customer managed ones attached to it) allow
-    ``action`` on ``resource`` with no explicit Deny; None when an AWS managed policy is attached
-    (the sandbox does not know its statements, so it does not refuse)."""
+    ``action`` on ``resource`` (None: on some resource) with no explicit Deny; None when an AWS
+    managed policy is attached (the sandbox does not know its statements, so it does not refuse)."""
     roles = cloud.find("aws:iam/role:Role", arn=role_arn)
     if not roles:
         return False
@@ -287,12 +287,46 @@ def _role_may(cloud: Cloud, role_arn: str, action: str, resource: str) -> bool |
     for statement in (s for document in documents for s in _statements(document)):
         if "Action" not in statement or "Resource" not in statement:
             continue  # NotAction / NotResource: not modelled, grants nothing here
-        if _action_matches(statement["Action"], action) and any(
-                fnmatch.fnmatchcase(resource, str(pattern)) for pattern in _as_list(statement["Resource"])):
+        if _action_matches(statement["Action"], action) and (resource is None or any(
+                fnmatch.fnmatchcase(resource, str(pattern)) for pattern in _as_list(statement["Resource"]))):
             if statement.get("Effect") == "Deny":
                 return False
             allowed = allowed or statement.get("Effect") == "Allow"
     return allowed
+
+
+_NETWORK_INTERFACES = ("CreateNetworkInterface", "DescribeNetworkInterfaces", "DeleteNetworkInterface")
+
+
+def _denied_to_the_role(cloud: Cloud, role: str, target: str) -> str | None:
+    """The action Lambda cannot call with the role to send to ``target`` (an SQS queue or SNS
+    topic ARN), as AWS names it in its refusal; None when it can."""
+    kind = target.split(":")[2] if target.count(":") >= 5 else ""
+    action = {"sqs": "SendMessage", "sns": "Publish"}.get(kind)
+    if action and _role_may(cloud, role, f"{kind}:{action}", target) is False:
+        return f"The provided execution role does not have permissions to call {action} on {kind.upper()}"
+    return None
+
+
+@rule_at_call("aws:lambda/function:Function")
+def a_function_needs_a_role_that_can_reach_its_network_and_dead_letters(inputs: Inputs,
+                                                                         cloud: Cloud) -> AwsError | None:
+    """CreateFunction/UpdateFunctionConfiguration: a function in a VPC is refused unless its
+    execution role may ``ec2:CreateNetworkInterface``, ``ec2:DescribeNetworkInterfaces`` and
+    ``ec2:DeleteNetworkInterface`` (Lambda makes the function's network interfaces with the role,
+    before any code runs), and one with a dead-letter target unless the role may send to it (SQS
+    ``SendMessage``, SNS ``Publish``): ``InvalidParameterValueException: The provided execution
+    role does not have permissions to call CreateNetworkInterface on EC2``. The role's policy must
+    therefore exist before the function (the AWS provider retries while IAM propagates; the
+    sandbox checks at the call)."""
+    role = str(inputs.get("role"))
+    if ((inputs.get("vpcConfig") or {}).get("subnetIds")):
+        for action in _NETWORK_INTERFACES:
+            if _role_may(cloud, role, f"ec2:{action}", None) is False:
+                return AwsError("InvalidParameterValueException", "The provided execution role does not have "
+                                f"permissions to call {action} on EC2", "vpcConfig")
+    denied = _denied_to_the_role(cloud, role, str((inputs.get("deadLetterConfig") or {}).get("targetArn") or ""))
+    return AwsError("InvalidParameterValueException", denied, "deadLetterConfig") if denied else None
 
 
 _POLLED = {"sqs": ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes"),
@@ -328,13 +362,9 @@ def a_mapping_needs_a_role_that_can_read_its_source(inputs: Inputs, cloud: Cloud
                        f"Cannot access stream {source}. Please ensure the role can perform the GetRecords, "
                        "GetShardIterator, DescribeStream, and ListStreams Actions on your stream in IAM.")
             return AwsError("InvalidParameterValueException", message, "eventSourceArn")
-    destination = str(((inputs.get("destinationConfig") or {}).get("onFailure") or {}).get("destinationArn") or "")
-    kind = destination.split(":")[2] if destination.count(":") >= 5 else ""
-    action = {"sqs": "SendMessage", "sns": "Publish"}.get(kind)
-    if action and _role_may(cloud, role, f"{kind}:{action}", destination) is False:
-        return AwsError("InvalidParameterValueException", "The provided execution role does not have permissions "
-                        f"to call {action} on {kind.upper()}", "destinationConfig")
-    return None
+    destination = ((inputs.get("destinationConfig") or {}).get("onFailure") or {}).get("destinationArn")
+    denied = _denied_to_the_role(cloud, role, str(destination or ""))
+    return AwsError("InvalidParameterValueException", denied, "destinationConfig") if denied else None
 
 
 # -- ACM and Route 53 --------------------------------------------------------------------------

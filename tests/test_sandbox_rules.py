@@ -123,19 +123,51 @@ CALL_CASES += [
 ]
 
 
-def _queue_to_function(actions: list[str]) -> list[dict[str, Any]]:
-    """A queue polled by a function whose role's policy allows ``actions`` on the queue."""
-    trust = json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+LAMBDA_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+
+
+def _role_allowing(actions: list[str], resource: str) -> list[dict[str, Any]]:
+    """A function's execution role and its policy, allowing ``actions`` on ``resource``."""
     return [
-        {"name": "queue", "type": "aws:sqs/queue:Queue", "inputs": {}},
-        {"name": "role", "type": "aws:iam/role:Role", "inputs": {"assumeRolePolicy": trust}},
+        {"name": "role", "type": "aws:iam/role:Role", "inputs": {"assumeRolePolicy": LAMBDA_TRUST}},
         {"name": "policy", "type": "aws:iam/rolePolicy:RolePolicy",
          "inputs": {"role": "${role.name}", "policy": json.dumps({"Version": "2012-10-17", "Statement": [
-             {"Effect": "Allow", "Action": actions, "Resource": "${queue.arn}"}]})}},
-        {"name": "function", "type": "aws:lambda/function:Function",
-         "inputs": {"role": "${role.arn}", "runtime": "python3.12", "handler": "index.handler",
-                    "s3Bucket": "code-0a1b", "s3Key": "reporter.zip"}},
+             {"Effect": "Allow", "Action": actions, "Resource": resource}]})}},
+    ]
+
+
+def _function(**inputs: Any) -> dict[str, Any]:
+    return {"name": "function", "type": "aws:lambda/function:Function", "depends_on": ["policy"],
+            "inputs": {"role": "${role.arn}", "runtime": "python3.12", "handler": "index.handler",
+                       "s3Bucket": "code-0a1b", "s3Key": "function.zip", **inputs}}
+
+
+def _function_in_a_vpc(actions: list[str]) -> list[dict[str, Any]]:
+    return [*_role_allowing(actions, "*"),
+            _function(vpcConfig={"subnetIds": ["subnet-0a1b2c3d"], "securityGroupIds": ["sg-0a1b2c3d"]})]
+
+
+def _function_with_dead_letters(actions: list[str]) -> list[dict[str, Any]]:
+    return [{"name": "queue", "type": "aws:sqs/queue:Queue", "inputs": {}}, *_role_allowing(actions, "${queue.arn}"),
+            _function(deadLetterConfig={"targetArn": "${queue.arn}"})]
+
+
+ENI = ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface"]
+CALL_CASES += [
+    (rules.a_function_needs_a_role_that_can_reach_its_network_and_dead_letters, _function_in_a_vpc(ENI[1:]),
+     _function_in_a_vpc(ENI), "InvalidParameterValueException"),
+    (rules.a_function_needs_a_role_that_can_reach_its_network_and_dead_letters,
+     _function_with_dead_letters(["sqs:ReceiveMessage"]), _function_with_dead_letters(["sqs:SendMessage"]),
+     "InvalidParameterValueException"),
+]
+
+
+def _queue_to_function(actions: list[str]) -> list[dict[str, Any]]:
+    """A queue polled by a function whose role's policy allows ``actions`` on the queue."""
+    return [
+        {"name": "queue", "type": "aws:sqs/queue:Queue", "inputs": {}}, *_role_allowing(actions, "${queue.arn}"),
+        _function(),
         {"name": "mapping", "type": "aws:lambda/eventSourceMapping:EventSourceMapping", "depends_on": ["policy"],
          "inputs": {"functionName": "${function.arn}", "eventSourceArn": "${queue.arn}", "batchSize": 10}},
     ]
@@ -228,7 +260,8 @@ CALL_CASES += [
      _distribution_with_certificate(rules.ACCOUNT_ID), "InvalidViewerCertificate"),
 ]
 CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "function-without-s3-permission",
-            "function-permits-another-bucket", "role-cannot-read-the-queue", "zone-not-delegated", "legacy-logs-need-acls",
+            "function-permits-another-bucket", "role-cannot-make-network-interfaces",
+            "role-cannot-send-dead-letters", "role-cannot-read-the-queue", "zone-not-delegated", "legacy-logs-need-acls",
             "cloudfront-log-source-outside-us-east-1", "access-log-target-missing", "listener-of-another-account",
             "certificate-of-another-account"]
 
