@@ -264,11 +264,76 @@ def s3_validates_notification_destinations(inputs: Inputs, cloud: Cloud) -> AwsE
     return None
 
 
-# -- Lambda --------------------------------------------------------------------------------------
+# -- roles given to a service -------------------------------------------------------------------
 def _action_matches(granted: Any, action: str) -> bool:
     return any(fnmatch.fnmatchcase(action.lower(), str(pattern).lower()) for pattern in _as_list(granted))
 
 
+def _untrusting_roles(cloud: Cloud, role_arns: Sequence[Any], service: str) -> list[str]:
+    """The roles of this account among ``role_arns`` whose trust policy does not let ``service``
+    call ``sts:AssumeRole`` (a role the sandbox does not hold is not judged)."""
+    refused = []
+    for arn in (str(a) for a in role_arns if a):
+        for role in cloud.find("aws:iam/role:Role", arn=arn):
+            if not any(statement.get("Effect") == "Allow" and _action_matches(statement.get("Action"), "sts:AssumeRole")
+                       and isinstance(statement.get("Principal"), Mapping)
+                       and service in _as_list(statement["Principal"].get("Service", []))
+                       for statement in _statements(role.get("assumeRolePolicy"))):
+                refused.append(arn)
+    return refused
+
+
+@rule_at_call("aws:lambda/function:Function")
+def lambda_can_assume_the_functions_role(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """CreateFunction: Lambda assumes the execution role as the function is made; a role whose
+    trust policy does not admit ``lambda.amazonaws.com`` fails it with
+    ``InvalidParameterValueException: The role defined for the function cannot be assumed by Lambda.``"""
+    if _untrusting_roles(cloud, [inputs.get("role")], "lambda.amazonaws.com"):
+        return AwsError("InvalidParameterValueException", "The role defined for the function cannot be assumed by "
+                        "Lambda.", "role")
+    return None
+
+
+@rule_at_call("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream")
+def firehose_can_assume_its_roles(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """CreateDeliveryStream: Firehose assumes the roles of its source and destination as the
+    stream is made; one whose trust policy does not admit ``firehose.amazonaws.com`` fails it with
+    ``InvalidArgumentException: Firehose is unable to assume role``."""
+    roles = [(inputs.get(key) or {}).get("roleArn") for key in
+             ("kinesisSourceConfiguration", "extendedS3Configuration", "s3Configuration")]
+    refused = _untrusting_roles(cloud, roles, "firehose.amazonaws.com")
+    if refused:
+        return AwsError("InvalidArgumentException", f"Firehose is unable to assume role {refused[0]}. Please check "
+                        "the role provided.", "kinesisSourceConfiguration")
+    return None
+
+
+@rule_at_call("aws:iot/topicRule:TopicRule")
+def iot_can_assume_the_rule_actions_roles(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """CreateTopicRule: IoT checks that it can assume the role of each action (Kinesis, Firehose,
+    SQS...); one whose trust policy does not admit ``iot.amazonaws.com`` fails the call with
+    ``InvalidRequestException``."""
+    actions = [a for value in inputs.values() if isinstance(value, list) for a in value if isinstance(a, Mapping)]
+    actions += [a for a in (inputs.get("errorAction") or {}).values() if isinstance(a, Mapping)]
+    roles = [action.get("roleArn") for action in actions]
+    refused = _untrusting_roles(cloud, roles, "iot.amazonaws.com")
+    if refused:
+        return AwsError("InvalidRequestException", f"iot.amazonaws.com is unable to assume role {refused[0]}", "sql")
+    return None
+
+
+@rule_at_call("aws:dax/cluster:Cluster")
+def dax_can_assume_the_clusters_role(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """CreateCluster: DAX assumes the cluster's role to reach DynamoDB; one whose trust policy
+    does not admit ``dax.amazonaws.com`` fails the call with ``InvalidParameterValueException``."""
+    refused = _untrusting_roles(cloud, [inputs.get("iamRoleArn")], "dax.amazonaws.com")
+    if refused:
+        return AwsError("InvalidParameterValueException", f"No permission to assume role: {refused[0]}",
+                        "iamRoleArn")
+    return None
+
+
+# -- Lambda --------------------------------------------------------------------------------------
 def _role_may(cloud: Cloud, role_arn: str, action: str, resource: str | None) -> bool | None:
     """Whether the role's policies (inline, and customer managed ones attached to it) allow
     ``action`` on ``resource`` (None: on some resource) with no explicit Deny; None when an AWS

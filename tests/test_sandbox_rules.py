@@ -123,14 +123,15 @@ CALL_CASES += [
 ]
 
 
-LAMBDA_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+def _trust(service: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
 
 
-def _role_allowing(actions: list[str], resource: str) -> list[dict[str, Any]]:
-    """A function's execution role and its policy, allowing ``actions`` on ``resource``."""
+def _role_allowing(actions: list[str], resource: str, trusted: str = "lambda.amazonaws.com") -> list[dict[str, Any]]:
+    """A role that ``trusted`` may assume and its policy, allowing ``actions`` on ``resource``."""
     return [
-        {"name": "role", "type": "aws:iam/role:Role", "inputs": {"assumeRolePolicy": LAMBDA_TRUST}},
+        {"name": "role", "type": "aws:iam/role:Role", "inputs": {"assumeRolePolicy": _trust(trusted)}},
         {"name": "policy", "type": "aws:iam/rolePolicy:RolePolicy",
          "inputs": {"role": "${role.name}", "policy": json.dumps({"Version": "2012-10-17", "Statement": [
              {"Effect": "Allow", "Action": actions, "Resource": resource}]})}},
@@ -151,6 +152,49 @@ def _function_in_a_vpc(actions: list[str]) -> list[dict[str, Any]]:
 def _function_with_dead_letters(actions: list[str]) -> list[dict[str, Any]]:
     return [{"name": "queue", "type": "aws:sqs/queue:Queue", "inputs": {}}, *_role_allowing(actions, "${queue.arn}"),
             _function(deadLetterConfig={"targetArn": "${queue.arn}"})]
+
+
+def _function_trusting(service: str) -> list[dict[str, Any]]:
+    return [*_role_allowing(["logs:CreateLogGroup"], "*", trusted=service), _function()]
+
+
+def _topic_rule_trusting(service: str) -> list[dict[str, Any]]:
+    return [{"name": "stream", "type": "aws:kinesis/stream:Stream", "inputs": {"shardCount": 1}},
+            *_role_allowing(["kinesis:PutRecord"], "${stream.arn}", trusted=service),
+            {"name": "rule", "type": "aws:iot/topicRule:TopicRule", "depends_on": ["policy"],
+             "inputs": {"name": "readings", "enabled": True, "sql": "SELECT * FROM 'devices/+/readings'",
+                        "sqlVersion": "2016-03-23", "kineses": [{"streamName": "${stream.name}",
+                                                                 "roleArn": "${role.arn}"}]}}]
+
+
+def _delivery_stream_trusting(service: str) -> list[dict[str, Any]]:
+    return [{"name": "stream", "type": "aws:kinesis/stream:Stream", "inputs": {"shardCount": 1}},
+            {"name": "bucket", "type": "aws:s3/bucket:Bucket", "inputs": {}},
+            *_role_allowing(["kinesis:GetRecords"], "${stream.arn}", trusted=service),
+            {"name": "delivery", "type": "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream",
+             "depends_on": ["policy"],
+             "inputs": {"destination": "extended_s3",
+                        "kinesisSourceConfiguration": {"kinesisStreamArn": "${stream.arn}", "roleArn": "${role.arn}"},
+                        "extendedS3Configuration": {"bucketArn": "${bucket.arn}", "roleArn": "${role.arn}"}}}]
+
+
+def _dax_cluster_trusting(service: str) -> list[dict[str, Any]]:
+    return [*_role_allowing(["dynamodb:GetItem"], "*", trusted=service),
+            {"name": "cluster", "type": "aws:dax/cluster:Cluster", "depends_on": ["policy"],
+             "inputs": {"clusterName": "posts", "nodeType": "dax.t3.small", "replicationFactor": 1,
+                        "iamRoleArn": "${role.arn}"}}]
+
+
+CALL_CASES += [
+    (rules.firehose_can_assume_its_roles, _delivery_stream_trusting("lambda.amazonaws.com"),
+     _delivery_stream_trusting("firehose.amazonaws.com"), "InvalidArgumentException"),
+    (rules.dax_can_assume_the_clusters_role, _dax_cluster_trusting("lambda.amazonaws.com"),
+     _dax_cluster_trusting("dax.amazonaws.com"), "InvalidParameterValueException"),
+    (rules.lambda_can_assume_the_functions_role, _function_trusting("ec2.amazonaws.com"),
+     _function_trusting("lambda.amazonaws.com"), "InvalidParameterValueException"),
+    (rules.iot_can_assume_the_rule_actions_roles, _topic_rule_trusting("lambda.amazonaws.com"),
+     _topic_rule_trusting("iot.amazonaws.com"), "InvalidRequestException"),
+]
 
 
 ENI = ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface"]
@@ -260,7 +304,9 @@ CALL_CASES += [
      _distribution_with_certificate(rules.ACCOUNT_ID), "InvalidViewerCertificate"),
 ]
 CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "function-without-s3-permission",
-            "function-permits-another-bucket", "role-cannot-make-network-interfaces",
+            "function-permits-another-bucket", "firehose-not-trusted", "dax-not-trusted",
+            "lambda-not-trusted", "iot-not-trusted",
+            "role-cannot-make-network-interfaces",
             "role-cannot-send-dead-letters", "role-cannot-read-the-queue", "zone-not-delegated", "legacy-logs-need-acls",
             "cloudfront-log-source-outside-us-east-1", "access-log-target-missing", "listener-of-another-account",
             "certificate-of-another-account"]
