@@ -271,7 +271,9 @@ def _action_matches(granted: Any, action: str) -> bool:
 
 def _untrusting_roles(cloud: Cloud, role_arns: Sequence[Any], service: str) -> list[str]:
     """The roles of this account among ``role_arns`` whose trust policy does not let ``service``
-    call ``sts:AssumeRole`` (a role the sandbox does not hold is not judged)."""
+    call ``sts:AssumeRole`` (a role the sandbox does not hold is not judged). The AWS provider
+    retries these refusals while IAM propagates a new role, so only a role that never admits the
+    service fails on AWS; the sandbox, whose roles are there at once, refuses it at the call."""
     refused = []
     for arn in (str(a) for a in role_arns if a):
         for role in cloud.find("aws:iam/role:Role", arn=arn):
@@ -311,14 +313,16 @@ def firehose_can_assume_its_roles(inputs: Inputs, cloud: Cloud) -> AwsError | No
 @rule_at_call("aws:iot/topicRule:TopicRule")
 def iot_can_assume_the_rule_actions_roles(inputs: Inputs, cloud: Cloud) -> AwsError | None:
     """CreateTopicRule: IoT checks that it can assume the role of each action (Kinesis, Firehose,
-    SQS...); one whose trust policy does not admit ``iot.amazonaws.com`` fails the call with
-    ``InvalidRequestException``."""
+    SQS...) and of the error action; one whose trust policy does not admit ``iot.amazonaws.com``
+    fails the call with ``InvalidRequestException: iot.amazonaws.com is unable to perform:
+    sts:AssumeRole``."""
     actions = [a for value in inputs.values() if isinstance(value, list) for a in value if isinstance(a, Mapping)]
     actions += [a for a in (inputs.get("errorAction") or {}).values() if isinstance(a, Mapping)]
     roles = [action.get("roleArn") for action in actions]
     refused = _untrusting_roles(cloud, roles, "iot.amazonaws.com")
     if refused:
-        return AwsError("InvalidRequestException", f"iot.amazonaws.com is unable to assume role {refused[0]}", "sql")
+        return AwsError("InvalidRequestException", "iot.amazonaws.com is unable to perform: sts:AssumeRole on "
+                        f"resource: {refused[0]}", "sql")
     return None
 
 
