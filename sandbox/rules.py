@@ -340,11 +340,12 @@ def dax_can_assume_the_clusters_role(inputs: Inputs, cloud: Cloud) -> AwsError |
 # -- Lambda --------------------------------------------------------------------------------------
 def _role_may(cloud: Cloud, role_arn: str, action: str, resource: str | None) -> bool | None:
     """Whether the role's policies (inline, and customer managed ones attached to it) allow
-    ``action`` on ``resource`` (None: on some resource) with no explicit Deny; None when an AWS
-    managed policy is attached (the sandbox does not know its statements, so it does not refuse)."""
+    ``action`` on ``resource`` (None: on some resource) with no explicit Deny; None for a role the
+    sandbox does not hold or one with an AWS managed policy attached (the sandbox does not know
+    their statements, so it does not refuse)."""
     roles = cloud.find("aws:iam/role:Role", arn=role_arn)
     if not roles:
-        return False
+        return None
     name = roles[0].get("name")
     documents = [p.get("policy") for p in cloud.find("aws:iam/rolePolicy:RolePolicy", role=name)]
     for attached in cloud.find("aws:iam/rolePolicyAttachment:RolePolicyAttachment", role=name):

@@ -11,7 +11,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from sandbox import rules
+from sandbox import rules, synthesis
+from sandbox.cloud import Record, SandboxCloud
 from sandbox.mocks import AwsRefusalError, SandboxMocks
 from tests.engine import REPO, Workspace
 
@@ -531,3 +532,22 @@ def test_the_readme_publishes_every_modelled_type_rule_and_effect() -> None:
     readme = (REPO / "README.md").read_text()
     assert rules.catalogue_markdown() in readme, "the README's catalogue differs from sandbox/rules.py"
     assert [t for t in synthesis.TYPES if f"`{t}`" not in readme] == [], "modelled types missing from the README"
+
+
+def test_a_role_the_sandbox_does_not_hold_is_not_judged(tmp_path: Path) -> None:
+    """A role made outside the sandbox's stacks (its policies unknown here) is given the benefit of
+    the doubt, as an AWS managed policy is; a role the sandbox holds is judged."""
+    cloud = SandboxCloud(tmp_path)
+    elsewhere = "arn:aws:iam::123456789012:role/made-elsewhere"
+    in_a_vpc = {"role": elsewhere, "vpcConfig": {"subnetIds": ["subnet-0a1b2c3d"]},
+                "deadLetterConfig": {"targetArn": "arn:aws:sqs:us-east-1:123456789012:dead-letters"}}
+    assert rules.a_function_needs_a_role_that_can_reach_its_network_and_dead_letters(in_a_vpc, cloud) is None
+    assert rules.lambda_can_assume_the_functions_role(in_a_vpc, cloud) is None
+
+    rid, role = synthesis.create("aws:iam/role:Role", "held", {"assumeRolePolicy": _trust("ec2.amazonaws.com")})
+    cloud.put(Record(type="aws:iam/role:Role", id=rid, urn="urn:pulumi:test::held", inputs={}, outputs=role))
+    held = {**in_a_vpc, "role": role["arn"]}
+    refused = rules.a_function_needs_a_role_that_can_reach_its_network_and_dead_letters(held, cloud)
+    assert refused is not None and refused.code == "InvalidParameterValueException"
+    assert "CreateNetworkInterface on EC2" in refused.message
+    assert rules.lambda_can_assume_the_functions_role(held, cloud) is not None
