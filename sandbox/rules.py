@@ -165,6 +165,18 @@ def bucket_names_follow_the_naming_rules(inputs: Inputs) -> AwsError | None:
     return None
 
 
+@rule("aws:s3/bucketAccelerateConfiguration:BucketAccelerateConfiguration")
+def transfer_acceleration_needs_a_bucket_name_without_dots(inputs: Inputs) -> AwsError | None:
+    """PutBucketAccelerateConfiguration: Transfer Acceleration is not supported for a bucket whose
+    name has a period; enabling it fails with ``InvalidRequest: S3 Transfer Acceleration is not
+    supported for buckets with periods (.) in their names``."""
+    bucket = inputs.get("bucket")
+    if _known(bucket) and isinstance(bucket, str) and "." in bucket and inputs.get("status") == "Enabled":
+        return AwsError("InvalidRequest", "S3 Transfer Acceleration is not supported for buckets with periods (.) "
+                        "in their names", "bucket")
+    return None
+
+
 AWS_MANAGED_KEYS = frozenset({"alias/aws/sns", "alias/aws/sqs"})
 
 
@@ -399,6 +411,15 @@ def a_function_needs_a_role_that_can_reach_its_network_and_dead_letters(inputs: 
     return AwsError("InvalidParameterValueException", denied, "deadLetterConfig") if denied else None
 
 
+def _mapped_function(inputs: Inputs, cloud: Cloud) -> dict[str, Any] | None:
+    """The function an event source mapping names (by ARN, qualified or not, or by name)."""
+    function = str(inputs.get("functionName"))
+    unqualified = ":".join(function.split(":")[:7]) if function.startswith("arn:") else function
+    found = cloud.find("aws:lambda/function:Function", arn=unqualified) or cloud.find(
+        "aws:lambda/function:Function", name=unqualified)
+    return found[0] if found else None
+
+
 _POLLED = {"sqs": ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes"),
            "dynamodb": ("GetRecords", "GetShardIterator", "DescribeStream", "ListStreams"),
            "kinesis": ("GetRecords", "GetShardIterator", "DescribeStream", "ListStreams")}
@@ -416,13 +437,10 @@ def a_mapping_needs_a_role_that_can_read_its_source(inputs: Inputs, cloud: Cloud
     The AWS provider retries that refusal for five minutes while IAM propagates, so the role's
     policy must exist by then; the sandbox, which does not wait, checks at the call: the policy
     comes first (the mapping depends on it)."""
-    function = str(inputs.get("functionName"))
-    unqualified = ":".join(function.split(":")[:7]) if function.startswith("arn:") else function
-    found = cloud.find("aws:lambda/function:Function", arn=unqualified) or cloud.find(
-        "aws:lambda/function:Function", name=unqualified)
-    if not found:
+    function = _mapped_function(inputs, cloud)
+    if function is None:
         return None  # no such function: not this rule's refusal
-    role = str(found[0].get("role"))
+    role = str(function.get("role"))
     source = str(inputs.get("eventSourceArn") or "")
     service = source.split(":")[2] if source.count(":") >= 5 else ""
     for action in _POLLED.get(service, ()):
@@ -435,6 +453,28 @@ def a_mapping_needs_a_role_that_can_read_its_source(inputs: Inputs, cloud: Cloud
     destination = ((inputs.get("destinationConfig") or {}).get("onFailure") or {}).get("destinationArn")
     denied = _denied_to_the_role(cloud, role, str(destination or ""))
     return AwsError("InvalidParameterValueException", denied, "destinationConfig") if denied else None
+
+
+SQS_DEFAULT_VISIBILITY_SECONDS = 30
+LAMBDA_DEFAULT_TIMEOUT_SECONDS = 3
+
+
+@rule_at_call("aws:lambda/eventSourceMapping:EventSourceMapping")
+def a_queues_visibility_timeout_covers_the_function_timeout(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """CreateEventSourceMapping from an SQS queue: the queue's visibility timeout (30 s unless set)
+    must be at least the function's timeout (3 s unless set), or a message would show again while
+    a function still works on it: ``InvalidParameterValueException: Queue visibility timeout: 30
+    seconds is less than Function timeout: 60 seconds``."""
+    queues = cloud.find("aws:sqs/queue:Queue", arn=inputs.get("eventSourceArn"))
+    function = _mapped_function(inputs, cloud)
+    if not queues or function is None:
+        return None
+    visibility = int(queues[0].get("visibilityTimeoutSeconds") or SQS_DEFAULT_VISIBILITY_SECONDS)
+    timeout = int(function.get("timeout") or LAMBDA_DEFAULT_TIMEOUT_SECONDS)
+    if visibility < timeout:
+        return AwsError("InvalidParameterValueException", f"Queue visibility timeout: {visibility} seconds is less "
+                        f"than Function timeout: {timeout} seconds", "eventSourceArn")
+    return None
 
 
 # -- ACM and Route 53 --------------------------------------------------------------------------

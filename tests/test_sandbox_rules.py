@@ -43,6 +43,10 @@ CASES: list[tuple[rules.Rule, str, dict[str, Any], dict[str, Any], str]] = [
      {**DISTRIBUTION_BASE, "webAclId": "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/api/0a1b"},
      {**DISTRIBUTION_BASE, "webAclId": "arn:aws:wafv2:us-east-1:123456789012:global/webacl/edge/0a1b"},
      "InvalidWebACLId"),
+    (rules.transfer_acceleration_needs_a_bucket_name_without_dots,
+     "aws:s3/bucketAccelerateConfiguration:BucketAccelerateConfiguration",
+     {"bucket": "uploads.example.com", "status": "Enabled"}, {"bucket": "uploads-example-com", "status": "Enabled"},
+     "InvalidRequest"),
     (rules.topic_rule_names_are_words, "aws:iot/topicRule:TopicRule",
      {"name": "with-dash", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},
      {"name": "with_underscore", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},
@@ -218,8 +222,23 @@ def _queue_to_function(actions: list[str]) -> list[dict[str, Any]]:
     ]
 
 
+POLLING = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+
+
+def _queue_to_a_minute_long_function(visibility_seconds: int) -> list[dict[str, Any]]:
+    """A queue with this visibility timeout polled by a function that may run for a minute."""
+    return [
+        {"name": "queue", "type": "aws:sqs/queue:Queue", "inputs": {"visibilityTimeoutSeconds": visibility_seconds}},
+        *_role_allowing(POLLING, "${queue.arn}"), _function(timeout=60),
+        {"name": "mapping", "type": "aws:lambda/eventSourceMapping:EventSourceMapping", "depends_on": ["policy"],
+         "inputs": {"functionName": "${function.arn}", "eventSourceArn": "${queue.arn}", "batchSize": 10}},
+    ]
+
+
+CALL_CASES.append((rules.a_queues_visibility_timeout_covers_the_function_timeout, _queue_to_a_minute_long_function(30),
+                   _queue_to_a_minute_long_function(360), "InvalidParameterValueException"))
 CALL_CASES.append((rules.a_mapping_needs_a_role_that_can_read_its_source, _queue_to_function(["sqs:SendMessage"]),
-                   _queue_to_function(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]),
+                   _queue_to_function(POLLING),
                    "InvalidParameterValueException"))
 
 def _validated_certificate(delegated: bool) -> list[dict[str, Any]]:
@@ -305,12 +324,11 @@ CALL_CASES += [
      _distribution_with_certificate(rules.ACCOUNT_ID), "InvalidViewerCertificate"),
 ]
 CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "function-without-s3-permission",
-            "function-permits-another-bucket", "firehose-not-trusted", "dax-not-trusted",
-            "lambda-not-trusted", "iot-not-trusted",
-            "role-cannot-make-network-interfaces",
-            "role-cannot-send-dead-letters", "role-cannot-read-the-queue", "zone-not-delegated", "legacy-logs-need-acls",
-            "cloudfront-log-source-outside-us-east-1", "access-log-target-missing", "listener-of-another-account",
-            "certificate-of-another-account"]
+            "function-permits-another-bucket", "firehose-not-trusted", "dax-not-trusted", "lambda-not-trusted",
+            "iot-not-trusted", "role-cannot-make-network-interfaces", "role-cannot-send-dead-letters",
+            "visibility-shorter-than-the-function", "role-cannot-read-the-queue", "zone-not-delegated",
+            "legacy-logs-need-acls", "cloudfront-log-source-outside-us-east-1", "access-log-target-missing",
+            "listener-of-another-account", "certificate-of-another-account"]
 
 # (rule, what the owning account makes, the output naming it, what uses it, AWS error code): resources
 # of one account are out of reach of another (each tenant of the service has its own account)
