@@ -148,6 +148,30 @@ def _started(stand_in: Path, tmp_path: Path, **popen: object) -> tuple[subproces
     return child, json.loads(child.stdout.readline())["pid"]
 
 
+def _blocked_signals(pid: int, tid: int) -> int:
+    """The signal mask of one thread of a process (bit n-1 for signal n)."""
+    status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+
+
+def test_only_the_plugins_main_thread_takes_signals(preloader: tuple[subprocess.Popen[bytes], Path],
+                                                    tmp_path: Path) -> None:
+    """The preloader's watch of the stand-in is a thread of the plugin: a SIGINT the kernel gave
+    that thread would wait until the main thread next ran Python code (a plugin asleep in a
+    system call would not stop), so every thread but the main one blocks signals."""
+    _, stand_in = preloader
+    child, plugin = _started(stand_in, tmp_path)
+    with child:
+        helpers = [int(t) for t in os.listdir(f"/proc/{plugin}/task") if int(t) != plugin]
+        assert helpers, "the plugin has its stand-in watch thread"
+        sigint, sigterm = 1 << (signal.SIGINT - 1), 1 << (signal.SIGTERM - 1)
+        assert all(_blocked_signals(plugin, tid) & sigint and _blocked_signals(plugin, tid) & sigterm
+                   for tid in helpers)
+        assert not _blocked_signals(plugin, plugin) & sigint, "the main thread takes the interrupt"
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=30) == 7
+
+
 def test_an_interrupt_reaches_the_plugin_and_its_exit_status_comes_back(
         preloader: tuple[subprocess.Popen[bytes], Path], tmp_path: Path) -> None:
     _, stand_in = preloader

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
 import socket
 import threading
 from collections.abc import Callable
@@ -37,7 +38,17 @@ def watch_engine(address: str, on_exit: Callable[[], None] = lambda: None) -> No
     _watch_parent(leave)
     host, _, port = address.rpartition(":")
     if host and port.isdigit():
-        threading.Thread(target=_probe, args=(host, int(port), leave), name="engine-probe", daemon=True).start()
+        _start_deaf(lambda: _probe(host, int(port), leave), "engine-probe")
+
+
+def _start_deaf(target: Callable[[], None], name: str) -> None:
+    """Start a daemon thread that blocks every signal, so the engine's SIGINT is taken by the
+    plugin's main thread, where Python runs its handlers, and not left waiting in this one."""
+    kept = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # the thread inherits it
+    try:
+        threading.Thread(target=target, name=name, daemon=True).start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, kept)
 
 
 def _watch_parent(leave: Callable[[], None]) -> None:
@@ -57,7 +68,7 @@ def _watch_parent(leave: Callable[[], None]) -> None:
             continue
         leave()
 
-    threading.Thread(target=wait, name="engine-watch", daemon=True).start()
+    _start_deaf(wait, "engine-watch")
 
 
 def _probe(host: str, port: int, leave: Callable[[], None]) -> None:

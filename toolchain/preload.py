@@ -44,6 +44,7 @@ import struct
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 SOCKET, STAND_IN = "socket", "bin/python"
@@ -267,7 +268,19 @@ def _leave_with(pid: int) -> None:
         select.select([pidfd], [], [])  # readable once the process has exited
         os._exit(1)
 
-    threading.Thread(target=wait, name="stand-in-watch", daemon=True).start()
+    _start_deaf(wait, "stand-in-watch")
+
+
+def _start_deaf(target: Callable[[], None], name: str) -> None:
+    """Start a daemon thread that blocks every signal. A signal sent to the process (the engine's
+    SIGINT, asking a plugin to stop) is then taken by the main thread, where Python runs its
+    handlers: taken by another thread, it would wait until the main thread next ran Python code,
+    which a plugin asleep in a system call may not do for minutes."""
+    kept = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # the thread inherits it
+    try:
+        threading.Thread(target=target, name=name, daemon=True).start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, kept)
 
 
 def _pidfd(pid: int) -> int | None:
