@@ -230,17 +230,25 @@ def _destination_accepts(cloud: Cloud, kind: str, arn: str, bucket_arn: str) -> 
     return any(_admits_service(p.get("policy"), "s3.amazonaws.com", [action], bucket_arn) for p in policies)
 
 
+def _lambda_function(cloud: Cloud, reference: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The function a name or an ARN (qualified or not) names, and the qualifier (None if none)."""
+    parts = reference.split(":")
+    if not reference.startswith("arn:"):
+        found = cloud.find("aws:lambda/function:Function", name=reference)
+        return (found[0] if found else None), None
+    found = cloud.find("aws:lambda/function:Function", arn=":".join(parts[:7]))
+    return (found[0] if found else None), (parts[7] if len(parts) > 7 else None)
+
+
 def _function_invocable(cloud: Cloud, arn: str, bucket_arn: str) -> bool:
     """A Lambda function S3 may invoke for this bucket: it exists, and a permission of its (by
     name or ARN, the same qualifier) lets ``s3.amazonaws.com`` invoke it from this bucket (a
     ``sourceArn`` pattern that matches it, or none) of this account (a ``sourceAccount`` that is
     this account's, or none)."""
-    parts = arn.split(":")
-    unqualified, qualifier = ":".join(parts[:7]), (parts[7] if len(parts) > 7 else None)
-    found = cloud.find("aws:lambda/function:Function", arn=unqualified)
-    if not found:
+    function, qualifier = _lambda_function(cloud, arn)
+    if function is None:
         return False
-    names = {found[0].get("name"), unqualified}
+    names = {function.get("name"), function.get("arn")}
     for permission in cloud.find("aws:lambda/permission:Permission"):
         source_arn, source_account = permission.get("sourceArn"), permission.get("sourceAccount")
         if (permission.get("function") in names and permission.get("qualifier") == qualifier
@@ -411,15 +419,6 @@ def a_function_needs_a_role_that_can_reach_its_network_and_dead_letters(inputs: 
     return AwsError("InvalidParameterValueException", denied, "deadLetterConfig") if denied else None
 
 
-def _mapped_function(inputs: Inputs, cloud: Cloud) -> dict[str, Any] | None:
-    """The function an event source mapping names (by ARN, qualified or not, or by name)."""
-    function = str(inputs.get("functionName"))
-    unqualified = ":".join(function.split(":")[:7]) if function.startswith("arn:") else function
-    found = cloud.find("aws:lambda/function:Function", arn=unqualified) or cloud.find(
-        "aws:lambda/function:Function", name=unqualified)
-    return found[0] if found else None
-
-
 _POLLED = {"sqs": ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes"),
            "dynamodb": ("GetRecords", "GetShardIterator", "DescribeStream", "ListStreams"),
            "kinesis": ("GetRecords", "GetShardIterator", "DescribeStream", "ListStreams")}
@@ -437,7 +436,7 @@ def a_mapping_needs_a_role_that_can_read_its_source(inputs: Inputs, cloud: Cloud
     The AWS provider retries that refusal for five minutes while IAM propagates, so the role's
     policy must exist by then; the sandbox, which does not wait, checks at the call: the policy
     comes first (the mapping depends on it)."""
-    function = _mapped_function(inputs, cloud)
+    function, _ = _lambda_function(cloud, str(inputs.get("functionName")))
     if function is None:
         return None  # no such function: not this rule's refusal
     role = str(function.get("role"))
@@ -466,7 +465,7 @@ def a_queues_visibility_timeout_covers_the_function_timeout(inputs: Inputs, clou
     a function still works on it: ``InvalidParameterValueException: Queue visibility timeout: 30
     seconds is less than Function timeout: 60 seconds``."""
     queues = cloud.find("aws:sqs/queue:Queue", arn=inputs.get("eventSourceArn"))
-    function = _mapped_function(inputs, cloud)
+    function, _ = _lambda_function(cloud, str(inputs.get("functionName")))
     if not queues or function is None:
         return None
     visibility = int(queues[0].get("visibilityTimeoutSeconds") or SQS_DEFAULT_VISIBILITY_SECONDS)

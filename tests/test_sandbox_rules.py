@@ -212,34 +212,32 @@ CALL_CASES += [
 ]
 
 
-def _queue_to_function(actions: list[str]) -> list[dict[str, Any]]:
-    """A queue polled by a function whose role's policy allows ``actions`` on the queue."""
-    return [
-        {"name": "queue", "type": "aws:sqs/queue:Queue", "inputs": {}}, *_role_allowing(actions, "${queue.arn}"),
-        _function(),
-        {"name": "mapping", "type": "aws:lambda/eventSourceMapping:EventSourceMapping", "depends_on": ["policy"],
-         "inputs": {"functionName": "${function.arn}", "eventSourceArn": "${queue.arn}", "batchSize": 10}},
-    ]
-
-
 POLLING = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
 
 
-def _queue_to_a_minute_long_function(visibility_seconds: int) -> list[dict[str, Any]]:
-    """A queue with this visibility timeout polled by a function that may run for a minute."""
+def _queue_to_function(actions: list[str] | None = None, visibility_seconds: int | None = None,
+                       timeout_seconds: int | None = None) -> list[dict[str, Any]]:
+    """A queue with this visibility timeout polled by a function that may run this long, whose
+    role's policy allows ``actions`` on the queue (by default the polling a mapping needs); AWS's
+    defaults (30 s and 3 s) for what is not given."""
+    queue = {} if visibility_seconds is None else {"visibilityTimeoutSeconds": visibility_seconds}
+    function = {} if timeout_seconds is None else {"timeout": timeout_seconds}
     return [
-        {"name": "queue", "type": "aws:sqs/queue:Queue", "inputs": {"visibilityTimeoutSeconds": visibility_seconds}},
-        *_role_allowing(POLLING, "${queue.arn}"), _function(timeout=60),
+        {"name": "queue", "type": "aws:sqs/queue:Queue", "inputs": queue},
+        *_role_allowing(actions or POLLING, "${queue.arn}"), _function(**function),
         {"name": "mapping", "type": "aws:lambda/eventSourceMapping:EventSourceMapping", "depends_on": ["policy"],
          "inputs": {"functionName": "${function.arn}", "eventSourceArn": "${queue.arn}", "batchSize": 10}},
     ]
 
 
-CALL_CASES.append((rules.a_queues_visibility_timeout_covers_the_function_timeout, _queue_to_a_minute_long_function(30),
-                   _queue_to_a_minute_long_function(360), "InvalidParameterValueException"))
-CALL_CASES.append((rules.a_mapping_needs_a_role_that_can_read_its_source, _queue_to_function(["sqs:SendMessage"]),
-                   _queue_to_function(POLLING),
-                   "InvalidParameterValueException"))
+CALL_CASES += [
+    (rules.a_queues_visibility_timeout_covers_the_function_timeout,
+     _queue_to_function(timeout_seconds=60),
+     _queue_to_function(visibility_seconds=360, timeout_seconds=60), "InvalidParameterValueException"),
+    (rules.a_mapping_needs_a_role_that_can_read_its_source, _queue_to_function(["sqs:SendMessage"]),
+     _queue_to_function(), "InvalidParameterValueException"),
+]
+
 
 def _validated_certificate(delegated: bool) -> list[dict[str, Any]]:
     zone: dict[str, Any] = {"name": "example.net"}
