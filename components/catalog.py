@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import pulumi
 
 from components.args import args_schema, parse_args
-from components.cases import big_data_ingestion, blog, microservices, premium_content, software_updates, todo_app
+from components.cases import account_baseline, big_data_ingestion, blog, microservices, premium_content, software_updates, todo_app
 
 
 class UnknownCaseError(LookupError):
@@ -96,6 +96,8 @@ BUILT_IN: dict[str, Case] = {
                  {"name": "www", "kind": "static"},
                  {"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10", "192.0.2.11"],
                   "routing": "failover"}]}, protects_data=True),
+        Case("account-baseline", account_baseline.DESCRIPTION, account_baseline.AccountBaseline,
+             account_baseline.AccountBaselineArgs, ("api_gateway_cloudwatch_role_arn",)),
     )
 }
 CASES: dict[str, Case] = dict(BUILT_IN)

@@ -256,6 +256,18 @@ def lambda_basic_statements(log_group_arn: str) -> list[dict[str, Any]]:
     ]
 
 
+API_GATEWAY_LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups",
+                           "logs:DescribeLogStreams", "logs:PutLogEvents", "logs:GetLogEvents", "logs:FilterLogEvents")
+"""What API Gateway does with the account's CloudWatch role: execution logs (groups it makes itself,
+``API-Gateway-Execution-Logs_<api>/<stage>``) and access logs (groups the stacks make)."""
+
+
+def api_gateway_logging_statements(partition: str, region: str, account: str) -> list[dict[str, Any]]:
+    """The account's API Gateway CloudWatch role: write logs in this account and region only (AWS's
+    managed policy for it allows every region and account's groups)."""
+    return [allow(list(API_GATEWAY_LOG_ACTIONS), [f"arn:{partition}:logs:{region}:{account}:*"], sid="ApiGatewayLogs")]
+
+
 def lambda_vpc_statements() -> list[dict[str, Any]]:
     # ENI management has no resource-level scoping for Create/Describe; actions are narrow.
     return [

@@ -32,6 +32,23 @@ def default_dir() -> Path:
     return data_home / "serverless-cases" / "sandbox-cloud"
 
 
+API_GATEWAY_SETTINGS = "aws:apigateway/account:Account"
+BY_HAND = "urn:pulumi:set-up-by-hand::"
+"""How the records of :func:`set_up_by_hand` are named: no stack's URN."""
+
+
+def set_up_by_hand(account: str, region: str) -> Record:
+    """An account's API Gateway settings as its administrator may have made them by hand (console or
+    CLI) before any stack: the CloudWatch Logs role of the region, which the ``account-baseline``
+    case sets otherwise. For tests that take an account as set up; the role is not one the sandbox
+    holds (made outside its stacks), so the rules do not judge it."""
+    role = f"arn:aws:iam::{account}:role/api-gateway-cloudwatch-set-up-by-hand"
+    return Record(API_GATEWAY_SETTINGS, "api-gateway-account",
+                  f"{BY_HAND}account::{API_GATEWAY_SETTINGS}::api-gateway",
+                  {"cloudwatchRoleArn": role}, {"id": "api-gateway-account", "cloudwatchRoleArn": role,
+                                                 "region": region})
+
+
 class ResourceExistsError(Exception):
     """A resource with the same identity already exists (AWS's AlreadyExists errors)."""
 
@@ -92,6 +109,10 @@ class SandboxCloud:
         with os.fdopen(fd, "w") as handle:
             json.dump(record.__dict__, handle, sort_keys=True)
         os.replace(tmp, path)
+
+    def set_up_by_hand(self) -> None:
+        """Give this account and region the settings of :func:`set_up_by_hand`."""
+        self.put(set_up_by_hand(self.identity.account, self.region))
 
     def delete(self, type_token: str, rid: str) -> None:
         self._path(type_token, rid).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ import dill
 import pulumi
 
 from sandbox import rules, synthesis
+from sandbox.cloud import set_up_by_hand
 
 DYNAMIC = "pulumi-python:dynamic:Resource"
 AWS_PROVIDER = "pulumi:providers:aws"
@@ -40,8 +41,13 @@ class RegisteredResource:
 
 
 class SandboxMocks(pulumi.runtime.Mocks):
-    def __init__(self, region: str = synthesis.DEFAULT_REGION) -> None:
+    """``account_set_up``: the account's API Gateway CloudWatch role is set (as by the
+    ``account-baseline`` case), which a REST API stage with logging needs; a mocks test of one
+    component takes its account as set up unless it says otherwise."""
+
+    def __init__(self, region: str = synthesis.DEFAULT_REGION, *, account_set_up: bool = True) -> None:
         self.region = region
+        self.existing = [set_up_by_hand(rules.DEFAULT_IDENTITY.account, region)] if account_set_up else []
         self.identity = rules.DEFAULT_IDENTITY
         self.resources: list[RegisteredResource] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -88,7 +94,8 @@ class SandboxMocks(pulumi.runtime.Mocks):
 
     def find(self, type_token: str, **outputs: Any) -> list[dict[str, Any]]:
         """The sandbox rules' view of what exists (``sandbox.rules.Cloud``): what was registered."""
-        return [r.outputs for r in self.of_type(type_token) if all(r.outputs.get(k) == v for k, v in outputs.items())]
+        held = [r.outputs for r in self.of_type(type_token)] + [r.outputs for r in self.existing if r.type == type_token]
+        return [held_outputs for held_outputs in held if all(held_outputs.get(k) == v for k, v in outputs.items())]
 
     def other_accounts_holding(self, type_token: str, **outputs: Any) -> list[str]:
         """Mocks model one account."""

@@ -264,7 +264,8 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         rid = synthesis.resource_id(type_token, name, inputs, self.region, request.urn, self.identity.account)
         outputs = synthesis.outputs(type_token, name, inputs, rid, self.region, request.urn, self.identity.account)
         try:
-            self.cloud.put(_as_aws_keeps_it(Record(type_token, rid, request.urn, inputs, outputs)), must_be_new=True)
+            self.cloud.put(_as_aws_keeps_it(Record(type_token, rid, request.urn, inputs, outputs)),
+                           must_be_new=not synthesis.is_settings(type_token))
         except ResourceExistsError as exc:
             context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
         return provider_pb2.CreateResponse(id=rid, properties=_to_struct(outputs))

@@ -357,6 +357,38 @@ def dax_can_assume_the_clusters_role(inputs: Inputs, cloud: Cloud) -> AwsError |
     return None
 
 
+@rule_at_call("aws:apigateway/account:Account")
+def api_gateway_can_assume_the_accounts_cloudwatch_role(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """UpdateAccount: API Gateway assumes the CloudWatch role it is given for the account's logs; a
+    role whose trust policy does not admit ``apigateway.amazonaws.com`` is refused with
+    ``BadRequestException``."""
+    refused = _untrusting_roles(cloud, [inputs.get("cloudwatchRoleArn")], "apigateway.amazonaws.com")
+    if refused:
+        return AwsError("BadRequestException", "The role ARN does not have required permissions set to API Gateway: "
+                        f"{refused[0]}", "cloudwatchRoleArn")
+    return None
+
+
+# -- API Gateway's account settings ---------------------------------------------------------------
+_LOGGING_LEVELS = ("INFO", "ERROR")
+
+
+@rule_at_call("aws:apigateway/stage:Stage")
+@rule_at_call("aws:apigateway/methodSettings:MethodSettings")
+def api_logging_needs_the_accounts_cloudwatch_role(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """CreateStage/UpdateStage with access logs, and method settings with execution logs (level
+    ``INFO`` or ``ERROR``), need the CloudWatch role of the account's API Gateway settings in that
+    region (UpdateAccount, once per account and region: the `account-baseline` case); until it is
+    set they are refused with ``BadRequestException``. A new account has none."""
+    settings = inputs.get("settings")
+    level = settings.get("loggingLevel") if isinstance(settings, Mapping) else None
+    prop = "accessLogSettings" if inputs.get("accessLogSettings") else "settings" if level in _LOGGING_LEVELS else ""
+    if not prop or any(account.get("cloudwatchRoleArn") for account in cloud.find("aws:apigateway/account:Account")):
+        return None
+    return AwsError("BadRequestException", "CloudWatch Logs role ARN must be set in account settings to enable "
+                    "logging", prop)
+
+
 # -- Lambda --------------------------------------------------------------------------------------
 def _role_may(cloud: Cloud, role_arn: str, action: str, resource: str | None) -> bool | None:
     """Whether the role's policies (inline, and customer managed ones attached to it) allow

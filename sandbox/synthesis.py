@@ -89,6 +89,9 @@ class TypeSpec:
     id_of: Callable[[Context], str] | None = None  # default: the name property
     computed: Synth = lambda ctx, rid: {}
     replace_on: frozenset[str] = field(default_factory=frozenset)
+    settings: bool = False
+    """Settings of the account and region, not a resource: a create overwrites what is set (by hand or
+    by another stack), as AWS's update of them does."""
 
 
 def _prefixed(prefix: str, length: int = 17) -> Callable[[Context], str]:
@@ -371,7 +374,7 @@ TYPES: dict[str, TypeSpec] = {
     "aws:apigateway/methodSettings:MethodSettings": TypeSpec(
         id_of=lambda ctx: f"{ctx.get('restApi')}-{ctx.get('stageName')}-{ctx.get('methodPath')}",
         replace_on=frozenset({"restApi", "stageName", "methodPath"})),
-    "aws:apigateway/account:Account": TypeSpec(id_of=lambda ctx: "api-gateway-account"),
+    "aws:apigateway/account:Account": TypeSpec(id_of=lambda ctx: "api-gateway-account", settings=True),
     # networking
     "aws:ec2/vpc:Vpc": TypeSpec(id_of=_prefixed("vpc-"), computed=_vpc, replace_on=frozenset({"cidrBlock", "instanceTenancy"})),
     "aws:ec2/subnet:Subnet": TypeSpec(
@@ -641,6 +644,10 @@ def create(type_token: str, logical_name: str, inputs: Props, *, region: str = D
 
 def replacement_properties(type_token: str) -> frozenset[str]:
     return spec_for(type_token).replace_on
+
+
+def is_settings(type_token: str) -> bool:
+    return spec_for(type_token).settings
 
 
 # -- invokes ---------------------------------------------------------------------------------

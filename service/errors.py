@@ -58,6 +58,14 @@ class StackBeingDeleted(ServiceError):
     status_code = 409
 
 
+class AccountBaselineExists(ServiceError):
+    status_code = 409
+
+
+class AccountBaselineInUse(ServiceError):
+    status_code = 409
+
+
 class RunFinished(ServiceError):
     status_code = 409
 

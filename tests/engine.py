@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from programs import backend, targets
-from sandbox.cloud import SandboxCloud
+from sandbox.cloud import BY_HAND, SandboxCloud
 from sandbox.rules import Identity
+from sandbox.synthesis import DEFAULT_REGION
 
 REPO = targets.REPO_ROOT
 
@@ -40,6 +41,9 @@ class Workspace:
     target: str = targets.SANDBOX
     main: Path | None = None
     """Another program than the project's (a test program); default the project's."""
+    account_set_up: bool = True
+    """Whether the sandbox account's API Gateway CloudWatch role is set, as an administrator would have
+    set it (``sandbox.cloud.set_up_by_hand``): what the cases with a REST API need beforehand."""
 
     @property
     def project_dir(self) -> Path:
@@ -54,6 +58,8 @@ class Workspace:
         (self.project_dir / "Pulumi.yaml").write_text(targets.project_file(main=self.main))
         (self.data_dir / "state").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "passphrase").write_text("test-passphrase")
+        if self.account_set_up:
+            SandboxCloud(self.data_dir / "sandbox-cloud", DEFAULT_REGION).set_up_by_hand()
 
     def env(self, target: str | None = None, **extra: str) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "SANDBOX_"))}
@@ -111,13 +117,14 @@ class Workspace:
 
 
 def cloud_records(root: Path, account: str | None = None) -> list[Any]:
-    """What a sandbox cloud folder holds, in every region, for its own account (or ``account``)."""
+    """What stacks made in a sandbox cloud folder, in every region, for its own account (or
+    ``account``): not the account's settings made by hand (``sandbox.cloud.set_up_by_hand``)."""
     folder = root if account is None else root / "accounts" / account
     if not folder.exists():
         return []
     identity = Identity() if account is None else Identity(account=account)
     return [record for region in sorted(folder.iterdir()) if region.name != "accounts"
-            for record in SandboxCloud(root, region.name, identity).records()]
+            for record in SandboxCloud(root, region.name, identity).records() if not record.urn.startswith(BY_HAND)]
 
 
 def _leaves(prefix: str, value: Any) -> list[tuple[str, Any]]:

@@ -20,6 +20,9 @@ import httpx
 
 from programs import targets
 from programs.targets import REPO_ROOT
+from sandbox.cloud import SandboxCloud
+from sandbox.rules import Identity
+from sandbox.synthesis import DEFAULT_REGION
 from service import workers
 from service.identities import sandbox_account
 from tests.engine import cloud_records
@@ -88,6 +91,13 @@ class Service:
         self.process: subprocess.Popen[bytes] | None = None
         self._log: Any = None
         self.use_port(free_port())
+        self.sandbox_cloud = Path(settings.get("sandbox_cloud") or data_dir / "sandbox-cloud")
+        self.set_up_account("admin")
+
+    def set_up_account(self, tenant: str) -> None:
+        """Take the tenant's sandbox account as set up by hand (``sandbox.cloud.set_up_by_hand``): its
+        API Gateway CloudWatch role is set, as the cases with a REST API need beforehand."""
+        SandboxCloud(self.sandbox_cloud, DEFAULT_REGION, Identity(account=sandbox_account(tenant))).set_up_by_hand()
 
     def start(self, timeout: float = 60) -> Service:
         """Start the service and wait until it answers. Its port was free when it was chosen; any
@@ -215,13 +225,17 @@ class Service:
 
     def cloud_records(self, tenant: str = "admin") -> list[Any]:
         """What the sandbox holds for the tenant: the resources of its own sandbox account."""
-        return cloud_records(self.data_dir / "sandbox-cloud", sandbox_account(tenant))
+        return cloud_records(self.sandbox_cloud, sandbox_account(tenant))
 
-    def tenant_token(self, name: str) -> str:
+    def tenant_token(self, name: str, *, account_set_up: bool = True) -> str:
+        """A new tenant's token; its sandbox account is taken as set up (:meth:`set_up_account`) unless
+        ``account_set_up`` is false (a new AWS account)."""
         with self.client() as admin:
             response = admin.post("/v1/tenants", json={"name": name})
             assert response.status_code == 201, response.text
-            return str(response.json()["token"])
+        if account_set_up:
+            self.set_up_account(name)
+        return str(response.json()["token"])
 
 
 def alive(pid: int) -> bool:

@@ -27,6 +27,7 @@ CONFIG_CHANGES: dict[str, tuple[dict[str, Any], set[tuple[str, str]]]] = {
                                     {"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10", "192.0.2.12"],
                                      "routing": "failover"}]},
                       {("aws:route53/healthCheck:HealthCheck", "ipAddress"), ("aws:route53/record:Record", "records")}),
+    "account-baseline": ({"tags": {"team": "platform"}}, {("aws:iam/role:Role", "tags")}),
 }
 
 

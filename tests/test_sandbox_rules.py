@@ -321,12 +321,49 @@ CALL_CASES += [
     (rules.a_distribution_serves_this_accounts_certificate, _distribution_with_certificate(OTHER_ACCOUNT),
      _distribution_with_certificate(rules.ACCOUNT_ID), "InvalidViewerCertificate"),
 ]
+def _api_gateway_settings(trusted: str) -> list[dict[str, Any]]:
+    """The account's API Gateway settings naming a role that trusts ``trusted``."""
+    return [{"name": "logs-role", "type": "aws:iam/role:Role", "inputs": {"assumeRolePolicy": _trust(trusted)}},
+            {"name": "settings", "type": "aws:apigateway/account:Account",
+             "inputs": {"cloudwatchRoleArn": "${logs-role.arn}"}}]
+
+
+def _logged_api(settings: bool, *, access_logs: bool = True, execution_logs: bool = False) -> list[dict[str, Any]]:
+    """A REST API's stage with access logs (and method settings with execution logs), in an account
+    whose API Gateway settings this stack sets first, or in a new one (``settings`` false)."""
+    made = _api_gateway_settings("apigateway.amazonaws.com") if settings else []
+    after = ["settings"] if settings else []
+    stage: dict[str, Any] = {"restApi": "${api.id}", "deployment": "${deployment.id}", "stageName": "v1"}
+    if access_logs:
+        stage["accessLogSettings"] = {"destinationArn": "arn:aws:logs:us-east-1:123456789012:log-group:access",
+                                      "format": "$context.requestId"}
+    resources = [*made, {"name": "api", "type": "aws:apigateway/restApi:RestApi", "inputs": {"name": "api"}},
+                 {"name": "deployment", "type": "aws:apigateway/deployment:Deployment",
+                  "inputs": {"restApi": "${api.id}"}},
+                 {"name": "stage", "type": "aws:apigateway/stage:Stage", "depends_on": after, "inputs": stage}]
+    if execution_logs:
+        resources.append({"name": "all-methods", "type": "aws:apigateway/methodSettings:MethodSettings",
+                          "depends_on": after, "inputs": {"restApi": "${api.id}", "stageName": "${stage.stageName}",
+                                                          "methodPath": "*/*", "settings": {"loggingLevel": "ERROR"}}})
+    return resources
+
+
+CALL_CASES += [
+    (rules.api_gateway_can_assume_the_accounts_cloudwatch_role, _api_gateway_settings("lambda.amazonaws.com"),
+     _api_gateway_settings("apigateway.amazonaws.com"), "BadRequestException"),
+    (rules.api_logging_needs_the_accounts_cloudwatch_role, _logged_api(False), _logged_api(True),
+     "BadRequestException"),
+    (rules.api_logging_needs_the_accounts_cloudwatch_role, _logged_api(False, access_logs=False, execution_logs=True),
+     _logged_api(True, access_logs=False, execution_logs=True), "BadRequestException"),
+]
+
 CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "function-without-s3-permission",
             "function-permits-another-bucket", "firehose-not-trusted", "dax-not-trusted", "lambda-not-trusted",
             "iot-not-trusted", "role-cannot-make-network-interfaces", "role-cannot-send-dead-letters",
             "visibility-shorter-than-the-function", "role-cannot-read-the-queue", "zone-not-delegated",
             "legacy-logs-need-acls", "cloudfront-log-source-outside-us-east-1", "access-log-target-missing",
-            "listener-of-another-account", "certificate-of-another-account"]
+            "listener-of-another-account", "certificate-of-another-account", "api-gateway-not-trusted",
+            "access-logs-in-a-new-account", "execution-logs-in-a-new-account"]
 
 # (rule, what the owning account makes, the output naming it, what uses it, AWS error code): resources
 # of one account are out of reach of another (each tenant of the service has its own account)
@@ -522,8 +559,9 @@ def test_engine_refuses_before_creating_anything(tmp_path: Path, pulumi_toolchai
 
 
 def _raw_stack(tmp_path: Path, toolchain: str) -> Workspace:
-    """A stack of the test program that registers resources exactly as configured."""
-    workspace = Workspace(tmp_path, toolchain, main=RAW_RESOURCE)
+    """A stack of the test program that registers resources exactly as configured, in a new account
+    (API Gateway's settings not set up)."""
+    workspace = Workspace(tmp_path, toolchain, main=RAW_RESOURCE, account_set_up=False)
     workspace.pulumi("stack", "init", "subject")
     return workspace
 

@@ -12,10 +12,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from components import ComponentArgsError, UnknownCaseError, get_case
+from components.cases.account_baseline import NEEDED_BY
 from service import identities, pages
-from service.db import Run, StackRecord
+from service.db import Run, StackRecord, Tenant
 from service.deps import PrincipalDep, RunnerDep, SettingsDep, ViewsDep
 from service.errors import (
+    AccountBaselineExists,
+    AccountBaselineInUse,
     DeletionProtected,
     InvalidStackConfig,
     MissingCredentials,
@@ -96,6 +99,37 @@ def _check_target(session: Session, tenant: str, target: str, args: dict[str, An
         raise InvalidStackConfig(problems)
 
 
+BASELINE = "account-baseline"
+
+
+def _tenant_stacks(session: Session, tenant: str, target: str, cases: tuple[str, ...]) -> list[str]:
+    """The names of the tenant's stacks of ``cases`` on ``target``, once the tenant's row is locked (so
+    that acceptances touching its account baseline take their turn on every node)."""
+    session.scalar(select(Tenant.id).where(Tenant.id == tenant).with_for_update())
+    return list(session.scalars(select(StackRecord.name).where(
+        StackRecord.tenant_id == tenant, StackRecord.target == target, StackRecord.case.in_(cases))
+        .order_by(StackRecord.name)))
+
+
+def _check_baseline_create(session: Session, tenant: str, target: str) -> None:
+    """One account baseline per tenant and target: the settings it owns are one per account and region,
+    and destroying a second owner would reset them under the first."""
+    owners = _tenant_stacks(session, tenant, target, (BASELINE,))
+    if owners:
+        raise AccountBaselineExists(f"stack {owners[0]!r} is already this tenant's account baseline for target "
+                                    f"{target!r} (one per account and region)")
+
+
+def _check_baseline_destroy(session: Session, tenant: str, stack: StackRecord) -> None:
+    """An account baseline is not destroyed while stacks that need it exist: destroying it resets the
+    account's API Gateway logging role, and their APIs would stop writing logs."""
+    users = _tenant_stacks(session, tenant, stack.target, NEEDED_BY)
+    if users:
+        listed = ", ".join(repr(u) for u in users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
+        raise AccountBaselineInUse(f"stack {stack.name!r} is the account baseline of {listed}: delete those first "
+                                   "(their REST APIs log through the role it sets)")
+
+
 def _queue(session: Session, runner: Any, tenant: str, stack: StackRecord, kind: str,
            secrets: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> RunRead:
     """Queue a run of ``kind`` for ``stack`` with the stack's current arguments."""
@@ -120,6 +154,8 @@ def create_stack(body: StackCreate, principal: PrincipalDep, runner: RunnerDep, 
     try:
         with runner.admission, runner.db.session() as session:
             _check_target(session, principal.tenant, target, dict(body.arguments))
+            if body.case == BASELINE:
+                _check_baseline_create(session, principal.tenant, target)
             if session.scalar(select(StackRecord.id).where(StackRecord.tenant_id == principal.tenant,
                                                            StackRecord.name == body.name)) is not None:
                 raise exists
@@ -186,6 +222,8 @@ def _simple_run(name: str, kind: str, principal: Any, runner: Any, *, delete_dat
                 and stack.args.get("deletion_protection", True) is not False:
             raise DeletionProtected(f"stack {name!r} protects its tables and user pools against deletion: delete it "
                                     "with ?delete_data=true (or set the argument deletion_protection to false first)")
+        if kind == "destroy" and stack.case == BASELINE:
+            _check_baseline_destroy(session, principal.tenant, stack)
         result = _queue(session, runner, principal.tenant, stack, kind, extra={"delete_data": True} if delete_data else None)
     return result
 
