@@ -324,9 +324,18 @@ def _outputs(outputs: auto.OutputMap) -> dict[str, Any]:
     return {k: {"value": v.value if not v.secret else None, "secret": v.secret} for k, v in outputs.items()}
 
 
+AWS_ADVICE = {
+    "CloudWatch Logs role ARN must be set in account settings to enable logging":
+        "This account and region have no API Gateway logging role yet: deploy a stack of the account-baseline case "
+        "once (POST /v1/stacks with case account-baseline), then run this stack again.",
+}
+"""What to do about an AWS refusal a case can meet, added once to a failed run's detail."""
+
+
 def translate(exc: Exception, errors: list[str], collector: _Collector | None = None) -> JobError:
     """The one place engine failures become typed errors (raw CLI output is not passed on)."""
-    detail = "\n".join(e for e in errors if "an unhandled error occurred" not in e)[:4000]
+    advice = [text for refusal, text in AWS_ADVICE.items() if any(refusal in e for e in errors)]
+    detail = "\n".join([*advice, *(e for e in errors if "an unhandled error occurred" not in e)])[:4000]
     stopped_by = collector.mandatory_violations() if collector is not None else []
     if isinstance(exc, auto.CommandError) and collector is not None and stopped_by:
         listing = "\n".join(f"{v['policy']} ({v['pack']}): {v['urn']}: {v['message']}" for v in stopped_by)

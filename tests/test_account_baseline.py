@@ -85,6 +85,12 @@ def _refused(response: httpx.Response, kind: str) -> str:
 def test_a_tenant_has_one_account_baseline_kept_while_its_rest_apis_need_it(service: Service) -> None:
     token = service.tenant_token("initech", account_set_up=False)  # a new account: nothing set up
     with service.client(token) as client:
+        app = client.post("/v1/stacks", json={"name": "app", "case": "todo-app"})
+        assert app.status_code == 202, app.text
+        failed = wait_run(client, app.json()["id"])
+        assert failed["status"] == "failed" and failed["error"]["error"] == "DeploymentFailed", failed
+        assert NEW_ACCOUNT_REFUSAL in failed["error"]["detail"] and "account-baseline" in failed["error"]["detail"]
+
         accepted = client.post("/v1/stacks", json={"name": "baseline", "case": "account-baseline"})
         assert accepted.status_code == 202, accepted.text
         assert wait_run(client, accepted.json()["id"])["status"] == "succeeded"
@@ -92,9 +98,9 @@ def test_a_tenant_has_one_account_baseline_kept_while_its_rest_apis_need_it(serv
                           "AccountBaselineExists")
         assert "'baseline'" in detail
 
-        app = client.post("/v1/stacks", json={"name": "app", "case": "todo-app"})
-        assert app.status_code == 202, app.text
-        assert wait_run(client, app.json()["id"])["status"] == "succeeded"  # deploys in the new account
+        again = client.patch("/v1/stacks/app", json={"arguments": {"cache_ttl_seconds": 60}})
+        assert again.status_code == 202, again.text
+        assert wait_run(client, again.json()["id"])["status"] == "succeeded"  # deploys in the new account now
         assert "'app'" in _refused(client.delete("/v1/stacks/baseline"), "AccountBaselineInUse")
 
         gone = client.delete("/v1/stacks/app", params={"delete_data": "true"})

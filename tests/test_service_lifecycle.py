@@ -16,7 +16,8 @@ CHANGES = {"todo-app": {"cache_ttl_seconds": 45}, "blog": {"thumbnail_size": "32
            "big-data-ingestion": {"bytes_scanned_cutoff": 20_000_000},
            "microservices": {"services": [{"name": "orders", "kind": "api"}, {"name": "www", "kind": "static"},
                                           {"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10", "192.0.2.13"],
-                                           "routing": "failover"}]}}
+                                           "routing": "failover"}]},
+           "account-baseline": {"tags": {"team": "platform"}}}
 
 
 def test_every_case_has_a_change_to_exercise() -> None:
