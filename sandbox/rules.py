@@ -330,6 +330,23 @@ def firehose_can_assume_its_roles(inputs: Inputs, cloud: Cloud) -> AwsError | No
     return None
 
 
+@rule_at_call("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream")
+def firehose_needs_a_role_that_can_describe_its_kinesis_source(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """CreateDeliveryStream from a Kinesis data stream: Firehose describes the stream with the source's
+    role as the delivery stream is made; a role that may not ``kinesis:DescribeStream`` it is refused
+    with ``InvalidArgumentException`` (the AWS provider retries that while IAM propagates, so a policy
+    that comes only after the delivery stream fails it; the sandbox checks at the call)."""
+    source = inputs.get("kinesisSourceConfiguration")
+    role = source.get("roleArn") if isinstance(source, Mapping) else None
+    stream = source.get("kinesisStreamArn") if isinstance(source, Mapping) else None
+    if not (isinstance(role, str) and isinstance(stream, str) and _known(role) and _known(stream)):
+        return None
+    if _role_may(cloud, role, "kinesis:DescribeStream", stream) is False:
+        return AwsError("InvalidArgumentException", f"Role {role} is not authorized to perform: kinesis:DescribeStream "
+                        f"on resource {stream}.", "kinesisSourceConfiguration")
+    return None
+
+
 @rule_at_call("aws:iot/topicRule:TopicRule")
 def iot_can_assume_the_rule_actions_roles(inputs: Inputs, cloud: Cloud) -> AwsError | None:
     """CreateTopicRule: IoT checks that it can assume the role of each action (Kinesis, Firehose,

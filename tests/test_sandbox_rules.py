@@ -172,10 +172,12 @@ def _topic_rule_trusting(service: str) -> list[dict[str, Any]]:
                                                                  "roleArn": "${role.arn}"}]}}]
 
 
-def _delivery_stream_trusting(service: str) -> list[dict[str, Any]]:
+def _delivery_stream_trusting(service: str, actions: tuple[str, ...] = ("kinesis:DescribeStream",
+                                                                        "kinesis:GetRecords")) -> list[dict[str, Any]]:
+    """A delivery stream from a Kinesis stream whose role ``service`` may assume and may take ``actions`` on it."""
     return [{"name": "stream", "type": "aws:kinesis/stream:Stream", "inputs": {"shardCount": 1}},
             {"name": "bucket", "type": "aws:s3/bucket:Bucket", "inputs": {}},
-            *_role_allowing(["kinesis:GetRecords"], "${stream.arn}", trusted=service),
+            *_role_allowing(list(actions), "${stream.arn}", trusted=service),
             {"name": "delivery", "type": "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream",
              "depends_on": ["policy"],
              "inputs": {"destination": "extended_s3",
@@ -349,6 +351,9 @@ def _logged_api(settings: bool, *, access_logs: bool = True, execution_logs: boo
 
 
 CALL_CASES += [
+    (rules.firehose_needs_a_role_that_can_describe_its_kinesis_source,
+     _delivery_stream_trusting("firehose.amazonaws.com", ("kinesis:GetRecords",)),
+     _delivery_stream_trusting("firehose.amazonaws.com"), "InvalidArgumentException"),
     (rules.api_gateway_can_assume_the_accounts_cloudwatch_role, _api_gateway_settings("lambda.amazonaws.com"),
      _api_gateway_settings("apigateway.amazonaws.com"), "BadRequestException"),
     (rules.api_logging_needs_the_accounts_cloudwatch_role, _logged_api(False), _logged_api(True),
@@ -363,7 +368,8 @@ CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "function-without
             "visibility-shorter-than-the-function", "role-cannot-read-the-queue", "zone-not-delegated",
             "legacy-logs-need-acls", "cloudfront-log-source-outside-us-east-1", "access-log-target-missing",
             "listener-of-another-account", "certificate-of-another-account", "api-gateway-not-trusted",
-            "access-logs-in-a-new-account", "execution-logs-in-a-new-account"]
+            "firehose-role-cannot-describe-the-stream", "access-logs-in-a-new-account",
+            "execution-logs-in-a-new-account"]
 
 # (rule, what the owning account makes, the output naming it, what uses it, AWS error code): resources
 # of one account are out of reach of another (each tenant of the service has its own account)
