@@ -684,6 +684,19 @@ def a_distribution_takes_only_a_global_web_acl(inputs: Inputs) -> AwsError | Non
     return None
 
 
+@rule("aws:cloudfront/distribution:Distribution")
+def a_distribution_takes_only_a_us_east_1_certificate(inputs: Inputs) -> AwsError | None:
+    """CreateDistribution/UpdateDistribution: an ACM certificate for the distribution's aliases must
+    be one of US East (N. Virginia), whatever the stack's region; one of another region fails with
+    ``InvalidViewerCertificate``."""
+    certificate = inputs.get("viewerCertificate")
+    arn = certificate.get("acmCertificateArn") if isinstance(certificate, Mapping) else None
+    if isinstance(arn, str) and _known(arn) and not re.fullmatch(r"arn:aws[\w-]*:acm:us-east-1:\d{12}:certificate/.+", arn):
+        return AwsError("InvalidViewerCertificate", "The specified SSL certificate doesn't exist, isn't in us-east-1 "
+                        "region, isn't valid, or doesn't include a valid certificate chain.", "viewerCertificate")
+    return None
+
+
 @rule_at_call("aws:cloudfront/distribution:Distribution")
 def legacy_logging_needs_a_bucket_with_acls(inputs: Inputs, cloud: Cloud) -> AwsError | None:
     """Standard logging (legacy), the distribution's ``Logging`` setting, writes log files through

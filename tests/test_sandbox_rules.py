@@ -47,6 +47,14 @@ CASES: list[tuple[rules.Rule, str, dict[str, Any], dict[str, Any], str]] = [
      "aws:s3/bucketAccelerateConfiguration:BucketAccelerateConfiguration",
      {"bucket": "uploads.example.com", "status": "Enabled"}, {"bucket": "uploads-example-com", "status": "Enabled"},
      "InvalidRequest"),
+    (rules.a_distribution_takes_only_a_us_east_1_certificate, "aws:cloudfront/distribution:Distribution",
+     {**DISTRIBUTION_BASE, "aliases": ["www.example.com"], "viewerCertificate": {
+         "acmCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b", "sslSupportMethod": "sni-only",
+         "minimumProtocolVersion": "TLSv1.2_2021"}},
+     {**DISTRIBUTION_BASE, "aliases": ["www.example.com"], "viewerCertificate": {
+         "acmCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b", "sslSupportMethod": "sni-only",
+         "minimumProtocolVersion": "TLSv1.2_2021"}},
+     "InvalidViewerCertificate"),
     (rules.topic_rule_names_are_words, "aws:iot/topicRule:TopicRule",
      {"name": "with-dash", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},
      {"name": "with_underscore", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},
