@@ -796,6 +796,28 @@ def a_distribution_serves_this_accounts_certificate(inputs: Inputs, cloud: Cloud
     return None
 
 
+_CERTIFICATE_ARN = re.compile(r"arn:aws[\w-]*:acm:([\w-]+):(\d{12}):certificate/.+")
+
+
+@rule_at_call("aws:apigateway/domainName:DomainName")
+def a_domain_name_takes_a_certificate_of_its_region_and_account(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """CreateDomainName: a regional domain's certificate (``regionalCertificateArn``) must be an ACM
+    certificate of the API's region, an edge-optimized one's (``certificateArn``) of us-east-1, and
+    either of the account making the domain; otherwise ``BadRequestException``."""
+    for prop, region in (("regionalCertificateArn", inputs.get("region")), ("certificateArn", "us-east-1")):
+        arn = inputs.get(prop)
+        matched = _CERTIFICATE_ARN.fullmatch(arn) if isinstance(arn, str) and _known(arn) else None
+        if matched is None:
+            continue
+        if matched.group(1) != region:
+            return AwsError("BadRequestException", f"Invalid certificate ARN: {arn}. Certificate must be in "
+                            f"'{region}'.", prop)
+        if matched.group(2) != cloud.identity.account:
+            return AwsError("BadRequestException", "The certificate provided must be owned by the account creating "
+                            "the domain", prop)
+    return None
+
+
 # -- CloudFront: what AWS keeps --------------------------------------------------------------------
 @effect("aws:cloudfront/distribution:Distribution")
 def default_certificate_serves_tls_v1(properties: dict[str, Any]) -> dict[str, Any]:

@@ -331,6 +331,12 @@ CALL_CASES += [
     (rules.a_distribution_serves_this_accounts_certificate, _distribution_with_certificate(OTHER_ACCOUNT),
      _distribution_with_certificate(rules.ACCOUNT_ID), "InvalidViewerCertificate"),
 ]
+def _regional_domain(certificate_arn: str) -> dict[str, Any]:
+    return {"name": "domain", "type": "aws:apigateway/domainName:DomainName",
+            "inputs": {"domainName": "api.example.net", "regionalCertificateArn": certificate_arn,
+                       "endpointConfiguration": {"types": "REGIONAL"}, "securityPolicy": "TLS_1_2"}}
+
+
 def _api_gateway_settings(trusted: str) -> list[dict[str, Any]]:
     """The account's API Gateway settings naming a role that trusts ``trusted``."""
     return [{"name": "logs-role", "type": "aws:iam/role:Role", "inputs": {"assumeRolePolicy": _trust(trusted)}},
@@ -359,6 +365,12 @@ def _logged_api(settings: bool, *, access_logs: bool = True, execution_logs: boo
 
 
 CALL_CASES += [
+    (rules.a_domain_name_takes_a_certificate_of_its_region_and_account,
+     [_regional_domain("arn:aws:acm:eu-west-1:123456789012:certificate/0a1b")],
+     [_regional_domain("arn:aws:acm:us-east-1:123456789012:certificate/0a1b")], "BadRequestException"),
+    (rules.a_domain_name_takes_a_certificate_of_its_region_and_account,
+     [_regional_domain(f"arn:aws:acm:us-east-1:{OTHER_ACCOUNT}:certificate/0a1b")],
+     [_regional_domain("arn:aws:acm:us-east-1:123456789012:certificate/0a1b")], "BadRequestException"),
     (rules.firehose_needs_a_role_that_can_describe_its_kinesis_source,
      _delivery_stream_trusting("firehose.amazonaws.com", ("kinesis:GetRecords",)),
      _delivery_stream_trusting("firehose.amazonaws.com"), "InvalidArgumentException"),
@@ -376,6 +388,7 @@ CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "function-without
             "visibility-shorter-than-the-function", "role-cannot-read-the-queue", "zone-not-delegated",
             "legacy-logs-need-acls", "cloudfront-log-source-outside-us-east-1", "access-log-target-missing",
             "listener-of-another-account", "certificate-of-another-account", "api-gateway-not-trusted",
+            "domain-certificate-of-another-region", "domain-certificate-of-another-account",
             "firehose-role-cannot-describe-the-stream", "access-logs-in-a-new-account",
             "execution-logs-in-a-new-account"]
 
