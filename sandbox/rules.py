@@ -818,6 +818,27 @@ def a_domain_name_takes_a_certificate_of_its_region_and_account(inputs: Inputs, 
     return None
 
 
+@rule_at_call("aws:kms/key:Key")
+def a_key_policy_lets_its_account_change_it(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """CreateKey/PutKeyPolicy run the policy lockout safety check: a key policy that does not allow the
+    caller (or its account) ``kms:PutKeyPolicy`` would leave nobody able to change it, and is refused
+    with ``MalformedPolicyDocumentException`` unless ``BypassPolicyLockoutSafetyCheck`` is set. A key
+    without a policy gets AWS's default one, which gives the account every KMS action."""
+    policy = inputs.get("policy")
+    if not isinstance(policy, str) or not policy or not _known(policy) or inputs.get("bypassPolicyLockoutSafetyCheck"):
+        return None
+    account = cloud.identity.account
+    callers = {"*", account, f"arn:aws:iam::{account}:root", cloud.identity.caller_arn, cloud.identity.principal_arn}
+    for statement in _statements(policy):
+        principal = statement.get("Principal")
+        named = principal.get("AWS", []) if isinstance(principal, Mapping) else principal
+        if statement.get("Effect") == "Allow" and _action_matches(statement.get("Action"), "kms:PutKeyPolicy") \
+                and callers & {str(p) for p in _as_list(named)}:
+            return None
+    return AwsError("MalformedPolicyDocumentException", "The new key policy will not allow you to update the key "
+                    "policy in the future.", "policy")
+
+
 # -- CloudFront: what AWS keeps --------------------------------------------------------------------
 @effect("aws:cloudfront/distribution:Distribution")
 def default_certificate_serves_tls_v1(properties: dict[str, Any]) -> dict[str, Any]:

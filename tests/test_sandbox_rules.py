@@ -331,6 +331,15 @@ CALL_CASES += [
     (rules.a_distribution_serves_this_accounts_certificate, _distribution_with_certificate(OTHER_ACCOUNT),
      _distribution_with_certificate(rules.ACCOUNT_ID), "InvalidViewerCertificate"),
 ]
+def _key_administered_by(principal: str) -> dict[str, Any]:
+    """A KMS key whose policy gives ``principal`` every KMS action, and S3 the use of the key."""
+    return {"name": "key", "type": "aws:kms/key:Key", "inputs": {"policy": json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "kms:GenerateDataKey*",
+             "Resource": "*"}]})}}
+
+
 def _regional_domain(certificate_arn: str) -> dict[str, Any]:
     return {"name": "domain", "type": "aws:apigateway/domainName:DomainName",
             "inputs": {"domainName": "api.example.net", "regionalCertificateArn": certificate_arn,
@@ -371,6 +380,8 @@ CALL_CASES += [
     (rules.a_domain_name_takes_a_certificate_of_its_region_and_account,
      [_regional_domain(f"arn:aws:acm:us-east-1:{OTHER_ACCOUNT}:certificate/0a1b")],
      [_regional_domain("arn:aws:acm:us-east-1:123456789012:certificate/0a1b")], "BadRequestException"),
+    (rules.a_key_policy_lets_its_account_change_it, [_key_administered_by("arn:aws:iam::123456789012:role/other")],
+     [_key_administered_by("arn:aws:iam::123456789012:root")], "MalformedPolicyDocumentException"),
     (rules.firehose_needs_a_role_that_can_describe_its_kinesis_source,
      _delivery_stream_trusting("firehose.amazonaws.com", ("kinesis:GetRecords",)),
      _delivery_stream_trusting("firehose.amazonaws.com"), "InvalidArgumentException"),
@@ -388,7 +399,7 @@ CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "function-without
             "visibility-shorter-than-the-function", "role-cannot-read-the-queue", "zone-not-delegated",
             "legacy-logs-need-acls", "cloudfront-log-source-outside-us-east-1", "access-log-target-missing",
             "listener-of-another-account", "certificate-of-another-account", "api-gateway-not-trusted",
-            "domain-certificate-of-another-region", "domain-certificate-of-another-account",
+            "domain-certificate-of-another-region", "domain-certificate-of-another-account", "key-policy-locks-out",
             "firehose-role-cannot-describe-the-stream", "access-logs-in-a-new-account",
             "execution-logs-in-a-new-account"]
 
