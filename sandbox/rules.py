@@ -624,6 +624,30 @@ def a_protected_user_pool_is_not_deleted(state: Inputs, cloud: Cloud) -> AwsErro
 
 
 # -- DAX -------------------------------------------------------------------------------------------
+LAMBDA_RESERVED_VARIABLES = frozenset({
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR"})
+
+
+@rule("aws:lambda/function:Function")
+def a_function_sets_no_reserved_environment_variable(inputs: Inputs) -> AwsError | None:
+    """CreateFunction/UpdateFunctionConfiguration: the runtime sets its reserved variables itself
+    (``AWS_REGION``, ``AWS_LAMBDA_FUNCTION_NAME``, the credentials, ``_HANDLER``...); a function whose
+    environment sets one is refused with ``InvalidParameterValueException``."""
+    environment = inputs.get("environment")
+    variables = environment.get("variables") if isinstance(environment, Mapping) else None
+    reserved = sorted(set(variables) & LAMBDA_RESERVED_VARIABLES) if isinstance(variables, Mapping) else []
+    if reserved:
+        return AwsError("InvalidParameterValueException", "Lambda was unable to configure your environment variables "
+                        "because the environment variables you have provided contains reserved keys that are "
+                        f"currently not supported for modification. Reserved keys used in this request: "
+                        f"{', '.join(reserved)}", "environment")
+    return None
+
+
 @rule("aws:dax/cluster:Cluster")
 def dax_cluster_names_are_short(inputs: Inputs) -> AwsError | None:
     """CreateCluster: a DAX cluster name is 1-20 characters, a letter first, then lowercase letters,

@@ -24,6 +24,9 @@ DISTRIBUTION_BASE = {"enabled": True, "origins": [{"originId": "o", "domainName"
                      "restrictions": {"geoRestriction": {"restrictionType": "none"}},
                      "viewerCertificate": {"cloudfrontDefaultCertificate": True, "minimumProtocolVersion": "TLSv1"}}
 
+FUNCTION_BASE = {"role": "arn:aws:iam::123456789012:role/made-elsewhere", "runtime": "python3.12",
+                 "handler": "index.handler", "s3Bucket": "code-0a1b", "s3Key": "function.zip"}
+
 # (rule, type token, refused inputs, accepted inputs, AWS error code)
 CASES: list[tuple[rules.Rule, str, dict[str, Any], dict[str, Any], str]] = [
     (rules.bucket_names_follow_the_naming_rules, "aws:s3/bucket:Bucket",
@@ -55,6 +58,10 @@ CASES: list[tuple[rules.Rule, str, dict[str, Any], dict[str, Any], str]] = [
          "acmCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b", "sslSupportMethod": "sni-only",
          "minimumProtocolVersion": "TLSv1.2_2021"}},
      "InvalidViewerCertificate"),
+    (rules.a_function_sets_no_reserved_environment_variable, "aws:lambda/function:Function",
+     {**FUNCTION_BASE, "environment": {"variables": {"TABLE_NAME": "todos", "AWS_REGION": "eu-west-1"}}},
+     {**FUNCTION_BASE, "environment": {"variables": {"TABLE_NAME": "todos", "REGION": "eu-west-1"}}},
+     "InvalidParameterValueException"),
     (rules.topic_rule_names_are_words, "aws:iot/topicRule:TopicRule",
      {"name": "with-dash", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},
      {"name": "with_underscore", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},
