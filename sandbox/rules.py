@@ -549,6 +549,35 @@ def dns_validation_needs_a_delegated_zone(inputs: Inputs, cloud: Cloud) -> AwsEr
     return None
 
 
+def _not_yet_issued(cloud: Cloud, arn: Any) -> bool:
+    """A DNS-validated certificate of this account and region that no validation of has completed
+    (one the sandbox does not hold, imported or made outside its stacks, is not judged)."""
+    if not isinstance(arn, str) or not _known(arn):
+        return False
+    held = cloud.find("aws:acm/certificate:Certificate", arn=arn)
+    return bool(held) and held[0].get("validationMethod", "DNS") == "DNS" and \
+        not cloud.find("aws:acm/certificateValidation:CertificateValidation", certificateArn=arn)
+
+
+@rule_at_call("aws:cloudfront/distribution:Distribution")
+@rule_at_call("aws:apigateway/domainName:DomainName")
+def a_certificate_serves_only_once_issued(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """ACM issues a DNS-validated certificate minutes after its validation records resolve; until then
+    it is ``PENDING_VALIDATION`` and CreateDistribution refuses it (``InvalidViewerCertificate``), as
+    does CreateDomainName (``BadRequestException``). A stack must wait for the issue (a certificate
+    validation) before using a certificate it requests; the sandbox takes one as issued once a
+    validation of it has completed."""
+    viewer = inputs.get("viewerCertificate")
+    if isinstance(viewer, Mapping) and _not_yet_issued(cloud, viewer.get("acmCertificateArn")):
+        return AwsError("InvalidViewerCertificate", "The specified SSL certificate doesn't exist, isn't in us-east-1 "
+                        "region, isn't valid, or doesn't include a valid certificate chain.", "viewerCertificate")
+    for prop in ("regionalCertificateArn", "certificateArn"):
+        if _not_yet_issued(cloud, inputs.get(prop)):
+            return AwsError("BadRequestException", f"Certificate {inputs.get(prop)} in account "
+                            f"{cloud.identity.account} not yet issued", prop)
+    return None
+
+
 # -- Secrets Manager ---------------------------------------------------------------------------
 def _denied_by_resource_policy(policy: Any, action: str, principal_arn: str) -> bool:
     """Whether an explicit Deny of a resource policy applies to ``principal_arn`` for ``action``

@@ -276,6 +276,33 @@ CALL_CASES.append((rules.dns_validation_needs_a_delegated_zone, _validated_certi
                    _validated_certificate(True), "PENDING_VALIDATION"))
 
 
+def _domain_on_certificate(validated: bool) -> list[dict[str, Any]]:
+    """A regional domain name serving a certificate the stack requests, with or without waiting for its
+    issue (its validation)."""
+    made = _validated_certificate(True) if validated else _validated_certificate(True)[:2]
+    return [*made, {"name": "domain", "type": "aws:apigateway/domainName:DomainName",
+                    "depends_on": ["validation"] if validated else [],
+                    "inputs": {"domainName": "orders.example.net", "regionalCertificateArn": "${cert.arn}",
+                               "endpointConfiguration": {"types": "REGIONAL"}, "securityPolicy": "TLS_1_2"}}]
+
+
+def _distribution_on_certificate(validated: bool) -> list[dict[str, Any]]:
+    made = _validated_certificate(True) if validated else _validated_certificate(True)[:2]
+    return [*made, {"name": "distribution", "type": "aws:cloudfront/distribution:Distribution",
+                    "depends_on": ["validation"] if validated else [],
+                    "inputs": {**DISTRIBUTION_BASE, "aliases": ["orders.example.net"], "viewerCertificate": {
+                        "acmCertificateArn": "${cert.arn}", "sslSupportMethod": "sni-only",
+                        "minimumProtocolVersion": "TLSv1.2_2021"}}}]
+
+
+CALL_CASES += [
+    (rules.a_certificate_serves_only_once_issued, _domain_on_certificate(False), _domain_on_certificate(True),
+     "BadRequestException"),
+    (rules.a_certificate_serves_only_once_issued, _distribution_on_certificate(False),
+     _distribution_on_certificate(True), "InvalidViewerCertificate"),
+]
+
+
 def _legacy_logged_distribution(object_ownership: str) -> list[dict[str, Any]]:
     return [
         {"name": "logs", "type": "aws:s3/bucket:Bucket", "inputs": {}},
@@ -404,6 +431,7 @@ CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "function-without
             "function-permits-another-bucket", "firehose-not-trusted", "dax-not-trusted", "lambda-not-trusted",
             "iot-not-trusted", "role-cannot-make-network-interfaces", "role-cannot-send-dead-letters",
             "visibility-shorter-than-the-function", "role-cannot-read-the-queue", "zone-not-delegated",
+            "domain-on-a-pending-certificate", "distribution-on-a-pending-certificate",
             "legacy-logs-need-acls", "cloudfront-log-source-outside-us-east-1", "access-log-target-missing",
             "listener-of-another-account", "certificate-of-another-account", "api-gateway-not-trusted",
             "domain-certificate-of-another-region", "domain-certificate-of-another-account", "key-policy-locks-out",
