@@ -177,6 +177,35 @@ def transfer_acceleration_needs_a_bucket_name_without_dots(inputs: Inputs) -> Aw
     return None
 
 
+def _events_overlap(first: Sequence[Any], second: Sequence[Any]) -> bool:
+    """Whether two lists of S3 event types share one (``s3:ObjectCreated:*`` covers ``s3:ObjectCreated:Put``)."""
+    def covers(a: str, b: str) -> bool:
+        return a == b or (a.endswith(":*") and b.startswith(a[:-1])) or (b.endswith(":*") and a.startswith(b[:-1]))
+
+    return any(covers(str(a), str(b)) for a in first for b in second)
+
+
+@rule_at_call("aws:s3/bucketNotification:BucketNotification")
+def s3_notification_targets_do_not_overlap(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """PutBucketNotificationConfiguration: two destinations (functions, queues, topics) of one bucket
+    may not take a common event type for overlapping key filters (a prefix of the other's prefix and a
+    suffix of the other's suffix, an empty filter overlapping every one): AWS refuses the configuration
+    with ``InvalidArgument`` rather than choose. Fan out through one topic instead."""
+    targets = [t for kind in ("lambdaFunctions", "queues", "topics") for t in _as_list(inputs.get(kind) or [])
+               if isinstance(t, Mapping)]
+    for i, first in enumerate(targets):
+        for second in targets[i + 1:]:
+            prefixes = [str(t.get("filterPrefix") or "") for t in (first, second)]
+            suffixes = [str(t.get("filterSuffix") or "") for t in (first, second)]
+            if _events_overlap(_as_list(first.get("events") or []), _as_list(second.get("events") or [])) \
+                    and (prefixes[0].startswith(prefixes[1]) or prefixes[1].startswith(prefixes[0])) \
+                    and (suffixes[0].endswith(suffixes[1]) or suffixes[1].endswith(suffixes[0])):
+                return AwsError("InvalidArgument", "Configuration is ambiguously defined. Cannot have overlapping "
+                                "suffixes in two rules if the prefixes are overlapping for the same event type.",
+                                "lambdaFunctions")
+    return None
+
+
 AWS_MANAGED_KEYS = frozenset({"alias/aws/sns", "alias/aws/sqs"})
 
 

@@ -105,10 +105,21 @@ def _fanout(key: str | None, admitted_bucket: str = "arn:aws:s3:::${bucket.bucke
     ]
 
 
+def _fanout_twice(second_prefix: str) -> list[dict[str, Any]]:
+    """A bucket whose new objects under ``uploads/`` go to a topic, and its puts under ``second_prefix`` too."""
+    *made, notification = _fanout(None)
+    topic = {"topicArn": "${topic.arn}"}
+    return [*made, {**notification, "inputs": {"bucket": "${bucket.bucket}", "topics": [
+        {**topic, "events": ["s3:ObjectCreated:*"], "filterPrefix": "uploads/"},
+        {**topic, "events": ["s3:ObjectCreated:Put"], "filterPrefix": second_prefix}]}}]
+
+
 # (rule, resources AWS refuses, resources it accepts, AWS error code); checked when the call is made
 CALL_CASES = [
     (rules.s3_validates_notification_destinations, _fanout("alias/aws/sns"), _fanout(None), "InvalidArgument"),
     (rules.s3_validates_notification_destinations, _fanout(None, "arn:aws:s3:::another-bucket"), _fanout(None),
+     "InvalidArgument"),
+    (rules.s3_notification_targets_do_not_overlap, _fanout_twice("uploads/images/"), _fanout_twice("audit/"),
      "InvalidArgument"),
 ]
 
@@ -427,7 +438,8 @@ CALL_CASES += [
      _logged_api(True, access_logs=False, execution_logs=True), "BadRequestException"),
 ]
 
-CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "function-without-s3-permission",
+CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "overlapping-notification-filters",
+            "function-without-s3-permission",
             "function-permits-another-bucket", "firehose-not-trusted", "dax-not-trusted", "lambda-not-trusted",
             "iot-not-trusted", "role-cannot-make-network-interfaces", "role-cannot-send-dead-letters",
             "visibility-shorter-than-the-function", "role-cannot-read-the-queue", "zone-not-delegated",
