@@ -554,6 +554,20 @@ def a_queues_visibility_timeout_covers_the_function_timeout(inputs: Inputs, clou
     return None
 
 
+@rule("aws:lambda/eventSourceMapping:EventSourceMapping")
+def a_queue_mapping_batches_more_than_ten_only_with_a_window(inputs: Inputs) -> AwsError | None:
+    """CreateEventSourceMapping/UpdateEventSourceMapping from an SQS queue: a batch size above 10
+    needs a batching window (``MaximumBatchingWindowInSeconds`` above 0), or the request is refused
+    with ``InvalidParameterValueException``."""
+    source = inputs.get("eventSourceArn")
+    size, window = inputs.get("batchSize"), inputs.get("maximumBatchingWindowInSeconds") or 0
+    if isinstance(source, str) and source.startswith("arn:aws:sqs:") and isinstance(size, int | float) \
+            and size > 10 and isinstance(window, int | float) and window <= 0:
+        return AwsError("InvalidParameterValueException", "Maximum batch window in seconds must be greater than 0 if "
+                        "maximum batch size is greater than 10", "batchSize")
+    return None
+
+
 # -- ACM and Route 53 --------------------------------------------------------------------------
 DELEGATED_TAG = "serverless-cases:delegated"
 """A zone tagged so is one its owner has delegated; the sandbox cannot see the parent zone."""
