@@ -41,6 +41,9 @@ class Case:
     """Arguments that make a complete stack (the required ones, with example values)."""
     protects_data: bool = False
     """Whether ``deletion_protection`` guards something here (tables, user pools)."""
+    needs: tuple[str, ...] = ()
+    """Cases a region of the account must have deployed first (``account-baseline`` for a REST API's
+    logging): a stack of this case fails there until then."""
 
     def parse_args(self, data: Mapping[str, Any] | None) -> Any:
         return parse_args(self.args, data, component=self.name)
@@ -52,6 +55,9 @@ class Case:
               opts: pulumi.ResourceOptions | None = None) -> CaseComponent:
         return self.component(resource_name, self.parse_args(data), opts)
 
+
+BASELINE = "account-baseline"
+"""The case an account's region needs once before the cases with a REST API."""
 
 EXTRA_CASES_ENV = "SERVERLESS_CASES_EXTRA_CASES"
 """Modules (comma-separated) whose ``CASE`` joins the catalog: cases of your own, served and
@@ -73,18 +79,18 @@ BUILT_IN: dict[str, Case] = {
     for case in (
         Case("todo-app", todo_app.DESCRIPTION, todo_app.TodoApp, todo_app.TodoAppArgs,
              ("api_url", "user_pool_id", "client_id", "identity_pool_id", "bucket_name", "table_name",
-              "dax_endpoint", "access_log_bucket"), protects_data=True),
+              "dax_endpoint", "access_log_bucket"), protects_data=True, needs=(BASELINE,)),
         Case("blog", blog.DESCRIPTION, blog.Blog, blog.BlogArgs,
              ("site_url", "content_bucket", "upload_api_url", "upload_bucket", "thumbnails_bucket", "table_name",
               "table_stream_arn", "user_pool_id", "sender_identity", "access_log_bucket"),
-             {"sender_email": "welcome@myblog.example"}, protects_data=True),
+             {"sender_email": "welcome@myblog.example"}, protects_data=True, needs=(BASELINE,)),
         Case("software-updates", software_updates.DESCRIPTION, software_updates.SoftwareUpdates,
              software_updates.SoftwareUpdatesArgs, ("distribution_domain", "origin_dns_name", "cached_path_patterns",
                                                      "access_log_bucket")),
         Case("premium-content", premium_content.DESCRIPTION, premium_content.PremiumContent,
              premium_content.PremiumContentArgs,
              ("registration_url", "signed_url_api_url", "distribution_domain", "bucket_name", "key_group_id",
-              "user_pool_id", "client_id", "access_log_bucket"), protects_data=True),
+              "user_pool_id", "client_id", "access_log_bucket"), protects_data=True, needs=(BASELINE,)),
         Case("big-data-ingestion", big_data_ingestion.DESCRIPTION, big_data_ingestion.BigDataIngestion,
              big_data_ingestion.BigDataIngestionArgs,
              ("iot_topic", "stream_name", "delivery_stream_name", "ingestion_bucket", "reporting_bucket", "queue_url",
@@ -95,8 +101,8 @@ BUILT_IN: dict[str, Case] = {
                  {"name": "orders", "kind": "api"},
                  {"name": "www", "kind": "static"},
                  {"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10", "192.0.2.11"],
-                  "routing": "failover"}]}, protects_data=True),
-        Case("account-baseline", account_baseline.DESCRIPTION, account_baseline.AccountBaseline,
+                  "routing": "failover"}]}, protects_data=True, needs=(BASELINE,)),
+        Case(BASELINE, account_baseline.DESCRIPTION, account_baseline.AccountBaseline,
              account_baseline.AccountBaselineArgs, ("api_gateway_cloudwatch_role_arn",)),
     )
 }
@@ -105,6 +111,11 @@ for _extra in _extra_cases():
     if _extra.name in CASES:
         raise ImportError(f"{EXTRA_CASES_ENV}: a case named {_extra.name!r} exists already")
     CASES[_extra.name] = _extra
+
+
+def needing(prerequisite: str) -> tuple[str, ...]:
+    """The cases that need ``prerequisite`` deployed first in their account's region."""
+    return tuple(sorted(name for name, case in CASES.items() if prerequisite in case.needs))
 
 
 def get_case(name: str) -> Case:

@@ -103,6 +103,8 @@ class CaseRead(BaseModel):
     outputs: list[str]
     example_arguments: dict[str, Any]
     arguments_schema: dict[str, Any]
+    needs: list[str]
+    """Cases the account's region must have deployed first (``account-baseline`` for a REST API)."""
 
 
 class CaseList(BaseModel):

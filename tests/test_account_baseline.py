@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from components import CASES
-from components.cases.account_baseline import NEEDED_BY
+from components.catalog import BASELINE, needing
 from sandbox.cloud import API_GATEWAY_SETTINGS
 from sandbox.mocks import AwsRefusalError, SandboxMocks, build_case
 from tests.engine import Workspace
@@ -19,17 +19,17 @@ from tests.service_harness import Service, wait_run
 NEW_ACCOUNT_REFUSAL = "CloudWatch Logs role ARN must be set in account settings to enable logging"
 
 
-@pytest.mark.parametrize("case_name", sorted(set(CASES) - {"account-baseline"}))
+@pytest.mark.parametrize("case_name", sorted(set(CASES) - {BASELINE}))
 def test_a_new_account_refuses_exactly_the_cases_that_name_the_baseline(case_name: str) -> None:
-    """What NEEDED_BY (and the README) tell users is what a new account refuses: no case is missing."""
+    """The cases that say they need the baseline (GET /v1/cases, the README) are those a new account refuses."""
     case = CASES[case_name]
     try:
         build_case(case, dict(case.example_args), SandboxMocks(account_set_up=False))
     except AwsRefusalError as exc:
-        assert case_name in NEEDED_BY, f"{case_name} needs the baseline but the baseline does not say so: {exc}"
+        assert case_name in needing(BASELINE), f"{case_name} needs the baseline but does not say so: {exc}"
         assert "BadRequestException" in str(exc) and NEW_ACCOUNT_REFUSAL in str(exc)
     else:
-        assert case_name not in NEEDED_BY, f"{case_name} deploys in a new account: the baseline need not name it"
+        assert case_name not in needing(BASELINE), f"{case_name} deploys in a new account: it needs no baseline"
 
 
 def test_the_baseline_deploys_in_a_new_account() -> None:
@@ -85,6 +85,8 @@ def _refused(response: httpx.Response, kind: str) -> str:
 def test_a_tenant_has_one_account_baseline_kept_while_its_rest_apis_need_it(service: Service) -> None:
     token = service.tenant_token("initech", account_set_up=False)  # a new account: nothing set up
     with service.client(token) as client:
+        assert client.get("/v1/cases/todo-app").json()["needs"] == [BASELINE]  # what a client learns first
+        assert client.get("/v1/cases/software-updates").json()["needs"] == []
         app = client.post("/v1/stacks", json={"name": "app", "case": "todo-app"})
         assert app.status_code == 202, app.text
         failed = wait_run(client, app.json()["id"])

@@ -22,8 +22,6 @@ DESCRIPTION = (
     "Account baseline: API Gateway's CloudWatch Logs role for this account and region, set once before "
     "the cases with a REST API deploy here (todo-app, blog, premium-content, microservices)."
 )
-NEEDED_BY = ("todo-app", "blog", "premium-content", "microservices")
-"""The cases whose stacks a region of an account accepts only once its baseline is deployed."""
 
 
 @component_args

@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/cases", tags=["cases"], responses={**COMMON_ERROR
 
 def case_read(case: Case) -> CaseRead:
     return CaseRead(name=case.name, description=case.description, outputs=list(case.outputs),
-                    example_arguments=dict(case.example_args), arguments_schema=case.schema())
+                    example_arguments=dict(case.example_args), arguments_schema=case.schema(), needs=list(case.needs))
 
 
 @router.get("", response_model=CaseList)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from components import ComponentArgsError, UnknownCaseError, get_case
-from components.cases.account_baseline import NEEDED_BY
+from components.catalog import BASELINE, needing
 from service import identities, pages
 from service.db import Run, StackRecord, Tenant
 from service.deps import PrincipalDep, RunnerDep, SettingsDep, ViewsDep
@@ -99,9 +99,6 @@ def _check_target(session: Session, tenant: str, target: str, args: dict[str, An
         raise InvalidStackConfig(problems)
 
 
-BASELINE = "account-baseline"
-
-
 def _tenant_stacks(session: Session, tenant: str, target: str, cases: tuple[str, ...]) -> list[str]:
     """The names of the tenant's stacks of ``cases`` on ``target``, once the tenant's row is locked (so
     that acceptances touching its account baseline take their turn on every node)."""
@@ -123,7 +120,7 @@ def _check_baseline_create(session: Session, tenant: str, target: str) -> None:
 def _check_baseline_destroy(session: Session, tenant: str, stack: StackRecord) -> None:
     """An account baseline is not destroyed while stacks that need it exist: destroying it resets the
     account's API Gateway logging role, and their APIs would stop writing logs."""
-    users = _tenant_stacks(session, tenant, stack.target, NEEDED_BY)
+    users = _tenant_stacks(session, tenant, stack.target, needing(BASELINE))
     if users:
         listed = ", ".join(repr(u) for u in users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
         raise AccountBaselineInUse(f"stack {stack.name!r} is the account baseline of {listed}: delete those first "
