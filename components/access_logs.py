@@ -27,9 +27,11 @@ class CaseLogs:
     for it), or nothing when the case turned access logs off."""
 
     def __init__(self, name: str, *, enabled: bool, parent: pulumi.Resource,
-                 us_east_1: aws.Provider | None = None) -> None:
-        """``us_east_1``: a provider for that region the case already has (else one is made)."""
-        self.name, self.enabled, self.parent = name, enabled, parent
+                 us_east_1: aws.Provider | None = None, keep_data: bool = True) -> None:
+        """``us_east_1``: a provider for that region the case already has (else one is made);
+        ``keep_data``: the case's ``deletion_protection`` (the log bucket is deleted with its logs only
+        without it)."""
+        self.name, self.enabled, self.parent, self.keep_data = name, enabled, parent, keep_data
         self._bucket: PrivateBucket | None = None
         self._us_east_1 = us_east_1
 
@@ -37,7 +39,7 @@ class CaseLogs:
     def bucket(self) -> PrivateBucket:
         if self._bucket is None:
             self._bucket = PrivateBucket(f"{self.name}-access-logs", PrivateBucketArgs(
-                expire_after_days=defaults.ACCESS_LOG_EXPIRY_DAYS, defer_policy=True),
+                expire_after_days=defaults.ACCESS_LOG_EXPIRY_DAYS, defer_policy=True, force_destroy=not self.keep_data),
                 opts=pulumi.ResourceOptions(parent=self.parent))
             account = aws.get_caller_identity_output().account_id
             self._bucket.apply_policy(lambda arn: pulumi.Output.all(arn, account).apply(

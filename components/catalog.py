@@ -40,7 +40,7 @@ class Case:
     example_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Arguments that make a complete stack (the required ones, with example values)."""
     protects_data: bool = False
-    """Whether ``deletion_protection`` guards something here (tables, user pools)."""
+    """Whether ``deletion_protection`` guards something here (tables, user pools, buckets with objects)."""
     needs: tuple[str, ...] = ()
     """Cases a region of the account must have deployed first (``account-baseline`` for a REST API's
     logging): a stack of this case fails there until then."""
@@ -86,7 +86,7 @@ BUILT_IN: dict[str, Case] = {
              {"sender_email": "welcome@myblog.example"}, protects_data=True, needs=(BASELINE,)),
         Case("software-updates", software_updates.DESCRIPTION, software_updates.SoftwareUpdates,
              software_updates.SoftwareUpdatesArgs, ("distribution_domain", "origin_dns_name", "cached_path_patterns",
-                                                     "access_log_bucket")),
+                                                     "access_log_bucket"), protects_data=True),
         Case("premium-content", premium_content.DESCRIPTION, premium_content.PremiumContent,
              premium_content.PremiumContentArgs,
              ("registration_url", "signed_url_api_url", "distribution_domain", "bucket_name", "key_group_id",
@@ -94,7 +94,7 @@ BUILT_IN: dict[str, Case] = {
         Case("big-data-ingestion", big_data_ingestion.DESCRIPTION, big_data_ingestion.BigDataIngestion,
              big_data_ingestion.BigDataIngestionArgs,
              ("iot_topic", "stream_name", "delivery_stream_name", "ingestion_bucket", "reporting_bucket", "queue_url",
-              "workgroup_name", "access_log_bucket")),
+              "workgroup_name", "access_log_bucket"), protects_data=True),
         Case("microservices", microservices.DESCRIPTION, microservices.Microservices, microservices.MicroservicesArgs,
              ("zone_id", "name_servers", "service_urls"),
              {"zone_name": "example.net", "services": [

@@ -27,7 +27,9 @@ class PrivateBucketArgs:
     versioning: bool = True
     """Keep old object versions (on by default: the cases keep user data in buckets)."""
     force_destroy: bool = False
-    """Let `destroy` delete a non-empty bucket. Off: losing data takes an explicit choice."""
+    """Let `destroy` delete a non-empty bucket (the AWS provider deletes every object version first).
+    Off, AWS refuses to delete a bucket that holds objects (``BucketNotEmpty``): the cases set it from
+    their ``deletion_protection``, so losing data takes an explicit choice."""
     transfer_acceleration: bool = False
     kms_key_arn: str | None = None
     """Encrypt with this KMS key instead of S3-managed keys."""

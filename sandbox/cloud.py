@@ -33,6 +33,8 @@ def default_dir() -> Path:
 
 
 API_GATEWAY_SETTINGS = "aws:apigateway/account:Account"
+OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
+"""An object in a bucket, as users and AWS services write them (never a stack's resource here)."""
 BY_HAND = "urn:pulumi:set-up-by-hand::"
 """How the records of :func:`set_up_by_hand` are named: no stack's URN."""
 
@@ -113,6 +115,17 @@ class SandboxCloud:
     def set_up_by_hand(self) -> None:
         """Give this account and region the settings of :func:`set_up_by_hand`."""
         self.put(set_up_by_hand(self.identity.account, self.region))
+
+    def put_object(self, bucket: str, key: str) -> None:
+        """An object written into ``bucket`` (by a user of the stack, or by S3's and CloudFront's logging)."""
+        self.put(Record(OBJECT, f"{bucket}/{key}", f"urn:pulumi:written::object::{OBJECT}::{key}",
+                        {"bucket": bucket, "key": key}, {"id": f"{bucket}/{key}", "bucket": bucket, "key": key}))
+
+    def empty(self, bucket: str) -> None:
+        """Delete every object of ``bucket`` (what the AWS provider does before deleting a bucket with
+        ``forceDestroy``)."""
+        for found in self.find(OBJECT, bucket=bucket):
+            self.delete(OBJECT, str(found["id"]))
 
     def delete(self, type_token: str, rid: str) -> None:
         self._path(type_token, rid).unlink(missing_ok=True)

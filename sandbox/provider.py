@@ -32,6 +32,8 @@ from sandbox.cloud import Record, ResourceExistsError, SandboxCloud
 from toolchain.engine_watchdog import watch_engine
 from toolchain.protos import load
 
+BUCKET = "aws:s3/bucket:Bucket"
+
 if TYPE_CHECKING:
     from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 else:  # without the rest of the SDK (see toolchain/protos.py)
@@ -304,6 +306,8 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         refused = rules.delete_violations(type_token, record.outputs, self.cloud) if record is not None else []
         if refused:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "; ".join(map(str, refused)))
+        if type_token == BUCKET and record is not None and record.outputs.get("forceDestroy"):
+            self.cloud.empty(str(record.outputs.get("bucket")))  # the AWS provider deletes every object first
         self.cloud.delete(type_token, request.id)
         return empty_pb2.Empty()
 

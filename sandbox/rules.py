@@ -675,6 +675,18 @@ def reading_a_secret_value_obeys_the_secret_policy(state: Inputs, cloud: Cloud) 
 
 
 # -- deletion protection ------------------------------------------------------------------------
+@rule_at_delete("aws:s3/bucket:Bucket")
+def a_bucket_with_objects_is_not_deleted(state: Inputs, cloud: Cloud) -> AwsError | None:
+    """DeleteBucket on a bucket that holds objects (or object versions) fails with ``BucketNotEmpty``.
+    The AWS provider empties the bucket first (every version) only when ``forceDestroy`` is set, which
+    the cases set when their ``deletion_protection`` is off. A stack's buckets fill as it is used
+    (uploads, access logs), so a used stack's destroy fails until then."""
+    if state.get("forceDestroy") or not cloud.find("aws:s3/bucketObjectv2:BucketObjectv2", bucket=state.get("bucket")):
+        return None
+    return AwsError("BucketNotEmpty", "The bucket you tried to delete is not empty. You must delete all versions in "
+                    "the bucket.", "bucket")
+
+
 @rule_at_delete("aws:dynamodb/table:Table")
 def a_protected_table_is_not_deleted(state: Inputs, cloud: Cloud) -> AwsError | None:
     """DeleteTable on a table with ``DeletionProtectionEnabled`` fails with ``ValidationException``:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from programs import backend, targets
-from sandbox.cloud import BY_HAND, SandboxCloud
+from sandbox.cloud import BY_HAND, OBJECT, SandboxCloud
 from sandbox.rules import Identity
 from sandbox.synthesis import DEFAULT_REGION
 
@@ -111,6 +111,24 @@ class Workspace:
         out = self.pulumi("preview", "--json", "--stack", stack).stdout
         return json.loads(out).get("steps") or []
 
+    def use_buckets(self) -> int:
+        """Put an object in every bucket of the sandbox's own account, as a stack's users and its access
+        logging would; how many buckets."""
+        root = self.data_dir / "sandbox-cloud"
+        used = 0
+        for region in sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "accounts"):
+            cloud = SandboxCloud(root, region)
+            for bucket in cloud.find("aws:s3/bucket:Bucket"):
+                cloud.put_object(str(bucket["bucket"]), "used/object.txt")
+                used += 1
+        return used
+
+    def objects(self) -> list[Any]:
+        """The objects the sandbox's own account holds in its buckets, in every region."""
+        root = self.data_dir / "sandbox-cloud"
+        return [found for region in sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "accounts")
+                for found in SandboxCloud(root, region).find(OBJECT)]
+
     def cloud_records(self, account: str | None = None) -> list[Any]:
         """What the sandbox holds, in every region, for its own account (or ``account``)."""
         return cloud_records(self.data_dir / "sandbox-cloud", account)
@@ -118,13 +136,15 @@ class Workspace:
 
 def cloud_records(root: Path, account: str | None = None) -> list[Any]:
     """What stacks made in a sandbox cloud folder, in every region, for its own account (or
-    ``account``): not the account's settings made by hand (``sandbox.cloud.set_up_by_hand``)."""
+    ``account``): not the account's settings made by hand (``sandbox.cloud.set_up_by_hand``), nor the
+    objects written into buckets (:meth:`Workspace.objects`)."""
     folder = root if account is None else root / "accounts" / account
     if not folder.exists():
         return []
     identity = Identity() if account is None else Identity(account=account)
     return [record for region in sorted(folder.iterdir()) if region.name != "accounts"
-            for record in SandboxCloud(root, region.name, identity).records() if not record.urn.startswith(BY_HAND)]
+            for record in SandboxCloud(root, region.name, identity).records()
+            if not record.urn.startswith(BY_HAND) and record.type != OBJECT]
 
 
 def _leaves(prefix: str, value: Any) -> list[tuple[str, Any]]:

@@ -555,6 +555,8 @@ def test_engine_refuses_at_the_call_what_aws_refuses(tmp_path: Path, pulumi_tool
 
 # (rule, resource type, its protected inputs, the same unprotected)
 DELETE_CASES = [
+    (rules.a_bucket_with_objects_is_not_deleted, "aws:s3/bucket:Bucket", {"forceDestroy": False},
+     {"forceDestroy": True}, "BucketNotEmpty"),
     (rules.a_protected_table_is_not_deleted, "aws:dynamodb/table:Table",
      {"hashKey": "id", "attributes": [{"name": "id", "type": "S"}], "billingMode": "PAY_PER_REQUEST",
       "deletionProtectionEnabled": True}, {"deletionProtectionEnabled": False}, "ValidationException"),
@@ -572,6 +574,7 @@ def test_engine_destroy_fails_on_a_protected_resource(tmp_path: Path, pulumi_too
     workspace = _raw_stack(tmp_path, pulumi_toolchain)
     _configure(workspace, [{"name": "subject", "type": type_token, "inputs": protected}])
     workspace.pulumi("up", "--yes")
+    workspace.use_buckets()  # a bucket holds what its users wrote
     refused = workspace.pulumi("destroy", "--yes", check=False)
     assert refused.returncode != 0 and code in refused.stdout + refused.stderr, refused.stdout[-3000:]
     assert [r.type for r in workspace.cloud_records()] == [type_token]

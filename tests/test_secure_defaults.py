@@ -88,17 +88,21 @@ def test_the_suite_sees_every_kind_of_resource_it_checks() -> None:
             "aws:sqs/queue:Queue"} <= seen
 
 
-def test_every_table_and_user_pool_refuses_deletion(case: Recorded) -> None:
+def test_every_table_user_pool_and_bucket_refuses_deletion(case: Recorded) -> None:
     assert all(t.inputs["deletionProtectionEnabled"] is True for t in case.of_type("aws:dynamodb/table:Table"))
     assert all(p.inputs["deletionProtection"] == "ACTIVE" for p in case.of_type("aws:cognito/userPool:UserPool"))
+    assert not any(b.inputs.get("forceDestroy") for b in case.of_type("aws:s3/bucket:Bucket"))  # AWS keeps their objects
 
 
 @pytest.mark.parametrize("case_name", [n for n, c in sorted(CASES.items()) if c.protects_data])
 def test_losing_data_takes_an_explicit_argument(case_name: str) -> None:
     open_ = build(case_name, {"deletion_protection": False})
-    assert [t.inputs["deletionProtectionEnabled"] for t in open_.of_type("aws:dynamodb/table:Table")] \
-        and not any(t.inputs["deletionProtectionEnabled"] for t in open_.of_type("aws:dynamodb/table:Table"))
-    assert all(p.inputs["deletionProtection"] == "INACTIVE" for p in open_.of_type("aws:cognito/userPool:UserPool"))
+    tables, pools = open_.of_type("aws:dynamodb/table:Table"), open_.of_type("aws:cognito/userPool:UserPool")
+    buckets = open_.of_type("aws:s3/bucket:Bucket")
+    assert tables or pools or buckets  # the case keeps data that the argument guards
+    assert not any(t.inputs["deletionProtectionEnabled"] for t in tables)
+    assert all(p.inputs["deletionProtection"] == "INACTIVE" for p in pools)
+    assert all(b.inputs["forceDestroy"] is True for b in buckets)  # the provider empties them, then deletes them
 
 
 def test_every_user_pool_enforces_threat_protection_on_the_tier_that_offers_it(case: Recorded) -> None:

@@ -90,9 +90,12 @@ class BigDataIngestion(pulumi.ComponentResource):
             opts=child)
 
         # Kinesis -> Firehose (transform) -> ingestion bucket.
-        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self)
-        self.ingestion = PrivateBucket(f"{name}-ingestion", PrivateBucketArgs(access_logs=self.logs.sink()), opts=child)
-        self.reporting = PrivateBucket(f"{name}-reporting", PrivateBucketArgs(access_logs=self.logs.sink()), opts=child)
+        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self, keep_data=args.deletion_protection)
+        erasable = not args.deletion_protection
+        self.ingestion = PrivateBucket(f"{name}-ingestion", PrivateBucketArgs(
+            access_logs=self.logs.sink(), force_destroy=erasable), opts=child)
+        self.reporting = PrivateBucket(f"{name}-reporting", PrivateBucketArgs(
+            access_logs=self.logs.sink(), force_destroy=erasable), opts=child)
         self.transform = Function(
             f"{name}-transform", FunctionArgs(handler_module="firehose_transform", timeout_seconds=60), opts=child)
         delivery_logs = aws.cloudwatch.LogGroup(f"{name}-delivery-logs", retention_in_days=defaults.LOG_RETENTION_DAYS,

@@ -92,12 +92,13 @@ class Blog(pulumi.ComponentResource):
             raise ComponentArgsError(TOKEN, [f"replica_regions: {region} is the stack's own region"])
         child = pulumi.ResourceOptions(parent=self)
         firewalls = CaseFirewalls(name, enabled=args.enable_waf, parent=self)
-        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self)
+        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self, keep_data=args.deletion_protection)
+        erasable = not args.deletion_protection
 
         # Static content.
         self.site = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(
             origin_access=args.origin_access, aliases=args.domain_names, certificate_arn=args.certificate_arn,
-            web_acl_arn=firewalls.for_distributions(), logs=self.logs), opts=child)
+            web_acl_arn=firewalls.for_distributions(), logs=self.logs, force_destroy=erasable), opts=child)
 
         # Users: a global table (optionally fronted by DAX), with a welcome email for each new user.
         self.users_table = Table(
@@ -131,9 +132,9 @@ class Blog(pulumi.ComponentResource):
                                                  deletion_protection=args.deletion_protection), opts=child)
         self.uploads = PrivateBucket(
             f"{name}-uploads", PrivateBucketArgs(transfer_acceleration=args.transfer_acceleration,
-                                                  access_logs=self.logs.sink()), opts=child)
-        self.thumbnails = PrivateBucket(f"{name}-thumbnails", PrivateBucketArgs(access_logs=self.logs.sink()),
-                                        opts=child)
+                                                  access_logs=self.logs.sink(), force_destroy=erasable), opts=child)
+        self.thumbnails = PrivateBucket(f"{name}-thumbnails", PrivateBucketArgs(
+            access_logs=self.logs.sink(), force_destroy=erasable), opts=child)
         self.presign = Function(
             f"{name}-presign",
             FunctionArgs(

@@ -172,12 +172,12 @@ class Microservice(pulumi.ComponentResource):
             self._alias(name, fqdn, zone_id, domain.regional_domain_name, domain.regional_zone_id)
         elif spec.kind == "static" and not custom_domain:
             self.url = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(
-                web_acl_arn=firewalls.for_distributions(), logs=logs), opts=child).url
+                web_acl_arn=firewalls.for_distributions(), logs=logs, force_destroy=not protect_data), opts=child).url
         elif spec.kind == "static":
             certificate = validated_certificate(name, fqdn, zone_id, self, provider=edge)
             cdn = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(
                 aliases=[fqdn], certificate_arn=certificate.certificate_arn,
-                web_acl_arn=firewalls.for_distributions(), logs=logs), opts=child)
+                web_acl_arn=firewalls.for_distributions(), logs=logs, force_destroy=not protect_data), opts=child)
             self._alias(name, fqdn, zone_id, cdn.domain_name, CLOUDFRONT_ZONE_ID)
         elif spec.load_balancer_dns_name:
             assert spec.load_balancer_zone_id is not None
@@ -231,7 +231,8 @@ class Microservices(pulumi.ComponentResource):
                                                                                deletion_protection=args.deletion_protection), opts=child)
         edge = provider_in("us-east-1", f"{name}-us-east-1", parent=self)
         firewalls = CaseFirewalls(name, enabled=args.enable_waf, parent=self)
-        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self, us_east_1=edge)
+        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self, us_east_1=edge,
+                             keep_data=args.deletion_protection)
         self.services = {
             spec.name: Microservice(f"{name}-{spec.name}", spec, f"{spec.name}.{domain}", self.zone_id, self.users,
                                     edge, firewalls, self.logs, custom_domain=args.zone_id is not None or args.zone_delegated,

@@ -68,7 +68,7 @@ class PremiumContent(pulumi.ComponentResource):
         check_args(args, component=TOKEN)
         child = pulumi.ResourceOptions(parent=self)
         firewalls = CaseFirewalls(name, enabled=args.enable_waf, parent=self)
-        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self)
+        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self, keep_data=args.deletion_protection)
 
         self.users = UserDirectory(
             f"{name}-auth", UserDirectoryArgs(tier=args.user_pool_tier, groups=(ADMIN_GROUP,),
@@ -86,7 +86,7 @@ class PremiumContent(pulumi.ComponentResource):
             PrivateBucketCdnArgs(trusted_key_group_ids=[self.key_group.id], price_class=args.price_class,
                                  aliases=args.domain_names, certificate_arn=args.certificate_arn,
                                  web_acl_arn=firewalls.for_distributions(),
-                                 logs=self.logs),
+                                 logs=self.logs, force_destroy=not args.deletion_protection),
             opts=child)
 
         self.signing_secret = aws.secretsmanager.Secret(

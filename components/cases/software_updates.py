@@ -251,7 +251,7 @@ class SoftwareUpdates(pulumi.ComponentResource):
             viewer_certificate=defaults.viewer_certificate(args.certificate_arn),
             web_acl_id=CaseFirewalls(name, enabled=args.enable_waf, parent=self).for_distributions(),
             opts=child)
-        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self)
+        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self, keep_data=args.deletion_protection)
         self.logs.log_distribution(f"{name}-logs", self.distribution)
         self.distribution_domain = self.distribution.domain_name
         self.origin_dns_name = pulumi.Output.from_input(origin_dns)

@@ -75,8 +75,9 @@ class TodoApp(pulumi.ComponentResource):
         self.users = UserDirectory(
             f"{name}-auth", UserDirectoryArgs(identity_pool=True, mfa=args.mfa, tier=args.user_pool_tier,
                                         deletion_protection=args.deletion_protection), opts=child)
-        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self)
-        self.files = PrivateBucket(f"{name}-files", PrivateBucketArgs(access_logs=self.logs.sink()), opts=child)
+        self.logs = CaseLogs(name, enabled=args.access_logs, parent=self, keep_data=args.deletion_protection)
+        self.files = PrivateBucket(f"{name}-files", PrivateBucketArgs(
+            access_logs=self.logs.sink(), force_destroy=not args.deletion_protection), opts=child)
         assert self.users.authenticated_role is not None and self.users.identity_pool is not None
         aws.iam.RolePolicy(
             f"{name}-own-folder", role=self.users.authenticated_role.id,

@@ -217,7 +217,7 @@ def _simple_run(name: str, kind: str, principal: Any, runner: Any, *, delete_dat
         _check_target(session, principal.tenant, stack.target, dict(stack.args))
         if kind == "destroy" and not delete_data and get_case(stack.case).protects_data \
                 and stack.args.get("deletion_protection", True) is not False:
-            raise DeletionProtected(f"stack {name!r} protects its tables and user pools against deletion: delete it "
+            raise DeletionProtected(f"stack {name!r} protects its data (tables, user pools, buckets) against deletion: delete it "
                                     "with ?delete_data=true (or set the argument deletion_protection to false first)")
         if kind == "destroy" and stack.case == BASELINE:
             _check_baseline_destroy(session, principal.tenant, stack)
@@ -242,8 +242,8 @@ def refresh_stack(name: StackName, principal: PrincipalDep, runner: RunnerDep) -
 @router.delete("/{name}", response_model=RunRead, status_code=status.HTTP_202_ACCEPTED,
                responses={**NOT_FOUND, **INVALID, 409: {"model": ErrorBody}})
 def delete_stack(name: StackName, principal: PrincipalDep, runner: RunnerDep, delete_data: bool = False) -> RunRead:
-    """Destroy the stack's resources, then remove the stack. A case with tables or user pools
-    protects them against deletion: ``delete_data=true`` turns that off first (their data is lost)."""
+    """Destroy the stack's resources, then remove the stack. A case's tables, user pools and buckets
+    are protected against deletion: ``delete_data=true`` turns that off first (their data is lost)."""
     return _simple_run(name, "destroy", principal, runner, delete_data=delete_data)
 
 
