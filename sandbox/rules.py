@@ -621,6 +621,47 @@ def a_certificate_serves_only_once_issued(inputs: Inputs, cloud: Cloud) -> AwsEr
     return None
 
 
+CLOUDFRONT_HOSTED_ZONE = "Z2FDTNDATAQYW2"
+"""The hosted zone every alias to a CloudFront distribution names (``AliasTarget.HostedZoneId``)."""
+
+
+def _aliases(inputs: Inputs) -> list[Mapping[str, Any]]:
+    return [alias for alias in inputs.get("aliases") or [] if isinstance(alias, Mapping)]
+
+
+def _to_cloudfront(alias: Mapping[str, Any]) -> bool:
+    name = alias.get("name")
+    return alias.get("zoneId") == CLOUDFRONT_HOSTED_ZONE or \
+        (isinstance(name, str) and _known(name) and name.rstrip(".").lower().endswith(".cloudfront.net"))
+
+
+@rule("aws:route53/record:Record")
+def a_cloudfront_alias_evaluates_no_target_health(inputs: Inputs) -> AwsError | None:
+    """ChangeResourceRecordSets: an alias to a CloudFront distribution cannot evaluate its target's
+    health (``EvaluateTargetHealth`` true is refused with ``InvalidChangeBatch``); CloudFront's
+    availability is its own. Aliases to load balancers and API Gateway domains may."""
+    for alias in _aliases(inputs):
+        if _to_cloudfront(alias) and alias.get("evaluateTargetHealth") is True:
+            return AwsError("InvalidChangeBatch", f"[Tried to create an alias that targets {alias.get('name')}, type "
+                            f"{inputs.get('type')} in zone {alias.get('zoneId')}, but EvaluateTargetHealth cannot be "
+                            "true when the alias target is a CloudFront distribution]", "aliases")
+    return None
+
+
+@rule("aws:route53/record:Record")
+def a_cloudfront_alias_names_cloudfronts_zone(inputs: Inputs) -> AwsError | None:
+    """ChangeResourceRecordSets: an alias names its target's own hosted zone; a ``*.cloudfront.net``
+    target in any zone but CloudFront's (``Z2FDTNDATAQYW2``) is refused with ``InvalidChangeBatch``
+    (the alias target name does not lie within the target zone)."""
+    for alias in _aliases(inputs):
+        zone = alias.get("zoneId")
+        if _to_cloudfront(alias) and _known(zone) and zone != CLOUDFRONT_HOSTED_ZONE:
+            return AwsError("InvalidChangeBatch", f"[Tried to create an alias that targets {alias.get('name')}, type "
+                            f"{inputs.get('type')} in zone {zone}, but the alias target name does not lie within the "
+                            "target zone]", "aliases")
+    return None
+
+
 # -- Secrets Manager ---------------------------------------------------------------------------
 def _denied_by_resource_policy(policy: Any, action: str, principal_arn: str) -> bool:
     """Whether an explicit Deny of a resource policy applies to ``principal_arn`` for ``action``

@@ -27,6 +27,9 @@ DISTRIBUTION_BASE = {"enabled": True, "origins": [{"originId": "o", "domainName"
 FUNCTION_BASE = {"role": "arn:aws:iam::123456789012:role/made-elsewhere", "runtime": "python3.12",
                  "handler": "index.handler", "s3Bucket": "code-0a1b", "s3Key": "function.zip"}
 
+ALIAS_BASE = {"zoneId": "Z0123456789ABCDEFGHIJ", "name": "www.example.net", "type": "A"}
+CLOUDFRONT_ALIAS = {"name": "d111111abcdef8.cloudfront.net", "zoneId": "Z2FDTNDATAQYW2", "evaluateTargetHealth": False}
+
 # (rule, type token, refused inputs, accepted inputs, AWS error code)
 CASES: list[tuple[rules.Rule, str, dict[str, Any], dict[str, Any], str]] = [
     (rules.bucket_names_follow_the_naming_rules, "aws:s3/bucket:Bucket",
@@ -68,6 +71,14 @@ CASES: list[tuple[rules.Rule, str, dict[str, Any], dict[str, Any], str]] = [
      {"functionName": "reporter", "eventSourceArn": "arn:aws:sqs:us-east-1:123456789012:objects", "batchSize": 100,
       "maximumBatchingWindowInSeconds": 5},
      "InvalidParameterValueException"),
+    (rules.a_cloudfront_alias_evaluates_no_target_health, "aws:route53/record:Record",
+     {**ALIAS_BASE, "aliases": [{**CLOUDFRONT_ALIAS, "evaluateTargetHealth": True}]},
+     {**ALIAS_BASE, "aliases": [{**CLOUDFRONT_ALIAS, "evaluateTargetHealth": False}]},
+     "InvalidChangeBatch"),
+    (rules.a_cloudfront_alias_names_cloudfronts_zone, "aws:route53/record:Record",
+     {**ALIAS_BASE, "aliases": [{**CLOUDFRONT_ALIAS, "zoneId": "Z1UJRXOUMOOFQ8"}]},
+     {**ALIAS_BASE, "aliases": [CLOUDFRONT_ALIAS]},
+     "InvalidChangeBatch"),
     (rules.topic_rule_names_are_words, "aws:iot/topicRule:TopicRule",
      {"name": "with-dash", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},
      {"name": "with_underscore", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},

@@ -178,7 +178,8 @@ class Microservice(pulumi.ComponentResource):
             cdn = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(
                 aliases=[fqdn], certificate_arn=certificate.certificate_arn,
                 web_acl_arn=firewalls.for_distributions(), logs=logs, force_destroy=not protect_data), opts=child)
-            self._alias(name, fqdn, zone_id, cdn.domain_name, CLOUDFRONT_ZONE_ID)
+            # Route 53 refuses target health on an alias to CloudFront (InvalidChangeBatch).
+            self._alias(name, fqdn, zone_id, cdn.domain_name, CLOUDFRONT_ZONE_ID, evaluate_target_health=False)
         elif spec.load_balancer_dns_name:
             assert spec.load_balancer_zone_id is not None
             self._alias(name, fqdn, zone_id, spec.load_balancer_dns_name, spec.load_balancer_zone_id)
@@ -189,9 +190,10 @@ class Microservice(pulumi.ComponentResource):
         self.register_outputs({"url": self.url})
 
     def _alias(self, name: str, fqdn: str, zone_id: pulumi.Input[str], target: pulumi.Input[str],
-               target_zone: pulumi.Input[str]) -> None:
+               target_zone: pulumi.Input[str], evaluate_target_health: bool = True) -> None:
         aws.route53.Record(f"{name}-alias", zone_id=zone_id, name=fqdn, type="A",
-                           aliases=[{"name": target, "zone_id": target_zone, "evaluate_target_health": True}],
+                           aliases=[{"name": target, "zone_id": target_zone,
+                                     "evaluate_target_health": evaluate_target_health}],
                            opts=pulumi.ResourceOptions(parent=self))
 
     def _address_records(self, name: str, spec: ServiceSpec, fqdn: str, zone_id: pulumi.Input[str]) -> None:
