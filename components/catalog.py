@@ -100,8 +100,8 @@ BUILT_IN: dict[str, Case] = {
              {"zone_name": "example.net", "services": [
                  {"name": "orders", "kind": "api"},
                  {"name": "www", "kind": "static"},
-                 {"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10", "192.0.2.11"],
-                  "routing": "failover"}]}, protects_data=True, needs=(BASELINE,)),
+                 {"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10", "192.0.2.11"]}]},
+             protects_data=True, needs=(BASELINE,)),
         Case(BASELINE, account_baseline.DESCRIPTION, account_baseline.AccountBaseline,
              account_baseline.AccountBaselineArgs, ("api_gateway_cloudwatch_role_arn",)),
     )

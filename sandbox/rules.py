@@ -13,6 +13,7 @@ What the sandbox does *not* model is listed in the README (Sandbox: what it mode
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -618,6 +619,26 @@ def a_certificate_serves_only_once_issued(inputs: Inputs, cloud: Cloud) -> AwsEr
         if _not_yet_issued(cloud, inputs.get(prop)):
             return AwsError("BadRequestException", f"Certificate {inputs.get(prop)} in account "
                             f"{cloud.identity.account} not yet issued", prop)
+    return None
+
+
+@rule("aws:route53/healthCheck:HealthCheck")
+def health_checks_reach_only_public_addresses(inputs: Inputs) -> AwsError | None:
+    """CreateHealthCheck: Route 53's checkers probe from the internet and cannot check an endpoint
+    whose IP address is local, private, non-routable or multicast (the special-use ranges of RFC
+    5735, 6598 and 5156: 10/8, 100.64/10, 127/8, 169.254/16, 172.16/12, 192.168/16, the
+    documentation ranges 192.0.2/24, 198.51.100/24, 203.0.113/24...); such an ``IPAddress`` is
+    refused with ``InvalidInput``."""
+    address = inputs.get("ipAddress")
+    if not isinstance(address, str) or not _known(address):
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return AwsError("InvalidInput", f"Invalid parameter : IPAddress {address!r} is not an IP address", "ipAddress")
+    if not ip.is_global or ip.is_multicast:
+        return AwsError("InvalidInput", f"Invalid parameter : IPAddress {address} is in a local, private, non-routable "
+                        "or multicast range, which Route 53 health checks cannot reach", "ipAddress")
     return None
 
 

@@ -65,6 +65,10 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
      "services.x: '300.1.1.1' is not an IPv4 address"),
     ("microservices", {"services": [{"name": "x", "kind": "endpoint", "addresses": ["192.0.2.1"], "routing": "failover"}]},
      "services.x: failover routing needs exactly two addresses (primary, secondary)"),
+    ("microservices", {"services": [{"name": "x", "kind": "endpoint", "addresses": ["44.192.0.10", "192.0.2.1"],
+                                     "routing": "failover"}]},
+     "services.x: failover routing health-checks each address, and Route 53 reaches only public ones: 192.0.2.1 is "
+     "private, reserved or for documentation (use public addresses, or simple routing)"),
     ("microservices", {"services": [{"name": "x", "kind": "endpoint"}]},
      "services.x: an endpoint has either addresses or a load balancer"),
     ("microservices", {"services": [{"name": "x", "kind": "api", "colour": "red"}]}, "services.0.colour: unknown field"),

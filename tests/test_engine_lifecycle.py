@@ -24,9 +24,8 @@ CONFIG_CHANGES: dict[str, tuple[dict[str, Any], set[tuple[str, str]]]] = {
     "big-data-ingestion": ({"buffer_seconds": 120},
                            {("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream", "extendedS3Configuration")}),
     "microservices": ({"services": [{"name": "orders", "kind": "api"}, {"name": "www", "kind": "static"},
-                                    {"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10", "192.0.2.12"],
-                                     "routing": "failover"}]},
-                      {("aws:route53/healthCheck:HealthCheck", "ipAddress"), ("aws:route53/record:Record", "records")}),
+                                    {"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10", "192.0.2.12"]}]},
+                      {("aws:route53/record:Record", "records")}),
     "account-baseline": ({"tags": {"team": "platform"}}, {("aws:iam/role:Role", "tags")}),
 }
 

@@ -7,11 +7,16 @@ import pytest
 from components import get_case
 from tests.mocks import Recorded, build
 
+# Public addresses: Route 53 health-checks only those (the sandbox sends them nothing).
+PUBLIC = ["44.192.0.10", "44.192.0.11", "44.192.0.12"]
+
 
 @pytest.fixture(scope="module")
 def micro() -> Recorded:
     """The created zone, delegated: TLS services get custom domains with validated certificates."""
-    return build("microservices", {"zone_delegated": True})
+    return build("microservices", {"zone_delegated": True, "services": [
+        {"name": "orders", "kind": "api"}, {"name": "www", "kind": "static"},
+        {"name": "legacy", "kind": "endpoint", "addresses": PUBLIC[:2], "routing": "failover"}]})
 
 
 def test_until_the_created_zone_is_delegated_tls_services_use_their_aws_names() -> None:
@@ -73,16 +78,16 @@ def test_static_service_is_a_private_bucket_behind_cloudfront_with_an_edge_certi
 
 def test_failover_endpoint_is_health_checked(micro: Recorded) -> None:
     legacy = sorted(records(micro, "legacy.example.net"), key=lambda r: r["setIdentifier"])
-    assert [r["records"] for r in legacy] == [["192.0.2.10"], ["192.0.2.11"]]
+    assert [r["records"] for r in legacy] == [[PUBLIC[0]], [PUBLIC[1]]]
     assert [r["failoverRoutingPolicies"][0]["type"] for r in legacy] == ["PRIMARY", "SECONDARY"]
     checks = {c.id: c.inputs for c in micro.of_type("aws:route53/healthCheck:HealthCheck")}
-    assert [checks[r["healthCheckId"]]["ipAddress"] for r in legacy] == ["192.0.2.10", "192.0.2.11"]
+    assert [checks[r["healthCheckId"]]["ipAddress"] for r in legacy] == PUBLIC[:2]
     assert all(c["resourcePath"] == "/health" for c in checks.values())
 
 
 def test_weighted_and_simple_endpoints_and_load_balancer_aliases() -> None:
     rec = build("microservices", {"services": [
-        {"name": "a", "kind": "endpoint", "addresses": ["192.0.2.1", "192.0.2.2"], "routing": "weighted"},
+        {"name": "a", "kind": "endpoint", "addresses": PUBLIC[1:], "routing": "weighted"},
         {"name": "b", "kind": "endpoint", "addresses": ["192.0.2.3"]},
         {"name": "c", "kind": "endpoint", "load_balancer_dns_name": "lb-1.us-east-1.elb.amazonaws.com",
          "load_balancer_zone_id": "Z35SXDOTRQ7X7K"}]})

@@ -30,6 +30,8 @@ FUNCTION_BASE = {"role": "arn:aws:iam::123456789012:role/made-elsewhere", "runti
 ALIAS_BASE = {"zoneId": "Z0123456789ABCDEFGHIJ", "name": "www.example.net", "type": "A"}
 CLOUDFRONT_ALIAS = {"name": "d111111abcdef8.cloudfront.net", "zoneId": "Z2FDTNDATAQYW2", "evaluateTargetHealth": False}
 
+HEALTH_CHECK_BASE = {"type": "HTTP", "port": 80, "resourcePath": "/health", "failureThreshold": 3, "requestInterval": 30}
+
 # (rule, type token, refused inputs, accepted inputs, AWS error code)
 CASES: list[tuple[rules.Rule, str, dict[str, Any], dict[str, Any], str]] = [
     (rules.bucket_names_follow_the_naming_rules, "aws:s3/bucket:Bucket",
@@ -79,6 +81,9 @@ CASES: list[tuple[rules.Rule, str, dict[str, Any], dict[str, Any], str]] = [
      {**ALIAS_BASE, "aliases": [{**CLOUDFRONT_ALIAS, "zoneId": "Z1UJRXOUMOOFQ8"}]},
      {**ALIAS_BASE, "aliases": [CLOUDFRONT_ALIAS]},
      "InvalidChangeBatch"),
+    (rules.health_checks_reach_only_public_addresses, "aws:route53/healthCheck:HealthCheck",
+     {**HEALTH_CHECK_BASE, "ipAddress": "192.0.2.10"}, {**HEALTH_CHECK_BASE, "ipAddress": "44.192.0.10"},
+     "InvalidInput"),
     (rules.topic_rule_names_are_words, "aws:iot/topicRule:TopicRule",
      {"name": "with-dash", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},
      {"name": "with_underscore", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},

@@ -15,8 +15,7 @@ CHANGES = {"todo-app": {"cache_ttl_seconds": 45}, "blog": {"thumbnail_size": "32
            "software-updates": {"cache_ttl_seconds": 7200}, "premium-content": {"signed_url_expiry_seconds": 90},
            "big-data-ingestion": {"bytes_scanned_cutoff": 20_000_000},
            "microservices": {"services": [{"name": "orders", "kind": "api"}, {"name": "www", "kind": "static"},
-                                          {"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10", "192.0.2.13"],
-                                           "routing": "failover"}]},
+                                          {"name": "legacy", "kind": "endpoint", "addresses": ["192.0.2.10", "192.0.2.13"]}]},
            "account-baseline": {"tags": {"team": "platform"}}}
 
 

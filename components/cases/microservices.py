@@ -39,6 +39,8 @@ DESCRIPTION = (
     "S3 + CloudFront; endpoint: IP addresses or a load balancer), each reached at <service>.<domain> through Route 53."
 )
 CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"
+HEALTH_CHECKED = ("weighted", "failover")
+"""Routings whose records carry a Route 53 health check of each address."""
 _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _DOMAIN = re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 
@@ -56,7 +58,8 @@ class ServiceSpec:
     load_balancer_zone_id: str | None = None
     routing: str = "simple"
     """``endpoint`` with addresses: ``simple``, ``weighted`` (health-checked, equal weights) or
-    ``failover`` (the first address is primary, the second secondary, both health-checked)."""
+    ``failover`` (the first address is primary, the second secondary, both health-checked).
+    Route 53 health-checks public addresses only."""
     health_check_path: str = "/health"
 
 
@@ -108,9 +111,14 @@ def _service_problems(s: ServiceSpec) -> list[str]:
             problems.append(f"{where}: load_balancer_dns_name and load_balancer_zone_id go together")
         for address in s.addresses:
             try:
-                ipaddress.IPv4Address(address)
+                ip = ipaddress.IPv4Address(address)
             except ValueError:
                 problems.append(f"{where}: {address!r} is not an IPv4 address")
+                continue
+            if s.routing in HEALTH_CHECKED and (not ip.is_global or ip.is_multicast):
+                problems.append(f"{where}: {s.routing} routing health-checks each address, and Route 53 reaches only "
+                                f"public ones: {address} is private, reserved or for documentation (use public "
+                                "addresses, or simple routing)")
     if s.routing not in ("simple", "weighted", "failover"):
         problems.append(f"{where}: routing {s.routing!r} is not simple, weighted or failover")
     elif s.routing == "weighted" and len(s.addresses) < 2:
