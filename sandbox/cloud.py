@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.rules import DEFAULT_IDENTITY, Identity
+from sandbox.rules import API_GATEWAY_SETTINGS, DEFAULT_IDENTITY, OBJECT, Identity
 
 
 def default_dir() -> Path:
@@ -32,9 +32,6 @@ def default_dir() -> Path:
     return data_home / "serverless-cases" / "sandbox-cloud"
 
 
-API_GATEWAY_SETTINGS = "aws:apigateway/account:Account"
-OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
-"""An object in a bucket, as users and AWS services write them (never a stack's resource here)."""
 BY_HAND = "urn:pulumi:set-up-by-hand::"
 """How the records of :func:`set_up_by_hand` are named: no stack's URN."""
 

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker for a value not known yet
+API_GATEWAY_SETTINGS = "aws:apigateway/account:Account"
+"""API Gateway's settings of an account and region (one per region: a create overwrites them)."""
+OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
+"""An object in a bucket, as users and AWS services write them (never a stack's resource here)."""
 ACCOUNT_ID = "123456789012"
 CALLER_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/sandbox"
 """Who deploys in the sandbox when the provider assumes no role (``sts:GetCallerIdentity``)."""
@@ -404,7 +408,7 @@ def dax_can_assume_the_clusters_role(inputs: Inputs, cloud: Cloud) -> AwsError |
     return None
 
 
-@rule_at_call("aws:apigateway/account:Account")
+@rule_at_call(API_GATEWAY_SETTINGS)
 def api_gateway_can_assume_the_accounts_cloudwatch_role(inputs: Inputs, cloud: Cloud) -> AwsError | None:
     """UpdateAccount: API Gateway assumes the CloudWatch role it is given for the account's logs; a
     role whose trust policy does not admit ``apigateway.amazonaws.com`` is refused with
@@ -430,7 +434,7 @@ def api_logging_needs_the_accounts_cloudwatch_role(inputs: Inputs, cloud: Cloud)
     settings = inputs.get("settings")
     level = settings.get("loggingLevel") if isinstance(settings, Mapping) else None
     prop = "accessLogSettings" if inputs.get("accessLogSettings") else "settings" if level in _LOGGING_LEVELS else ""
-    if not prop or any(account.get("cloudwatchRoleArn") for account in cloud.find("aws:apigateway/account:Account")):
+    if not prop or any(account.get("cloudwatchRoleArn") for account in cloud.find(API_GATEWAY_SETTINGS)):
         return None
     return AwsError("BadRequestException", "CloudWatch Logs role ARN must be set in account settings to enable "
                     "logging", prop)
@@ -743,7 +747,7 @@ def a_bucket_with_objects_is_not_deleted(state: Inputs, cloud: Cloud) -> AwsErro
     The AWS provider empties the bucket first (every version) only when ``forceDestroy`` is set, which
     the cases set when their ``deletion_protection`` is off. A stack's buckets fill as it is used
     (uploads, access logs), so a used stack's destroy fails until then."""
-    if state.get("forceDestroy") or not cloud.find("aws:s3/bucketObjectv2:BucketObjectv2", bucket=state.get("bucket")):
+    if state.get("forceDestroy") or not cloud.find(OBJECT, bucket=state.get("bucket")):
         return None
     return AwsError("BucketNotEmpty", "The bucket you tried to delete is not empty. You must delete all versions in "
                     "the bucket.", "bucket")
@@ -854,6 +858,10 @@ def a_distribution_takes_only_a_global_web_acl(inputs: Inputs) -> AwsError | Non
     return None
 
 
+_CERTIFICATE_ARN = re.compile(r"arn:aws[\w-]*:acm:([\w-]+):(\d{12}):certificate/.+")
+"""An ACM certificate's ARN: (region, account)."""
+
+
 @rule("aws:cloudfront/distribution:Distribution")
 def a_distribution_takes_only_a_us_east_1_certificate(inputs: Inputs) -> AwsError | None:
     """CreateDistribution/UpdateDistribution: an ACM certificate for the distribution's aliases must
@@ -861,7 +869,8 @@ def a_distribution_takes_only_a_us_east_1_certificate(inputs: Inputs) -> AwsErro
     ``InvalidViewerCertificate``."""
     certificate = inputs.get("viewerCertificate")
     arn = certificate.get("acmCertificateArn") if isinstance(certificate, Mapping) else None
-    if isinstance(arn, str) and _known(arn) and not re.fullmatch(r"arn:aws[\w-]*:acm:us-east-1:\d{12}:certificate/.+", arn):
+    matched = _CERTIFICATE_ARN.fullmatch(arn) if isinstance(arn, str) and _known(arn) else None
+    if _known(arn) and (matched is None or matched.group(1) != "us-east-1"):
         return AwsError("InvalidViewerCertificate", "The specified SSL certificate doesn't exist, isn't in us-east-1 "
                         "region, isn't valid, or doesn't include a valid certificate chain.", "viewerCertificate")
     return None
@@ -964,9 +973,6 @@ def a_distribution_serves_this_accounts_certificate(inputs: Inputs, cloud: Cloud
         return AwsError("InvalidViewerCertificate", "The specified SSL certificate doesn't exist, isn't in us-east-1 "
                         "region, isn't valid, or doesn't include a valid certificate chain.", "viewerCertificate")
     return None
-
-
-_CERTIFICATE_ARN = re.compile(r"arn:aws[\w-]*:acm:([\w-]+):(\d{12}):certificate/.+")
 
 
 @rule_at_call("aws:apigateway/domainName:DomainName")

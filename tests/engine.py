@@ -114,10 +114,8 @@ class Workspace:
     def use_buckets(self) -> int:
         """Put an object in every bucket of the sandbox's own account, as a stack's users and its access
         logging would; how many buckets."""
-        root = self.data_dir / "sandbox-cloud"
         used = 0
-        for region in sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "accounts"):
-            cloud = SandboxCloud(root, region)
+        for cloud in regional_clouds(self.data_dir / "sandbox-cloud"):
             for bucket in cloud.find("aws:s3/bucket:Bucket"):
                 cloud.put_object(str(bucket["bucket"]), "used/object.txt")
                 used += 1
@@ -125,25 +123,28 @@ class Workspace:
 
     def objects(self) -> list[Any]:
         """The objects the sandbox's own account holds in its buckets, in every region."""
-        root = self.data_dir / "sandbox-cloud"
-        return [found for region in sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "accounts")
-                for found in SandboxCloud(root, region).find(OBJECT)]
+        return [found for cloud in regional_clouds(self.data_dir / "sandbox-cloud") for found in cloud.find(OBJECT)]
 
     def cloud_records(self, account: str | None = None) -> list[Any]:
         """What the sandbox holds, in every region, for its own account (or ``account``)."""
         return cloud_records(self.data_dir / "sandbox-cloud", account)
 
 
-def cloud_records(root: Path, account: str | None = None) -> list[Any]:
-    """What stacks made in a sandbox cloud folder, in every region, for its own account (or
-    ``account``): not the account's settings made by hand (``sandbox.cloud.set_up_by_hand``), nor the
-    objects written into buckets (:meth:`Workspace.objects`)."""
+def regional_clouds(root: Path, account: str | None = None) -> list[SandboxCloud]:
+    """The sandbox's own account (or ``account``) in each region it holds anything in."""
     folder = root if account is None else root / "accounts" / account
     if not folder.exists():
         return []
     identity = Identity() if account is None else Identity(account=account)
-    return [record for region in sorted(folder.iterdir()) if region.name != "accounts"
-            for record in SandboxCloud(root, region.name, identity).records()
+    return [SandboxCloud(root, region.name, identity) for region in sorted(folder.iterdir())
+            if region.is_dir() and region.name != "accounts"]
+
+
+def cloud_records(root: Path, account: str | None = None) -> list[Any]:
+    """What stacks made in a sandbox cloud folder, in every region, for its own account (or
+    ``account``): not the account's settings made by hand (``sandbox.cloud.set_up_by_hand``), nor the
+    objects written into buckets (:meth:`Workspace.objects`)."""
+    return [record for cloud in regional_clouds(root, account) for record in cloud.records()
             if not record.urn.startswith(BY_HAND) and record.type != OBJECT]
 
 
