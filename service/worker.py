@@ -91,13 +91,17 @@ def _interrupt_cli(already: set[int]) -> None:
                 os.kill(child, signal.SIGINT)
 
 
+_cancelling = threading.RLock()  # the main thread's handler may run inside a call of the signals thread's
+
+
 def _forward_cancel(signum: int, frame: Any) -> None:
     """SIGINT to the Pulumi CLI at work, and to any the run starts afterwards (a cancel can
     arrive between two CLI calls, or before the first)."""
     global _cancel_requested
-    if _cancel_requested:
-        return
-    _cancel_requested = True
+    with _cancelling:
+        if _cancel_requested:
+            return
+        _cancel_requested = True
     interrupted: set[int] = set()
     _interrupt_cli(interrupted)
 
@@ -107,6 +111,25 @@ def _forward_cancel(signum: int, frame: Any) -> None:
             _interrupt_cli(interrupted)
 
     threading.Thread(target=keep_interrupting, name="cancel", daemon=True).start()
+
+
+def _take_cancels_on_any_thread() -> None:
+    """Forward a cancel whichever thread takes its signal. The kernel gives a signal sent to the
+    process to any thread that does not block it, and Python runs the handler only when the main
+    thread next runs Python code; the main thread waits on the CLI's output, which is quiet while
+    AWS works (minutes for a distribution). CPython's C handler writes each signal's number to the
+    wakeup fd at once, on the thread that took it: a thread of ours reads it and forwards the cancel.
+    (The handlers stay set, so a signal is never the default action.)"""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while taken := os.read(read_end, 64):
+            if signal.SIGTERM in taken or signal.SIGINT in taken:
+                _forward_cancel(signal.SIGTERM, None)
+
+    threading.Thread(target=watch, name="signals", daemon=True).start()
 
 
 # Runs are background work: by default they yield the CPU to the API process.
@@ -228,6 +251,7 @@ def _serve(output: ScrubbedOutput, pulumi: Cli | None) -> int:
 
     signal.signal(signal.SIGTERM, _forward_cancel)
     signal.signal(signal.SIGINT, _forward_cancel)
+    _take_cancels_on_any_thread()
     threading.Thread(target=_stop_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
     try:
         result = run_job(job, lambda event: write("event", event), on_secrets=scrub.learn, pulumi=pulumi)
