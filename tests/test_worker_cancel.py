@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from tests.service_harness import Gate
 
 pytestmark = pytest.mark.engine
 
-SYS_TGKILL = 234  # x86_64
+SYS_TGKILL = {"x86_64": 234, "aarch64": 131}[platform.machine()]  # the syscall's number on Linux
 
 
 def _blocked(pid: int, tid: int) -> int:
