@@ -174,9 +174,12 @@ class Service:
 
     def checkpoint_file(self, pulumi_stack: str) -> Path:
         """The stack's checkpoint in the service's file backend (compressed as ``STATE_COMPRESSION`` says)."""
-        (found,) = [p for p in self.stacks_state_dir.glob(f"{pulumi_stack}.json*")
-                    if not p.name.endswith((".bak", ".attrs"))]
-        return found
+        # A crash in the middle of a write leaves the blob library's temporary file (<name>.json.<n>.tmp),
+        # which the backend never reads.
+        found = [p for p in self.stacks_state_dir.glob(f"{pulumi_stack}.json*")
+                 if not p.name.endswith((".bak", ".attrs", ".tmp"))]
+        assert len(found) == 1, f"not one checkpoint of {pulumi_stack}: {sorted(p.name for p in found)}"
+        return found[0]
 
     def checkpoint(self, pulumi_stack: str) -> dict[str, Any]:
         """The stack's latest deployment as the service's file backend holds it (plain or gzip)."""
