@@ -63,7 +63,10 @@ class SandboxMocks(pulumi.runtime.Mocks):
                 args.typ, {**args.inputs, "region": args.inputs.get("region") or region}, self)]
             if refused:
                 raise AwsRefusalError(f"{args.typ} {args.name!r}: " + "; ".join(refused))
-            rid, outputs = synthesis.create(args.typ, args.name, dict(args.inputs), region=region)
+            try:
+                rid, outputs = synthesis.create(args.typ, args.name, dict(args.inputs), region=region)
+            except synthesis.AutonameTooLongError as exc:
+                raise AwsRefusalError(f"{args.typ} {args.name!r}: {exc}") from None
             if args.typ == AWS_PROVIDER:
                 self._provider_regions[rid] = str(args.inputs.get("region") or self.region)
         self.resources.append(RegisteredResource(args.typ, args.name, dict(args.inputs), outputs, rid))

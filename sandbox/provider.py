@@ -238,8 +238,12 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         type_token = _type_of(request.urn, request.type)
         news = _to_dict(request.news)
         olds = _to_dict(request.olds)
-        inputs = synthesis.autoname(type_token, _name_of(request.urn, request.name), news,
-                                    seed=request.randomSeed, olds=olds)
+        try:
+            inputs = synthesis.autoname(type_token, _name_of(request.urn, request.name), news,
+                                        seed=request.randomSeed, olds=olds)
+        except synthesis.AutonameTooLongError as exc:
+            return provider_pb2.CheckResponse(inputs=_to_struct(news), failures=[
+                provider_pb2.CheckFailure(property=exc.property, reason=str(exc))])
         failures = [provider_pb2.CheckFailure(property=prop, reason=reason)
                     for prop, reason in synthesis.check(type_token, inputs)]
         return provider_pb2.CheckResponse(inputs=_to_struct(inputs), failures=failures)

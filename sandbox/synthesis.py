@@ -567,10 +567,22 @@ def spec_for(type_token: str) -> TypeSpec:
     return TYPES.get(type_token, TypeSpec())
 
 
+class AutonameTooLongError(ValueError):
+    """The AWS provider makes an autoname as ``<logical name>-<7 random>`` and never shortens the
+    logical name: when that passes the name's length limit, it refuses the resource at its check,
+    before anything reaches AWS (the message is the Pulumi bridge's)."""
+
+    def __init__(self, type_token: str, prop: str, prefix: str, maximum: int) -> None:
+        self.property = prop
+        super().__init__(f"could not make instance of '{type_token}': name '{prefix}' plus {_SUFFIX_LEN} random "
+                         f"chars is longer than maximum length {maximum}")
+
+
 def autoname(type_token: str, logical_name: str, inputs: Props, *, seed: bytes | str = b"",
              olds: Mapping[str, Any] | None = None) -> Props:
     """Fill the type's name property when the caller left it out, as the AWS provider does:
-    ``<logical name>-<7 hex>``, kept stable across updates by reusing the old autoname."""
+    ``<logical name>-<7 hex>``, kept stable across updates by reusing the old autoname;
+    :class:`AutonameTooLongError` when that would pass the type's length limit."""
     spec = spec_for(type_token)
     prop = spec.name_property
     result = dict(inputs)
@@ -583,7 +595,8 @@ def autoname(type_token: str, logical_name: str, inputs: Props, *, seed: bytes |
         suffix = _digest(type_token, logical_name, seed.hex() if isinstance(seed, bytes) else seed)[:_SUFFIX_LEN]
         base = logical_name.lower() if spec.name_lower else logical_name
         base = re.sub(r"[^A-Za-z0-9-]", "-", base) if spec.name_lower else base
-        base = base[: max(1, spec.name_max - _SUFFIX_LEN - 1)]
+        if len(base) + 1 + _SUFFIX_LEN > spec.name_max:
+            raise AutonameTooLongError(type_token, prop, f"{base}-", spec.name_max)
         name = f"{base}-{suffix}"
     result[prop] = name
     result[DEFAULTS_KEY] = sorted({*result.get(DEFAULTS_KEY, []), prop})

@@ -69,6 +69,9 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
                                      "routing": "failover"}]},
      "services.x: failover routing health-checks each address, and Route 53 reaches only public ones: 192.0.2.1 is "
      "private, reserved or for documentation (use public addresses, or simple routing)"),
+    ("microservices", {"services": [{"name": "a-service-name-of-25-char", "kind": "api"}]},
+     "services.a-service-name-of-25-char: the name has 25 characters, at most 24 (the AWS names of the service's "
+     "resources are made from it, and have length limits)"),
     ("microservices", {"services": [{"name": "x", "kind": "endpoint"}]},
      "services.x: an endpoint has either addresses or a load balancer"),
     ("microservices", {"services": [{"name": "x", "kind": "api", "colour": "red"}]}, "services.0.colour: unknown field"),

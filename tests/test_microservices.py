@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components import get_case
+from components.cases.microservices import MAX_SERVICE_NAME
 from tests.mocks import Recorded, build
 
 # Public addresses: Route 53 health-checks only those (the sandbox sends them nothing).
@@ -118,3 +119,12 @@ def test_a_stack_of_endpoints_alone_has_no_log_bucket() -> None:
                                   "services": [{"name": "b", "kind": "endpoint", "addresses": ["192.0.2.3"]}]})
     assert not rec.of_type("aws:s3/bucket:Bucket")
     assert sorted(rec.output_names) == sorted(get_case("microservices").outputs)
+
+
+@pytest.mark.parametrize("kind", ["api", "static"])
+def test_the_longest_service_name_accepted_makes_names_the_aws_provider_accepts(kind: str) -> None:
+    """The provider autonames <logical name>-<7 random> and refuses a name past its limit (the
+    sandbox does too): a service named as long as the arguments allow still builds, custom domain and all."""
+    name = "s" * MAX_SERVICE_NAME
+    rec = build("microservices", {"zone_delegated": True, "services": [{"name": name, "kind": kind}]})
+    assert records(rec, f"{name}.example.net")

@@ -668,6 +668,25 @@ def test_engine_refuses_before_creating_anything(tmp_path: Path, pulumi_toolchai
     assert [r.type for r in workspace.cloud_records()] == [type_token]
 
 
+@pytest.mark.engine
+def test_engine_refuses_an_autoname_past_the_names_limit(tmp_path: Path, pulumi_toolchain: str) -> None:
+    """The AWS provider autonames <logical name>-<7 random> and never shortens the logical name: past
+    the name's limit (32 for a target group) it refuses the resource at its check. The sandbox
+    shortened it and accepted the resource."""
+    workspace = _raw_stack(tmp_path, pulumi_toolchain)
+    group = {"type": "aws:lb/targetGroup:TargetGroup", "inputs": {"port": 80, "protocol": "HTTP", "vpcId": "vpc-0a1b"}}
+    _configure(workspace, [{"name": "software-updates-demo-servers", **group}])
+    refused = workspace.pulumi("up", "--yes", check=False)
+    assert refused.returncode != 0
+    assert ("could not make instance of 'aws:lb/targetGroup:TargetGroup': name 'software-updates-demo-servers-' "
+            "plus 7 random chars is longer than maximum length 32") in refused.stdout, refused.stdout[-3000:]
+    assert workspace.cloud_records() == []
+    _configure(workspace, [{"name": "software-updates-demo-tg", **group}])
+    workspace.pulumi("up", "--yes")
+    [record] = workspace.cloud_records()
+    assert len(record.outputs["name"]) == 32 and record.outputs["name"].startswith("software-updates-demo-tg-")
+
+
 def _raw_stack(tmp_path: Path, toolchain: str) -> Workspace:
     """A stack of the test program that registers resources exactly as configured, in a new account
     (API Gateway's settings not set up)."""

@@ -39,6 +39,10 @@ DESCRIPTION = (
     "S3 + CloudFront; endpoint: IP addresses or a load balancer), each reached at <service>.<domain> through Route 53."
 )
 CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"
+MAX_SERVICE_NAME = 24
+"""The AWS provider autonames resources ``<logical name>-<7 random>``, refusing a name past its limit:
+the longest made from a service's name is its function's invoke permission (``microservices-<name>-api-
+invoke-microservices-<name>-fn``, within 100 characters), then its bucket's (within 63)."""
 HEALTH_CHECKED = ("weighted", "failover")
 """Routings whose records carry a Route 53 health check of each address."""
 _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -100,6 +104,9 @@ def _service_problems(s: ServiceSpec) -> list[str]:
     problems = []
     if not _LABEL.fullmatch(s.name):
         problems.append(f"{where}: {s.name!r} is not a DNS label (a-z, 0-9, '-', at most 63)")
+    elif len(s.name) > MAX_SERVICE_NAME:
+        problems.append(f"{where}: the name has {len(s.name)} characters, at most {MAX_SERVICE_NAME} (the AWS names "
+                        "of the service's resources are made from it, and have length limits)")
     if s.kind not in ("api", "static", "endpoint"):
         problems.append(f"{where}: kind {s.kind!r} is not api, static or endpoint")
     if s.kind != "endpoint" and (s.addresses or s.load_balancer_dns_name):

@@ -140,12 +140,17 @@ class DemoOrigin(pulumi.ComponentResource):
             metadata_options={"http_tokens": "required", "http_endpoint": "enabled"},
             block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {"encrypted": "true", "volume_size": 8}}],
             opts=child)
+        # A load balancer's and a target group's names hold at most 32 characters, and the AWS provider
+        # autonames them <logical name>-<7 random>: their logical names stay within 24 characters
+        # (the aliases keep stacks made under their first, longer names).
         self.balancer = aws.lb.LoadBalancer(
-            f"{name}-alb", load_balancer_type="application", internal=True, security_groups=[alb_group.id],
-            subnets=[s.id for s in subnets], drop_invalid_header_fields=True, opts=child)
+            f"{name}-lb", load_balancer_type="application", internal=True, security_groups=[alb_group.id],
+            subnets=[s.id for s in subnets], drop_invalid_header_fields=True,
+            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-alb")]))
         self.target_group = aws.lb.TargetGroup(
-            f"{name}-servers", port=80, protocol="HTTP", vpc_id=vpc.id,
-            health_check={"path": "/updates/manifest.json", "matcher": "200"}, opts=child)
+            f"{name}-tg", port=80, protocol="HTTP", vpc_id=vpc.id,
+            health_check={"path": "/updates/manifest.json", "matcher": "200"},
+            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-servers")]))
         self.listener = aws.lb.Listener(
             f"{name}-http", load_balancer_arn=self.balancer.arn, port=80, protocol="HTTP",
             default_actions=[_forbidden()], opts=child)
