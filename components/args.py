@@ -51,8 +51,9 @@ class CaseArgs:
     """Tags for every resource of the stack that takes tags, beside the stack's own
     (``serverless-cases:stack``, ``:case``, ``:tenant``, ``:managed-by``)."""
     deletion_protection: bool = True
-    """The case's tables and user pools refuse deletion, so a destroy cannot lose their data by
-    mistake: set false and update first (over REST, ``DELETE ...?delete_data=true`` does both)."""
+    """The case's tables and user pools refuse deletion, and its buckets keep their objects (AWS
+    refuses to delete a bucket that holds any), so a destroy cannot lose their data by mistake: set
+    false and update first (over REST, ``DELETE ...?delete_data=true`` does both)."""
     access_logs: bool = defaults.ACCESS_LOGS
     """Every request to the case's buckets (S3 server access logs) and distributions (CloudFront
     standard logs) is logged into one private log bucket per case, kept a year. Pennies a month

@@ -62,7 +62,7 @@ API_ACCESS_LOG_FORMAT = json.dumps(
 # -- storage ----------------------------------------------------------------------------------
 BUCKET_SSE_ALGORITHM = "AES256"  # S3-managed keys: readable by CloudFront OAC without a KMS key policy
 BUCKET_OBJECT_OWNERSHIP = "BucketOwnerEnforced"
-DELETION_PROTECTION = True  # tables and user pools: losing data takes an explicit choice
+DELETION_PROTECTION = True  # tables, user pools and buckets with objects: losing data takes an explicit choice
 NONCURRENT_VERSION_EXPIRY_DAYS = 90  # old versions of overwritten or deleted objects, then gone
 INCOMPLETE_UPLOAD_EXPIRY_DAYS = 7
 TABLE_BILLING_MODE = "PAY_PER_REQUEST"
