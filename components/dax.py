@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components import defaults
+from components import defaults, regions
 from components.args import check_args
 from components.naming import physical_name
 
@@ -98,6 +98,12 @@ class DaxClusterArgs:
         return problems
 
 
+def require_dax(component: str) -> None:
+    """Refuse a region where AWS does not offer DAX (:func:`regions.require_service`): a case that
+    will make a cluster calls it before it makes anything."""
+    regions.require_service(component, "dax", "DynamoDB Accelerator (DAX)", "the cache cluster")
+
+
 class DaxCluster(pulumi.ComponentResource):
     cluster: aws.dax.Cluster
     client_security_group: aws.ec2.SecurityGroup
@@ -109,6 +115,7 @@ class DaxCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: DaxClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TOKEN, name, None, opts)
         check_args(args, component=TOKEN)
+        require_dax(TOKEN)
         child = pulumi.ResourceOptions(parent=self)
         if args.replication_factor < defaults.DAX_REPLICATION_FACTOR:
             pulumi.log.info(f"{name}: replication_factor={args.replication_factor} gives no multi-AZ failover")

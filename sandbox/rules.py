@@ -13,11 +13,14 @@ What the sandbox does *not* model is listed in the README (Sandbox: what it mode
 from __future__ import annotations
 
 import fnmatch
+import functools
+import importlib.util
 import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker for a value not known yet
@@ -1013,6 +1016,58 @@ def a_key_policy_lets_its_account_change_it(inputs: Inputs, cloud: Cloud) -> Aws
             return None
     return AwsError("MalformedPolicyDocumentException", "The new key policy will not allow you to update the key "
                     "policy in the future.", "policy")
+
+
+# -- Where AWS offers a service ---------------------------------------------------------------------
+REGIONAL_SERVICES = {
+    "aws:iot/topicRule:TopicRule": ("iot", "IoT Core"),
+    "aws:dax/subnetGroup:SubnetGroup": ("dax", "DynamoDB Accelerator (DAX)"),
+    "aws:dax/cluster:Cluster": ("dax", "DynamoDB Accelerator (DAX)"),
+    "aws:sesv2/emailIdentity:EmailIdentity": ("email", "SES"),
+}
+"""The types the cases use of services AWS does not offer in every region: the endpoint prefix
+(botocore's name for the service's regional endpoints) and the service's name."""
+
+
+@functools.cache
+def _endpoint_data() -> dict[str, Any]:
+    """botocore's endpoint data (``botocore/data/endpoints.json``, pinned with boto3): each
+    partition's regions, and the regions in which each service has an endpoint. Read as a file:
+    importing botocore would cost a provider's start a quarter of a second."""
+    spec = importlib.util.find_spec("botocore")
+    assert spec is not None and spec.submodule_search_locations
+    return json.loads((Path(spec.submodule_search_locations[0]) / "data" / "endpoints.json").read_text())
+
+
+def regions_without(service: str) -> list[str]:
+    """The regions of AWS's commercial partition (``aws``) in which ``service`` (an endpoint
+    prefix) has no endpoint, as botocore knows them. The other partitions (China, GovCloud, the
+    isolated regions) are not judged: botocore's data for them is not kept as completely."""
+    partition = next(p for p in _endpoint_data()["partitions"] if p["partition"] == "aws")
+    endpoints = partition["services"].get(service, {}).get("endpoints", {})
+    return sorted(region for region in partition["regions"] if region not in endpoints)
+
+
+def _offered_only_in_its_regions(service: str, label: str) -> CallRule:
+    def a_service_is_reached_only_where_aws_offers_it(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+        region = inputs.get("region")
+        if isinstance(region, str) and region in regions_without(service):
+            host = f"{service}.{region}.amazonaws.com"
+            return AwsError("RequestError", f"send request failed: dial tcp: lookup {host}: no such host "
+                            f"({label} is not offered in {region})", "region")
+        return None
+
+    a_service_is_reached_only_where_aws_offers_it.__doc__ = (
+        f"{label} is not offered in every region: in one botocore's endpoint data lists without it "
+        f"({', '.join(regions_without(service))}), its endpoint `{service}.<region>.amazonaws.com` "
+        "does not resolve and the AWS provider's call fails (`RequestError`, no such host) after the "
+        "stack's resources made before it. Only the commercial partition's regions are judged (not China, "
+        "GovCloud or the isolated regions), and no region botocore does not know.")
+    return a_service_is_reached_only_where_aws_offers_it
+
+
+for _type_token, (_service, _label) in REGIONAL_SERVICES.items():
+    rule_at_call(_type_token)(_offered_only_in_its_regions(_service, _label))
 
 
 # -- CloudFront: what AWS keeps --------------------------------------------------------------------

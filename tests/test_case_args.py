@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from components import CASES, ComponentArgsError, get_case
+from sandbox.mocks import SandboxMocks, build_case
 
 INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("todo-app", {"cache_ttl_seconds": 4000}, "cache_ttl_seconds: 4000 is outside 0..3600"),
@@ -122,3 +123,38 @@ def test_cases_of_your_own_join_the_catalog_by_setting() -> None:
     refused = _catalog_with("json")
     assert refused.returncode != 0
     assert "SERVERLESS_CASES_EXTRA_CASES: module json has no CASE" in refused.stderr
+
+
+# (case, arguments, a region where AWS does not offer a service the case needs, that service)
+MISSING_SERVICE = [
+    ("big-data-ingestion", {}, "af-south-1", "IoT Core"),
+    ("blog", {}, "ap-east-1", "SES"),
+    ("todo-app", {}, "me-south-1", "DynamoDB Accelerator (DAX)"),
+    ("blog", {"enable_dax": True}, "me-central-1", "DynamoDB Accelerator (DAX)"),
+]
+
+
+@pytest.mark.parametrize(("case_name", "args", "region", "service"), MISSING_SERVICE,
+                         ids=[f"{c}-{r}" for c, _, r, _ in MISSING_SERVICE])
+def test_a_region_without_a_service_the_case_needs_is_refused_before_anything_is_made(
+        case_name: str, args: dict[str, Any], region: str, service: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """There the AWS provider's first call to the service fails midway through the stack (the
+    sandbox's catalogue rule ``a_service_is_reached_only_where_aws_offers_it``); the case says so
+    at its construction, whether the region comes from ``aws:region`` or the environment."""
+    case = get_case(case_name)
+    for config in ({"aws:region": region}, {}):
+        monkeypatch.setenv("AWS_REGION", region if not config else "us-east-1")
+        mocks = SandboxMocks()
+        with pytest.raises(ComponentArgsError) as refused:
+            build_case(case, {**case.example_args, **args}, mocks, config=config)
+        assert f"region: {service} is not offered in {region}" in str(refused.value)
+        assert not [r for r in mocks.resources if r.type.startswith("aws:") and r.type != "aws:apigateway/account:Account"]
+    monkeypatch.setenv("AWS_REGION", region)
+    build_case(case, {**case.example_args, **args}, SandboxMocks(), config={"aws:region": "eu-west-1"})
+
+
+def test_a_region_botocore_does_not_know_is_not_judged(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    case = get_case("big-data-ingestion")
+    for region in ("xx-future-1", "cn-north-1"):  # unknown; another partition's
+        build_case(case, dict(case.example_args), SandboxMocks(), config={"aws:region": region})

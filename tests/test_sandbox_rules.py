@@ -460,6 +460,23 @@ CALL_CASES += [
      _logged_api(True, access_logs=False, execution_logs=True), "BadRequestException"),
 ]
 
+
+
+def _offered_rule(type_token: str) -> rules.CallRule:
+    """The catalogue's rule that ``type_token``'s service is reached only where AWS offers it."""
+    (found,) = [c for c in rules.CALL_RULES[type_token] if c.__name__ == "a_service_is_reached_only_where_aws_offers_it"]
+    return found
+
+
+def _topic_rule_in(region: str) -> list[dict[str, Any]]:
+    resources = _topic_rule_trusting("iot.amazonaws.com")
+    resources[-1]["inputs"]["region"] = region
+    return resources
+
+
+CALL_CASES.append((_offered_rule("aws:iot/topicRule:TopicRule"), _topic_rule_in("af-south-1"),
+                   _topic_rule_in("eu-west-1"), "RequestError"))
+
 CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "overlapping-notification-filters",
             "function-without-s3-permission",
             "function-permits-another-bucket", "firehose-not-trusted", "dax-not-trusted", "lambda-not-trusted",
@@ -470,7 +487,7 @@ CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "overlapping-noti
             "listener-of-another-account", "certificate-of-another-account", "api-gateway-not-trusted",
             "domain-certificate-of-another-region", "domain-certificate-of-another-account", "key-policy-locks-out",
             "firehose-role-cannot-describe-the-stream", "access-logs-in-a-new-account",
-            "execution-logs-in-a-new-account"]
+            "execution-logs-in-a-new-account", "iot-core-where-aws-offers-none"]
 
 # (rule, what the owning account makes, the output naming it, what uses it, AWS error code): resources
 # of one account are out of reach of another (each tenant of the service has its own account)
@@ -635,6 +652,24 @@ def test_rule_refuses_with_the_aws_error_code(check: rules.Rule, type_token: str
     assert check(accepted) is None
     assert [e.code for e in rules.violations(type_token, refused)] == [code]
     assert rules.violations(type_token, accepted) == []
+
+
+@pytest.mark.parametrize(("type_token", "without", "with_it"), [
+    ("aws:iot/topicRule:TopicRule", "af-south-1", "eu-central-1"),
+    ("aws:dax/subnetGroup:SubnetGroup", "me-south-1", "eu-west-1"),
+    ("aws:dax/cluster:Cluster", "me-central-1", "eu-west-1"),
+    ("aws:sesv2/emailIdentity:EmailIdentity", "ap-east-1", "ap-east-2"),
+])
+def test_a_service_is_refused_only_in_the_regions_aws_does_not_offer_it(tmp_path: Path, type_token: str, without: str,
+                                                                          with_it: str) -> None:
+    cloud = SandboxCloud(tmp_path, region=without)
+    [error] = rules.call_violations(type_token, {"region": without}, cloud)
+    assert error.code == "RequestError" and f"is not offered in {without}" in error.message
+    assert without in rules.regions_without(rules.REGIONAL_SERVICES[type_token][0])
+    assert rules.call_violations(type_token, {"region": with_it}, cloud) == []
+    # Not judged: a region botocore does not know, and the other partitions' regions.
+    for region in ("xx-future-1", "cn-north-1", "us-gov-west-1"):
+        assert rules.call_violations(type_token, {"region": region}, cloud) == []
 
 
 def test_a_value_not_known_yet_is_not_judged() -> None:

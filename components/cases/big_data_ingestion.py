@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import defaults
+from components import defaults, regions
 from components.access_logs import CaseLogs
 from components.args import CaseArgs, check_args, component_args
 from components.function import Function, FunctionArgs, dead_letter_queue
@@ -68,6 +68,7 @@ class BigDataIngestion(pulumi.ComponentResource):
         super().__init__(TOKEN, name, None, opts)
         args = args or BigDataIngestionArgs()
         check_args(args, component=TOKEN)
+        regions.require_service(TOKEN, "iot", "IoT Core", "the devices' messages arrive through its topic rule")
         child = pulumi.ResourceOptions(parent=self)
         account = aws.get_caller_identity_output().account_id
 

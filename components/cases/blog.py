@@ -11,11 +11,11 @@ import re
 import pulumi
 import pulumi_aws as aws
 
-from components import defaults
+from components import defaults, regions
 from components.access_logs import CaseLogs
 from components.args import CaseArgs, ComponentArgsError, CustomDomainArgs, UserPoolTierArgs, WafArgs, check_args, component_args
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
-from components.dax import DaxCluster, DaxClusterArgs
+from components.dax import DaxCluster, DaxClusterArgs, require_dax
 from components.events import BucketEvents, BucketEventsArgs, StreamSubscription, StreamSubscriptionArgs
 from components.function import Function, FunctionArgs
 from components.identity import UserDirectory, UserDirectoryArgs
@@ -87,9 +87,12 @@ class Blog(pulumi.ComponentResource):
     def __init__(self, name: str, args: BlogArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TOKEN, name, None, opts)
         check_args(args, component=TOKEN)
-        region = pulumi.Config("aws").get("region")
+        region = regions.stack_region()
         if region and region in args.replica_regions:
             raise ComponentArgsError(TOKEN, [f"replica_regions: {region} is the stack's own region"])
+        regions.require_service(TOKEN, "email", "SES", "the welcome email is sent through it")
+        if args.enable_dax:
+            require_dax(TOKEN)
         child = pulumi.ResourceOptions(parent=self)
         firewalls = CaseFirewalls(name, enabled=args.enable_waf, parent=self)
         self.logs = CaseLogs(name, enabled=args.access_logs, parent=self, keep_data=args.deletion_protection)

@@ -11,7 +11,7 @@ import pulumi_aws as aws
 from components import defaults
 from components.access_logs import CaseLogs
 from components.args import CaseArgs, UserPoolTierArgs, WafArgs, check_args, component_args
-from components.dax import DaxCluster, DaxClusterArgs
+from components.dax import DaxCluster, DaxClusterArgs, require_dax
 from components.function import Function, FunctionArgs
 from components.identity import IDENTITY_SUB, UserDirectory, UserDirectoryArgs
 from components.packaging import lambda_layer
@@ -70,6 +70,7 @@ class TodoApp(pulumi.ComponentResource):
         super().__init__(TOKEN, name, None, opts)
         args = args or TodoAppArgs()
         check_args(args, component=TOKEN)
+        require_dax(TOKEN)
         child = pulumi.ResourceOptions(parent=self)
 
         self.users = UserDirectory(
