@@ -16,11 +16,23 @@ import pulumi
 
 # -- logging and tracing -----------------------------------------------------------------------
 LOG_RETENTION_DAYS = 365
+LOG_RETENTION_PERIODS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                         3288, 3653)
+"""The retention periods (days) CloudWatch Logs accepts (PutRetentionPolicy); never-expiring logs are not offered."""
 TRACING_MODE = "Active"
 ACCESS_LOGS = True  # every bucket and distribution of a case logs its requests into the case's log bucket
 ACCESS_LOG_EXPIRY_DAYS = LOG_RETENTION_DAYS  # access log objects, then gone
 CDN_LOG_FORMAT = "json"  # CloudFront standard logging (v2): one JSON object per request
 CDN_LOG_REGION = "us-east-1"  # CloudFront's log delivery sources live there, whatever the stack's region
+
+
+def log_retention_problems(days: int) -> list[str]:
+    """A building block's ``log_retention_days`` problem: CloudWatch Logs refuses other periods."""
+    if days in LOG_RETENTION_PERIODS:
+        return []
+    return [f"log_retention_days: {days} is not a period CloudWatch Logs keeps logs for "
+            f"({', '.join(map(str, LOG_RETENTION_PERIODS))})"]
+
 
 # -- Lambda -----------------------------------------------------------------------------------
 LAMBDA_RUNTIME = "python3.12"

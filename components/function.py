@@ -44,8 +44,7 @@ class FunctionArgs:
             problems.append(f"timeout_seconds: {self.timeout_seconds} is outside 1..900")
         if (self.subnet_ids is None) != (self.security_group_ids is None):
             problems.append("subnet_ids and security_group_ids go together")
-        if self.log_retention_days < 1:
-            problems.append("log_retention_days: must be at least 1")
+        problems += defaults.log_retention_problems(self.log_retention_days)
         return problems
 
 

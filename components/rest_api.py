@@ -63,6 +63,7 @@ class RestApiArgs:
             problems.append("throttle_rate and throttle_burst must be positive")
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", self.stage_name):
             problems.append(f"stage_name: {self.stage_name!r} is not a valid stage name")
+        problems += defaults.log_retention_problems(self.log_retention_days)
         return problems
 
 

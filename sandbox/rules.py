@@ -812,6 +812,25 @@ def dax_cluster_names_are_short(inputs: Inputs) -> AwsError | None:
     return None
 
 
+# -- CloudWatch Logs -------------------------------------------------------------------------------
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)
+
+
+@rule("aws:cloudwatch/logGroup:LogGroup")
+def log_groups_keep_logs_for_a_listed_period(inputs: Inputs) -> AwsError | None:
+    """PutRetentionPolicy: a log group keeps its events for one of CloudWatch Logs' periods (1, 3,
+    5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or
+    3653 days; the AWS provider sends none for 0, never expire); any other number is refused with
+    ``InvalidParameterException``."""
+    days = inputs.get("retentionInDays")
+    if not isinstance(days, int | float) or isinstance(days, bool) or days == 0 or days in LOG_RETENTION_DAYS:
+        return None
+    return AwsError("InvalidParameterException", f"1 validation error detected: Value '{days:g}' at "
+                    "'retentionInDays' failed to satisfy constraint: Member must satisfy enum value set: "
+                    f"[{', '.join(map(str, LOG_RETENTION_DAYS))}]", "retentionInDays")
+
+
 # -- Cognito ---------------------------------------------------------------------------------------
 @rule("aws:cognito/identityPool:IdentityPool")
 def identity_pool_names_are_words_and_spaces(inputs: Inputs) -> AwsError | None:

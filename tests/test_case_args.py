@@ -158,3 +158,23 @@ def test_a_region_botocore_does_not_know_is_not_judged(monkeypatch: pytest.Monke
     case = get_case("big-data-ingestion")
     for region in ("xx-future-1", "cn-north-1"):  # unknown; another partition's
         build_case(case, dict(case.example_args), SandboxMocks(), config={"aws:region": region})
+
+
+@pytest.mark.parametrize("building_block", ["function", "rest-api"])
+def test_a_log_retention_cloudwatch_does_not_offer_is_refused_by_name(building_block: str) -> None:
+    """CloudWatch Logs keeps logs for listed periods only (the sandbox's
+    ``log_groups_keep_logs_for_a_listed_period``); the building blocks accepted any number of days."""
+    from components.function import FunctionArgs
+    from components.rest_api import RestApiArgs, Route
+
+    def args(days: int) -> Any:
+        if building_block == "function":
+            return FunctionArgs(handler_module="todo_api", log_retention_days=days)
+        return RestApiArgs(routes=[Route("GET", "/items", function=None)], user_pool_arns=[],  # type: ignore[arg-type]
+                           log_retention_days=days)
+
+    assert [p for p in args(10).problems() if p.startswith("log_retention_days")] == [
+        "log_retention_days: 10 is not a period CloudWatch Logs keeps logs for (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, "
+        "180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)"]
+    assert not [p for p in args(14).problems() if p.startswith("log_retention_days")]
+    assert [p for p in args(0).problems() if p.startswith("log_retention_days")]  # never expiring: not offered

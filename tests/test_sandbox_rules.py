@@ -88,6 +88,8 @@ CASES: list[tuple[rules.Rule, str, dict[str, Any], dict[str, Any], str]] = [
      {"name": "with-dash", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},
      {"name": "with_underscore", "enabled": True, "sql": "SELECT * FROM 't'", "sqlVersion": "2016-03-23"},
      "InvalidRequestException"),
+    (rules.log_groups_keep_logs_for_a_listed_period, "aws:cloudwatch/logGroup:LogGroup",
+     {"retentionInDays": 10}, {"retentionInDays": 14}, "InvalidParameterException"),
 ]
 IDS = [case[0].__name__ for case in CASES]
 
