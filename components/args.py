@@ -8,7 +8,7 @@ pydantic (all type errors collected); each class adds its own rules in ``problem
 from __future__ import annotations
 
 import dataclasses
-import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -40,7 +40,17 @@ def component_args(cls: type[A]) -> type[A]:
     return dataclasses.dataclass(frozen=True, kw_only=True)(cls)
 
 
-AWS_TAG_KEY = re.compile(r"[\w .:/=+\-@]{1,128}")
+TAG_PUNCTUATION = "+-=._:/"
+"""Besides letters, digits and spaces, what a tag may hold on every resource a case makes:
+DynamoDB's documented set, the narrowest of the services the cases tag (IAM and S3 take '@' too)."""
+
+
+def _tag_text_problem(text: str) -> str | None:
+    """Why AWS would refuse ``text`` in a tag key or value, if it would."""
+    refused = sorted({c for c in text if unicodedata.category(c)[0] not in "LNZ" and c not in TAG_PUNCTUATION})
+    if refused:
+        return f"has {''.join(refused)!r}: tags take letters, digits, spaces and {' '.join(TAG_PUNCTUATION)} only"
+    return None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -64,10 +74,14 @@ class CaseArgs:
         for key, value in self.tags.items():
             if key.lower().startswith("aws:"):
                 problems.append(f"tags: {key!r} starts with the reserved prefix aws:")
-            elif not AWS_TAG_KEY.fullmatch(key):
-                problems.append(f"tags: {key!r} is not a tag key (1-128 letters, digits, spaces and _.:/=+-@)")
+            elif not 1 <= len(key) <= 128:
+                problems.append(f"tags: {key!r} is not 1-128 characters long")
+            elif (why := _tag_text_problem(key)) is not None:
+                problems.append(f"tags: the key {key!r} {why}")
             if len(value) > 256:
                 problems.append(f"tags: the value of {key!r} is longer than 256 characters")
+            elif (why := _tag_text_problem(value)) is not None:
+                problems.append(f"tags: the value of {key!r} {why}")
         if len(self.tags) > 40:
             problems.append("tags: at most 40 (AWS allows 50 a resource; the stack's own take the rest)")
         return problems

@@ -18,6 +18,7 @@ import importlib.util
 import ipaddress
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -810,6 +811,65 @@ def dax_cluster_names_are_short(inputs: Inputs) -> AwsError | None:
                         f"Cluster name {name!r} is invalid: at most 20 lowercase letters, digits or '-', "
                         "starting with a letter", "clusterName")
     return None
+
+
+# -- Tags ------------------------------------------------------------------------------------------
+def _tag_text_refused(text: str, punctuation: str) -> bool:
+    """Whether ``text`` holds a character other than a letter, digit, space (Unicode's L, N and Z
+    categories) or one of ``punctuation``."""
+    return any(unicodedata.category(c)[0] not in "LNZ" and c not in punctuation for c in text)
+
+
+def _refused_tag(inputs: Inputs, punctuation: str) -> tuple[int, str, str] | None:
+    """The first tag (its position, ``key`` or ``value``, the text) a service taking ``punctuation``
+    refuses; keys are 1-128 characters, values at most 256."""
+    tags = inputs.get("tags")
+    if not isinstance(tags, Mapping):
+        return None
+    for position, (key, value) in enumerate(tags.items(), start=1):
+        for part, text, longest in (("key", key, 128), ("value", value, 256)):
+            if isinstance(text, str) and _known(text) and \
+                    (_tag_text_refused(text, punctuation) or len(text) > longest or (part == "key" and not text)):
+                return position, part, text
+    return None
+
+
+@rule("aws:iam/role:Role")
+def iam_tags_take_letters_digits_spaces_and_few_symbols(inputs: Inputs) -> AwsError | None:
+    """CreateRole/TagRole: a tag key (1-128 characters) and value (at most 256) match
+    ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*``; a tag with any other character (``&``, ``,``, ``'``,
+    brackets...) is refused with ``ValidationError``. Every case makes IAM roles, so a stack's
+    tags must fit."""
+    refused = _refused_tag(inputs, "_.:/=+-@")
+    if refused is None:
+        return None
+    position, part, text = refused
+    return AwsError("ValidationError", f"1 validation error detected: Value '{text}' at 'tags.{position}.member."
+                    f"{part}' failed to satisfy constraint: Member must satisfy regular expression pattern: "
+                    "[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*", "tags")
+
+
+@rule("aws:s3/bucket:Bucket")
+def s3_tags_take_letters_digits_spaces_and_few_symbols(inputs: Inputs) -> AwsError | None:
+    """PutBucketTagging (the AWS provider tags a bucket after making it): a tag of letters, digits,
+    spaces and ``+ - = . _ : / @`` only; any other character is refused with ``InvalidTag``."""
+    refused = _refused_tag(inputs, "_.:/=+-@")
+    if refused is None:
+        return None
+    _, part, _ = refused
+    return AwsError("InvalidTag", f"The Tag{part.capitalize()} you have provided is invalid", "tags")
+
+
+@rule("aws:dynamodb/table:Table")
+def dynamodb_tags_take_letters_digits_spaces_and_fewer_symbols(inputs: Inputs) -> AwsError | None:
+    """CreateTable/TagResource: DynamoDB's tags take letters, digits, spaces and ``+ - = . _ : /``
+    only (its documented set has no ``@``, which IAM's and S3's have); any other character is
+    refused with ``ValidationException``."""
+    refused = _refused_tag(inputs, "_.:/=+-")
+    if refused is None:
+        return None
+    _, part, text = refused
+    return AwsError("ValidationException", f"The Tag {part.capitalize()} provided is invalid {text}", "tags")
 
 
 # -- CloudWatch Logs -------------------------------------------------------------------------------

@@ -33,6 +33,9 @@ CLOUDFRONT_ALIAS = {"name": "d111111abcdef8.cloudfront.net", "zoneId": "Z2FDTNDA
 HEALTH_CHECK_BASE = {"type": "HTTP", "port": 80, "resourcePath": "/health", "failureThreshold": 3, "requestInterval": 30}
 
 # (rule, type token, refused inputs, accepted inputs, AWS error code)
+LAMBDA_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+TABLE_BASE = {"hashKey": "id", "attributes": [{"name": "id", "type": "S"}], "billingMode": "PAY_PER_REQUEST"}
 CASES: list[tuple[rules.Rule, str, dict[str, Any], dict[str, Any], str]] = [
     (rules.bucket_names_follow_the_naming_rules, "aws:s3/bucket:Bucket",
      {"bucket": "Not_A_Bucket"}, {"bucket": "a-fine-bucket"}, "InvalidBucketName"),
@@ -90,6 +93,16 @@ CASES: list[tuple[rules.Rule, str, dict[str, Any], dict[str, Any], str]] = [
      "InvalidRequestException"),
     (rules.log_groups_keep_logs_for_a_listed_period, "aws:cloudwatch/logGroup:LogGroup",
      {"retentionInDays": 10}, {"retentionInDays": 14}, "InvalidParameterException"),
+    (rules.iam_tags_take_letters_digits_spaces_and_few_symbols, "aws:iam/role:Role",
+     {"assumeRolePolicy": LAMBDA_TRUST, "tags": {"team": "data", "cost-center": "R&D"}},
+     {"assumeRolePolicy": LAMBDA_TRUST, "tags": {"team": "data", "cost-center": "R+D", "owner": "alice@example.com"}},
+     "ValidationError"),
+    (rules.s3_tags_take_letters_digits_spaces_and_few_symbols, "aws:s3/bucket:Bucket",
+     {"tags": {"project": "blog (2026)"}}, {"tags": {"project": "blog-2026", "owner": "alice@example.com"}},
+     "InvalidTag"),
+    (rules.dynamodb_tags_take_letters_digits_spaces_and_fewer_symbols, "aws:dynamodb/table:Table",
+     {**TABLE_BASE, "tags": {"owner": "alice@example.com"}}, {**TABLE_BASE, "tags": {"owner": "alice.example.com"}},
+     "ValidationException"),
 ]
 IDS = [case[0].__name__ for case in CASES]
 

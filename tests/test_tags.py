@@ -69,3 +69,26 @@ def test_tags_argument_is_validated() -> None:
     with pytest.raises(ComponentArgsError) as err:
         get_case("todo-app").parse_args({"tags": {"aws:reserved": "x"}})
     assert "tags: 'aws:reserved' starts with the reserved prefix aws:" in err.value.problems
+
+
+@pytest.mark.parametrize(("tags", "problem"), [
+    ({"owner": "alice@example.com"}, "tags: the value of 'owner' has '@'"),  # DynamoDB's set has no '@'
+    ({"cost-center": "R&D"}, "tags: the value of 'cost-center' has '&'"),  # nor IAM's, S3's
+    ({"team (data)": "x"}, "tags: the key 'team (data)' has '()'"),
+])
+def test_a_tag_a_service_of_the_case_refuses_is_refused_by_name(tags: dict[str, str], problem: str) -> None:
+    """The sandbox's IAM, S3 and DynamoDB tag rules; the argument check took any character."""
+    from components import ComponentArgsError
+
+    with pytest.raises(ComponentArgsError) as err:
+        get_case("todo-app").parse_args({"tags": tags})
+    assert [p for p in err.value.problems if p.startswith(problem)], err.value.problems
+
+
+@pytest.mark.parametrize("case_name", ["todo-app", "blog"])
+def test_tags_of_every_character_the_check_takes_deploy_in_the_sandbox(case_name: str) -> None:
+    """Letters of any script, digits, spaces and + - = . _ : / pass the sandbox's tag rules on
+    every resource (roles, buckets, tables)."""
+    mocks = _build_tagged(case_name, {"équipe": "Données 2026", "path": "a/b:c=d+e-f_g.h"})
+    tagged = [r for r in mocks.resources if (r.inputs.get("tags") or {}).get("équipe") == "Données 2026"]
+    assert {"aws:iam/role:Role", "aws:s3/bucket:Bucket", "aws:dynamodb/table:Table"} <= {r.type for r in tagged}
