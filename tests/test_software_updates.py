@@ -110,3 +110,18 @@ def test_cached_paths_are_configurable(existing: Recorded) -> None:
 
 def test_outputs_are_the_declared_ones(demo: Recorded) -> None:
     assert sorted(demo.output_names) == sorted(get_case("software-updates").outputs)
+
+
+def test_each_stacks_vpc_origin_is_named_apart() -> None:
+    """Every stack of a case names its component alike (the case's name): the demonstration
+    origin's VPC origin was named software-updates-demo-origin in every stack of an account."""
+    from sandbox.mocks import SandboxMocks, build_case
+
+    case = get_case("software-updates")
+    names = set()
+    for stack in ("acme.updates", "globex.updates"):
+        mocks = SandboxMocks()
+        build_case(case, dict(case.example_args), mocks, stack=stack)
+        (vpc_origin,) = mocks.of_type("aws:cloudfront/vpcOrigin:VpcOrigin")
+        names.add(vpc_origin.inputs["vpcOriginEndpointConfig"]["name"])
+    assert len(names) == 2 and all(n.startswith("software-updates-demo-origin-") for n in names), names

@@ -26,6 +26,7 @@ from components.access_logs import CaseLogs
 from components.args import CaseArgs, CustomDomainArgs, WafArgs, check_args, component_args
 from components.cdn import security_headers_policy
 from components.generated import RandomToken
+from components.naming import physical_name
 from components.waf import CaseFirewalls
 
 TOKEN = "serverless-cases:cases:SoftwareUpdates"
@@ -159,7 +160,10 @@ class DemoOrigin(pulumi.ComponentResource):
             vpc_zone_identifiers=[s.id for s in subnets], target_group_arns=[self.target_group.arn],
             health_check_type="ELB", launch_template={"id": template.id, "version": "$Latest"}, opts=child)
         self.vpc_origin = aws.cloudfront.VpcOrigin(f"{name}-origin", vpc_origin_endpoint_config={
-            "name": f"{name}-origin", "arn": self.balancer.arn, "http_port": 80, "https_port": 443,
+            # Named per stack: every stack of a case names its component alike, and one account
+            # can hold many software-updates stacks.
+            "name": physical_name(f"{name}-origin", max_length=64), "arn": self.balancer.arn,
+            "http_port": 80, "https_port": 443,
             # Inside the AWS network, from CloudFront's interfaces in this VPC to the internal ALB.
             "origin_protocol_policy": "http-only",
             "origin_ssl_protocols": {"items": ["TLSv1.2"], "quantity": 1},
