@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox import rules
 from sandbox.rules import API_GATEWAY_SETTINGS, DEFAULT_IDENTITY, OBJECT, Identity
 
 
@@ -102,7 +103,7 @@ class SandboxCloud:
         if must_be_new and path.exists():
             existing = self.get(record.type, record.id)
             if existing is not None and existing.urn != record.urn:
-                raise ResourceExistsError(f"{record.type} {record.id!r} already exists (owned by {existing.urn})")
+                raise ResourceExistsError(str(rules.already_exists(record.type, record.id)))
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w") as handle:

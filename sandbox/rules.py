@@ -1097,6 +1097,24 @@ def a_key_policy_lets_its_account_change_it(inputs: Inputs, cloud: Cloud) -> Aws
                     "policy in the future.", "policy")
 
 
+# -- Names already taken ---------------------------------------------------------------------------
+ALREADY_EXISTS = {
+    "aws:iam/role:Role": "EntityAlreadyExists",
+    "aws:dynamodb/table:Table": "ResourceInUseException",
+    "aws:lambda/function:Function": "ResourceConflictException",
+    "aws:cloudwatch/logGroup:LogGroup": "ResourceAlreadyExistsException",
+    "aws:sesv2/emailIdentity:EmailIdentity": "AlreadyExistsException",
+}
+"""The code AWS answers with when a create names a resource the account already has in the region
+(another stack's, or one made by hand); ``AlreadyExists`` for the other types."""
+
+
+def already_exists(type_token: str, rid: str) -> AwsError:
+    """The refusal of a create whose name (id) the account already holds; it names no other stack."""
+    return AwsError(ALREADY_EXISTS.get(type_token, "AlreadyExists"),
+                    f"{type_token.rsplit(':', 1)[-1]} {rid!r} already exists in this account and region")
+
+
 # -- Where AWS offers a service ---------------------------------------------------------------------
 REGIONAL_SERVICES = {
     "aws:iot/topicRule:TopicRule": ("iot", "IoT Core"),

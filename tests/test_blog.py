@@ -119,6 +119,22 @@ def test_welcome_function_may_send_only_from_the_sender_identity(blog: Recorded)
     assert send["Condition"] == {"StringEquals": {"ses:FromAddress": "welcome@myblog.example"}}
 
 
+def test_a_blog_can_send_through_an_identity_the_account_already_has() -> None:
+    """SES keeps one identity per address or domain in an account and region: a second blog
+    with the same sender could not make it again (AlreadyExistsException). With
+    ``sender_identity: existing`` the stack makes none and may send from the address through
+    its own identity or its domain's, and from that address only."""
+    existing = build("blog", {"sender_identity": "existing"})
+    assert not existing.of_type("aws:sesv2/emailIdentity:EmailIdentity")
+    send = next(s for s in statements(existing.named("blog-welcome-policy")) if s["Sid"] == "SendFromSenderOnly")
+    assert send["Resource"] == [f"arn:aws:ses:us-east-1:{ACCOUNT_ID}:identity/welcome@myblog.example",
+                                f"arn:aws:ses:us-east-1:{ACCOUNT_ID}:identity/myblog.example"]
+    assert send["Condition"] == {"StringEquals": {"ses:FromAddress": "welcome@myblog.example"}}
+    assert "sender_identity" in existing.output_names
+    with pytest.raises(Exception, match="sender_identity: 'borrowed' is not one of create, existing"):
+        get_case("blog").parse_args({**get_case("blog").example_args, "sender_identity": "borrowed"})
+
+
 def test_thumbnails_are_written_to_another_bucket_so_never_retrigger(blog: Recorded) -> None:
     uploads = blog.named("blog-uploads", "aws:s3/bucket:Bucket")
     thumbnails = blog.named("blog-thumbnails", "aws:s3/bucket:Bucket")

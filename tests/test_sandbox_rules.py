@@ -551,6 +551,28 @@ def test_engine_refuses_a_resource_of_another_account(tmp_path: Path, pulumi_too
     assert {r.type for r in workspace.cloud_records("111111111111")} == {owned["type"], user(named)["type"]}
 
 
+@pytest.mark.engine
+def test_engine_refuses_a_name_the_account_already_holds(tmp_path: Path, pulumi_toolchain: str) -> None:
+    """SES keeps one identity per address in an account and region: a second stack making the
+    same one is refused with SES's code, and is not told which stack holds it."""
+    identity = {"name": "sender", "type": "aws:sesv2/emailIdentity:EmailIdentity",
+                "inputs": {"emailIdentity": "welcome@myblog.example"}}
+    workspace = Workspace(tmp_path, pulumi_toolchain, main=RAW_RESOURCE)
+    workspace.pulumi("stack", "init", "first-blog")
+    _configure(workspace, [identity])
+    workspace.pulumi("up", "--yes")
+    workspace.pulumi("stack", "init", "second-blog")
+    _configure(workspace, [identity])
+    refused = workspace.pulumi("up", "--yes", check=False)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "AlreadyExistsException: EmailIdentity 'welcome@myblog.example' already " \
+        "exists in this account and region" in output, output[-3000:]
+    assert "first-blog" not in output
+    _configure(workspace, [{**identity, "inputs": {"emailIdentity": "hello@myblog.example"}}])
+    workspace.pulumi("up", "--yes")
+    assert len(workspace.cloud_records()) == 2
+
+
 def _guarded_secret(readers: list[str]) -> list[dict[str, Any]]:
     """A secret, its value, and a resource policy denying GetSecretValue to all but ``readers``."""
     policy = json.dumps({"Version": "2012-10-17", "Statement": [{

@@ -37,12 +37,19 @@ DESCRIPTION = (
 PILLOW = "pillow==12.2.0"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 _REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
+SENDER_IDENTITIES = ("create", "existing")
 
 
 @component_args
 class BlogArgs(CaseArgs, UserPoolTierArgs, CustomDomainArgs, WafArgs):
     sender_email: str
-    """The address welcome emails come from; the component creates its SES identity."""
+    """The address welcome emails come from."""
+    sender_identity: str = "create"
+    """``create``: the stack makes the address's SES identity (SES mails the address a link to
+    verify it). ``existing``: an identity the account already has in the stack's region, the
+    address's own or its domain's, made outside the stack: SES keeps one identity per address or
+    domain in an account and region, so a second stack that tries to make it is refused
+    (``AlreadyExistsException``)."""
     replica_regions: list[str] = dataclasses.field(default_factory=lambda: ["us-west-2"])
     """Regions the users table is replicated to (a global table); empty for a single region."""
     thumbnail_size: str = "200x200"
@@ -67,6 +74,8 @@ class BlogArgs(CaseArgs, UserPoolTierArgs, CustomDomainArgs, WafArgs):
         problems += UserDirectoryArgs(tier=self.user_pool_tier).problems()
         if not _EMAIL.fullmatch(self.sender_email):
             problems.append(f"sender_email: {self.sender_email!r} is not an email address")
+        if self.sender_identity not in SENDER_IDENTITIES:
+            problems.append(f"sender_identity: {self.sender_identity!r} is not one of {', '.join(SENDER_IDENTITIES)}")
         bad = [r for r in self.replica_regions if not _REGION.fullmatch(r)]
         if bad:
             problems.append(f"replica_regions: {bad} are not AWS region names")
@@ -112,14 +121,25 @@ class Blog(pulumi.ComponentResource):
             f"{name}-dax", DaxClusterArgs(table_arns=[self.users_table.arn], node_type=args.dax_node_type,
                                           replication_factor=args.dax_replication_factor), opts=child) \
             if args.enable_dax else None
-        self.sender = aws.sesv2.EmailIdentity(f"{name}-sender", email_identity=args.sender_email, opts=child)
+        self.sender: aws.sesv2.EmailIdentity | None = None
+        self.sender_identity: pulumi.Output[str] = pulumi.Output.from_input(args.sender_email)
+        sender_arns: pulumi.Output[list[str]]
+        if args.sender_identity == "create":
+            self.sender = aws.sesv2.EmailIdentity(f"{name}-sender", email_identity=args.sender_email, opts=child)
+            self.sender_identity = self.sender.email_identity
+            sender_arns = self.sender.arn.apply(lambda arn: [arn])
+        else:  # SES authorises a send against the address's identity, or its domain's
+            sender_arns = pulumi.Output.all(aws.get_partition_output().partition, aws.get_region_output().region,
+                                            aws.get_caller_identity_output().account_id).apply(
+                lambda p: [f"arn:{p[0]}:ses:{p[1]}:{p[2]}:identity/{identity}"
+                           for identity in (args.sender_email, args.sender_email.rsplit("@", 1)[1])])
         self.welcome = Function(
             f"{name}-welcome",
             FunctionArgs(
                 handler_module="welcome_email",
                 environment={"SENDER": args.sender_email},
-                statements=self.sender.arn.apply(lambda arn: [defaults.allow(
-                    ["ses:SendEmail"], [arn], sid="SendFromSenderOnly",
+                statements=sender_arns.apply(lambda arns: [defaults.allow(
+                    ["ses:SendEmail"], arns, sid="SendFromSenderOnly",
                     condition={"StringEquals": {"ses:FromAddress": args.sender_email}})]),
             ),
             opts=child)
@@ -188,7 +208,7 @@ class Blog(pulumi.ComponentResource):
             "table_name": self.users_table.name,
             "table_stream_arn": self.users_table.stream_arn,
             "user_pool_id": self.users.user_pool.id,
-            "sender_identity": self.sender.email_identity,
+            "sender_identity": self.sender_identity,
         }
         out.update(self.logs.outputs())
         if self.dax is not None:
