@@ -425,6 +425,25 @@ def api_gateway_can_assume_the_accounts_cloudwatch_role(inputs: Inputs, cloud: C
 
 
 # -- API Gateway's account settings ---------------------------------------------------------------
+@rule_at_call("aws:apigateway/deployment:Deployment")
+def a_deployment_needs_methods_with_integrations(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """CreateDeployment freezes the API as it is: an API with no method yet is refused (``The REST
+    API doesn't contain any methods``), and so is one with a method whose integration is not made
+    yet (``No integration defined for method``), both ``BadRequestException``. A deployment must
+    come after every method and integration it serves."""
+    api = inputs.get("restApi")
+    if not isinstance(api, str) or not _known(api):
+        return None
+    methods = cloud.find("aws:apigateway/method:Method", restApi=api)
+    if not methods:
+        return AwsError("BadRequestException", "The REST API doesn't contain any methods", "restApi")
+    for method in methods:
+        if not cloud.find("aws:apigateway/integration:Integration", restApi=api, resourceId=method.get("resourceId"),
+                          httpMethod=method.get("httpMethod")):
+            return AwsError("BadRequestException", "No integration defined for method", "restApi")
+    return None
+
+
 _LOGGING_LEVELS = ("INFO", "ERROR")
 
 

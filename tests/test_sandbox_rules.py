@@ -435,6 +435,26 @@ def _api_gateway_settings(trusted: str) -> list[dict[str, Any]]:
              "inputs": {"cloudwatchRoleArn": "${logs-role.arn}"}}]
 
 
+def _api_with_a_method(*, integrated: bool) -> list[dict[str, Any]]:
+    """A REST API with a GET method on its root resource, integrated with a function or not yet."""
+    resources = [{"name": "api", "type": "aws:apigateway/restApi:RestApi", "inputs": {"name": "api"}},
+                 {"name": "method", "type": "aws:apigateway/method:Method",
+                  "inputs": {"restApi": "${api.id}", "resourceId": "${api.rootResourceId}", "httpMethod": "GET",
+                             "authorization": "NONE"}}]
+    if integrated:
+        resources.append({"name": "integration", "type": "aws:apigateway/integration:Integration",
+                          "depends_on": ["method"],
+                          "inputs": {"restApi": "${api.id}", "resourceId": "${api.rootResourceId}",
+                                     "httpMethod": "GET", "type": "MOCK"}})
+    return resources
+
+
+def _deployed(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [*resources, {"name": "deployment", "type": "aws:apigateway/deployment:Deployment",
+                         "depends_on": [r["name"] for r in resources if r["name"] != "api"],
+                         "inputs": {"restApi": "${api.id}"}}]
+
+
 def _logged_api(settings: bool, *, access_logs: bool = True, execution_logs: bool = False) -> list[dict[str, Any]]:
     """A REST API's stage with access logs (and method settings with execution logs), in an account
     whose API Gateway settings this stack sets first, or in a new one (``settings`` false)."""
@@ -444,9 +464,9 @@ def _logged_api(settings: bool, *, access_logs: bool = True, execution_logs: boo
     if access_logs:
         stage["accessLogSettings"] = {"destinationArn": "arn:aws:logs:us-east-1:123456789012:log-group:access",
                                       "format": "$context.requestId"}
-    resources = [*made, {"name": "api", "type": "aws:apigateway/restApi:RestApi", "inputs": {"name": "api"}},
+    resources = [*made, *_api_with_a_method(integrated=True),
                  {"name": "deployment", "type": "aws:apigateway/deployment:Deployment",
-                  "inputs": {"restApi": "${api.id}"}},
+                  "depends_on": ["method", "integration"], "inputs": {"restApi": "${api.id}"}},
                  {"name": "stage", "type": "aws:apigateway/stage:Stage", "depends_on": after, "inputs": stage}]
     if execution_logs:
         resources.append({"name": "all-methods", "type": "aws:apigateway/methodSettings:MethodSettings",
@@ -492,6 +512,13 @@ def _topic_rule_in(region: str) -> list[dict[str, Any]]:
 CALL_CASES.append((_offered_rule("aws:iot/topicRule:TopicRule"), _topic_rule_in("af-south-1"),
                    _topic_rule_in("eu-west-1"), "RequestError"))
 
+CALL_CASES += [
+    (rules.a_deployment_needs_methods_with_integrations, _deployed(_api_with_a_method(integrated=True)[:1]),
+     _deployed(_api_with_a_method(integrated=True)), "BadRequestException"),
+    (rules.a_deployment_needs_methods_with_integrations, _deployed(_api_with_a_method(integrated=False)),
+     _deployed(_api_with_a_method(integrated=True)), "BadRequestException"),
+]
+
 CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "overlapping-notification-filters",
             "function-without-s3-permission",
             "function-permits-another-bucket", "firehose-not-trusted", "dax-not-trusted", "lambda-not-trusted",
@@ -502,7 +529,8 @@ CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "overlapping-noti
             "listener-of-another-account", "certificate-of-another-account", "api-gateway-not-trusted",
             "domain-certificate-of-another-region", "domain-certificate-of-another-account", "key-policy-locks-out",
             "firehose-role-cannot-describe-the-stream", "access-logs-in-a-new-account",
-            "execution-logs-in-a-new-account", "iot-core-where-aws-offers-none"]
+            "execution-logs-in-a-new-account", "iot-core-where-aws-offers-none",
+            "deployment-of-an-api-without-methods", "deployment-of-a-method-without-integration"]
 
 # (rule, what the owning account makes, the output naming it, what uses it, AWS error code): resources
 # of one account are out of reach of another (each tenant of the service has its own account)
