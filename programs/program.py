@@ -173,7 +173,10 @@ def main() -> None:
     pulumi.runtime.register_stack_transformation(
         tagging(stack_tags(stack=pulumi.get_stack(), case=case.name, extra=args.tags)))
 
-    component = case.component(case.name, args, None)
+    try:  # what only the stack can tell (its region) is checked as the case is built
+        component = case.component(case.name, args, None)
+    except ComponentArgsError as exc:
+        fail(str(exc))
     contains = _contains_any([str(v) for v in secret_args.values() if str(v)])
     for key, value in component.outputs().items():
         pulumi.export(key, _secret_if(value, contains) if secret_args else value)

@@ -47,6 +47,18 @@ def test_invalid_arguments_fail_before_any_resource(workspace: Workspace) -> Non
     assert managed(workspace.resources("dev")) == [] and workspace.cloud_records() == []
 
 
+def test_a_region_without_a_service_the_case_needs_fails_before_any_resource(workspace: Workspace) -> None:
+    """Found while the case is built (the region is the stack's, not an argument): one clear
+    message, no traceback, nothing created."""
+    workspace.new_stack("dev", "big-data-ingestion")
+    workspace.pulumi("config", "set", "aws:region", "af-south-1", "--stack", "dev")
+    done = workspace.pulumi("up", "--yes", "--skip-preview", "--stack", "dev", check=False)
+    assert done.returncode != 0
+    assert "region: IoT Core is not offered in af-south-1" in done.stdout, done.stdout[-3000:]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert managed(workspace.resources("dev")) == [] and workspace.cloud_records() == []
+
+
 def test_missing_target_is_reported(workspace: Workspace) -> None:
     workspace.pulumi("stack", "init", "dev")
     workspace.pulumi("config", "set", "serverless-cases:case", "todo-app", "--stack", "dev")
@@ -68,6 +80,21 @@ def test_the_service_worker_reports_a_program_error_inline_as_one_clear_message(
     error = lines[-1]["error"]
     assert error["type"] == "DeploymentFailed"
     assert "cache_ttl_seconds: -5 is outside 0..3600" in error["detail"]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert workspace.cloud_records() == []
+
+
+def test_the_service_worker_reports_a_region_without_a_service_as_one_clear_message(workspace: Workspace) -> None:
+    """A service stack deploys in its node's region (the environment the job carries)."""
+    job = {"run_id": "region-check", "kind": "up", "pulumi_stack": "inline-region", "case": "big-data-ingestion",
+           "target": "sandbox", "workspace_dir": str(workspace.root / "inline-region"),
+           "env": {**workspace.env(), "AWS_REGION": "af-south-1"}, "toolchain_bin": workspace.toolchain,
+           "parallel": 8, "args": {}}
+    done = subprocess.run([sys.executable, "-m", "service.worker", workspace.toolchain], input=json.dumps(job),
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 1 and "error" in lines[-1], done.stderr[-3000:]
+    assert "region: IoT Core is not offered in af-south-1" in lines[-1]["error"]["detail"]
     assert "Traceback" not in done.stdout + done.stderr
     assert workspace.cloud_records() == []
 
