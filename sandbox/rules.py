@@ -1174,11 +1174,11 @@ def _offered_only_in_its_regions(service: str, label: str) -> CallRule:
         return None
 
     a_service_is_reached_only_where_aws_offers_it.__doc__ = (
-        f"{label} is not offered in every region: in one botocore's endpoint data lists without it "
-        f"({', '.join(regions_without(service))}), its endpoint `{service}.<region>.amazonaws.com` "
-        "does not resolve and the AWS provider's call fails (`RequestError`, no such host) after the "
-        "stack's resources made before it. Only the commercial partition's regions are judged (not China, "
-        "GovCloud or the isolated regions), and no region botocore does not know.")
+        f"{label} is not offered in every region: in a region that botocore's endpoint data lists "
+        f"without it ({', '.join(regions_without(service))}), its endpoint `{service}.<region>.amazonaws.com` "
+        "does not resolve, and the AWS provider's call fails (`RequestError`, no such host) once the "
+        "stack's earlier resources are made. Only the commercial partition's regions are judged (not "
+        "China, GovCloud or the isolated regions), and no region botocore does not know.")
     return a_service_is_reached_only_where_aws_offers_it
 
 
