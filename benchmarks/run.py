@@ -24,6 +24,7 @@ Sections (`BENCH_ONLY=overhead,reads make bench` runs only those named):
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import re
@@ -44,11 +45,17 @@ sys.path.insert(0, str(REPO))
 
 from components import CASES  # noqa: E402
 from programs import backend  # noqa: E402
+from sandbox import rules  # noqa: E402
 from service import workers  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.worker import DEFAULT_RUN_NICENESS  # noqa: E402  (the production setting, measured)
 from tests.engine import Workspace, toolchain_bin  # noqa: E402
 from tests.service_harness import ADMIN_TOKEN, Service  # noqa: E402
+
+RAISED_QUOTAS = json.dumps({type_token: 1000 for type_token in rules.QUOTAS})
+"""The sandbox account's quotas: raised, as any account holding this many stacks needs them (the
+parallel section makes 25 software-updates stacks in one account, a capacity burst 33; CloudFront
+takes 20 response headers policies an account by default)."""
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 CAPACITY_LATENCY_MS = int(os.environ.get("BENCH_CAPACITY_LATENCY_MS", "10000"))
@@ -152,7 +159,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def overhead(tools: str, work: Path, cases: list[str], label: str = "sqlite", **settings: Any) -> list[dict[str, Any]]:
     rows = []
-    service = settle(Service(work / f"svc-overhead-{label}", tools, max_parallel_runs=1,
+    service = settle(Service(work / f"svc-overhead-{label}", tools, max_parallel_runs=1, sandbox_quotas=RAISED_QUOTAS,
                              run_niceness=DEFAULT_RUN_NICENESS, **settings).start())
     try:
         with service.client() as api:
@@ -172,7 +179,8 @@ def overhead(tools: str, work: Path, cases: list[str], label: str = "sqlite", **
 def parallel(tools: str, work: Path, case: str) -> dict[str, Any]:
     """Four stacks created at once against one alone, ``REPEATS`` times interleaved: the median
     makespan over the median single run (one trial of each varied by half on this machine)."""
-    service = settle(Service(work / "svc-parallel", tools, max_parallel_runs=4, run_niceness=DEFAULT_RUN_NICENESS).start())
+    service = settle(Service(work / "svc-parallel", tools, max_parallel_runs=4, run_niceness=DEFAULT_RUN_NICENESS,
+                             sandbox_quotas=RAISED_QUOTAS).start())
     singles, makespans, per_stack = [], [], []
     try:
         with service.client() as api:
@@ -242,6 +250,7 @@ def responsiveness(tools: str, work: Path, case: str, stacks: int = 0, **setting
     if wrk is None:
         raise SystemExit("wrk is missing: `make bench` installs it (Debian's package wrk)")
     service = Service(work / f"svc-reads-{stacks}", tools, max_parallel_runs=4, run_niceness=DEFAULT_RUN_NICENESS,
+                      sandbox_quotas=RAISED_QUOTAS,
                       **settings).start()
     if stacks:
         populate(service, stacks)
@@ -336,7 +345,8 @@ def idle(tools: str, work: Path, seconds: float = IDLE_SECONDS) -> list[dict[str
         drop = None
         if label == "postgres":
             settings, drop = fleet_settings(work / "idle-cloud")
-        service = settle(Service(work / f"svc-idle-{label}", tools, node_id="bench-idle", **settings).start())
+        service = settle(Service(work / f"svc-idle-{label}", tools, node_id="bench-idle", sandbox_quotas=RAISED_QUOTAS,
+                                 **settings).start())
         try:
             assert service.process is not None
             node = {service.process.pid} | workers.descendants({service.process.pid})
@@ -397,7 +407,7 @@ def capacity(tools: str, work: Path, case: str, latency_ms: int, nodes: int, cou
         fleet, drop = fleet_settings(work / f"capacity-cloud-{nodes}")
         settings.update(fleet)
     services = [settle(Service(work / f"svc-capacity-{nodes}-{i}-{preload}", tools, node_id=f"bench-{i}",
-                               **settings).start())
+                               sandbox_quotas=RAISED_QUOTAS, **settings).start())
                 for i in range(nodes)]
     try:
         burst = _burst(services, case, count)

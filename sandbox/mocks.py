@@ -51,6 +51,7 @@ class SandboxMocks(pulumi.runtime.Mocks):
         self.identity = rules.DEFAULT_IDENTITY
         self.resources: list[RegisteredResource] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.quota_limits = rules.quota_limits({})  # AWS's defaults: one account's stacks share them
         self._provider_regions: dict[str, str] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -61,6 +62,8 @@ class SandboxMocks(pulumi.runtime.Mocks):
             refused = [reason for _, reason in synthesis.check(args.typ, dict(args.inputs))]
             refused += [str(error) for error in rules.call_violations(
                 args.typ, {**args.inputs, "region": args.inputs.get("region") or region}, self)]
+            exceeded = rules.quota_exceeded(args.typ, self.count_in_account(args.typ), self.quota_limits)
+            refused += [str(exceeded)] if exceeded is not None else []
             if refused:
                 raise AwsRefusalError(f"{args.typ} {args.name!r}: " + "; ".join(refused))
             try:
@@ -99,6 +102,10 @@ class SandboxMocks(pulumi.runtime.Mocks):
         """The sandbox rules' view of what exists (``sandbox.rules.Cloud``): what was registered."""
         held = [r.outputs for r in self.of_type(type_token)] + [r.outputs for r in self.existing if r.type == type_token]
         return [held_outputs for held_outputs in held if all(held_outputs.get(k) == v for k, v in outputs.items())]
+
+    def count_in_account(self, type_token: str) -> int:
+        """Mocks model one account: what was registered, and what it held before."""
+        return len(self.of_type(type_token)) + sum(1 for r in self.existing if r.type == type_token)
 
     def other_accounts_holding(self, type_token: str, **outputs: Any) -> list[str]:
         """Mocks model one account."""

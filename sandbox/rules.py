@@ -89,6 +89,10 @@ class Cloud(Protocol):
         """The other accounts that have such a resource (which this account cannot see)."""
         ...
 
+    def count_in_account(self, type_token: str) -> int:
+        """How many live resources of the type this account holds, in every region."""
+        ...
+
 
 CallRule = Callable[[Inputs, Cloud], AwsError | None]
 
@@ -1134,6 +1138,72 @@ def already_exists(type_token: str, rid: str) -> AwsError:
                     f"{type_token.rsplit(':', 1)[-1]} {rid!r} already exists in this account and region")
 
 
+# -- Account quotas ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Quota:
+    """How many resources of a type one account may hold (CloudFront's are global: every region
+    counts), and what AWS answers the create past it."""
+
+    limit: int
+    what: str
+    code: str
+    message: str
+
+
+QUOTAS: dict[str, Quota] = {
+    "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy": Quota(
+        20, "custom response headers policies", "TooManyResponseHeadersPolicies",
+        "You have reached the maximum number of response headers policies for this Amazon Web Services account."),
+    "aws:cloudfront/cachePolicy:CachePolicy": Quota(
+        20, "custom cache policies", "TooManyCachePolicies",
+        "You have reached the maximum number of cache policies for this Amazon Web Services account."),
+    "aws:cloudfront/keyGroup:KeyGroup": Quota(
+        10, "key groups", "TooManyKeyGroups",
+        "You have reached the maximum number of key groups for this Amazon Web Services account."),
+    "aws:cloudfront/publicKey:PublicKey": Quota(
+        10, "public keys", "TooManyPublicKeys",
+        "The maximum number of public keys for field-level encryption have been created. To create a new public "
+        "key, delete one of the existing keys."),
+    "aws:cloudfront/vpcOrigin:VpcOrigin": Quota(25, "VPC origins", "EntityLimitExceeded", "The entity limit has been exceeded."),
+    "aws:cloudfront/originAccessControl:OriginAccessControl": Quota(
+        100, "origin access controls", "TooManyOriginAccessControls",
+        "The number of origin access controls in your Amazon Web Services account exceeds the maximum allowed."),
+    "aws:cloudfront/originAccessIdentity:OriginAccessIdentity": Quota(
+        100, "origin access identities", "TooManyCloudFrontOriginAccessIdentities",
+        "Processing your request would cause you to exceed the maximum number of origin access identities allowed."),
+    "aws:cloudfront/distribution:Distribution": Quota(
+        500, "distributions", "TooManyDistributions",
+        "Processing your request would cause you to exceed the maximum number of distributions allowed."),
+}
+"""CloudFront's default quotas per account (its Developer Guide, Quotas), which stacks of one
+account share: every distribution of the cases takes a response headers policy of the 20, every
+premium-content stack a key group and a public key of the 10. AWS raises them on request."""
+QUOTAS_ENV = "SANDBOX_QUOTAS"
+"""JSON object {type token: limit}: the quotas the account was raised to (or, for a drill, lowered)."""
+
+
+def quota_limits(env: Mapping[str, str]) -> dict[str, int]:
+    """Each quota's limit, with the account's own from ``SANDBOX_QUOTAS`` in ``env``."""
+    limits = {type_token: quota.limit for type_token, quota in QUOTAS.items()}
+    raw = env.get(QUOTAS_ENV) or "{}"
+    try:
+        given = json.loads(raw)
+    except ValueError:
+        raise ValueError(f"{QUOTAS_ENV} is not a JSON object of type token to limit: {raw!r}") from None
+    if not isinstance(given, dict) or not all(t in QUOTAS and isinstance(v, int) and v >= 0 for t, v in given.items()):
+        raise ValueError(f"{QUOTAS_ENV} names a type without a quota or a limit that is not a count: {raw!r}; "
+                         f"the types with one: {', '.join(QUOTAS)}")
+    return {**limits, **given}
+
+
+def quota_exceeded(type_token: str, held: int, limits: Mapping[str, int]) -> AwsError | None:
+    """The refusal of a create when the account already holds ``held`` resources of the type."""
+    quota = QUOTAS.get(type_token)
+    if quota is None or held < limits[type_token]:
+        return None
+    return AwsError(quota.code, f"{quota.message} (this account's quota of {quota.what}: {limits[type_token]})")
+
+
 # -- Where AWS offers a service ---------------------------------------------------------------------
 REGIONAL_SERVICES = {
     "aws:iot/topicRule:TopicRule": ("iot", "IoT Core"),
@@ -1207,4 +1277,8 @@ def catalogue_markdown() -> str:
             for function in functions:
                 doc = " ".join((function.__doc__ or "").split()).replace("``", "`").replace("|", "\\|")
                 rows.append(f"| `{function.__name__}` | `{type_token}` | {when} | {doc} |")
+    for type_token, quota in QUOTAS.items():
+        rows.append(f"| `account_quota` | `{type_token}` | on create | One account holds at most {quota.limit} "
+                    f"{quota.what} by default (raised on request; `{QUOTAS_ENV}` gives the sandbox's account its "
+                    f"own); the next create is refused with `{quota.code}`. |")
     return "\n".join(rows) + "\n"

@@ -8,6 +8,7 @@ and the engine's environment (target, state backend, secrets provider, plugins).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ def describe(session: Any, settings: Settings, run: Run, secrets: dict[str, Any]
     env.update({"PULUMI_BACKEND_URL": settings.backend,
                 "SANDBOX_CLOUD_DIR": str(settings.sandbox_cloud_dir),
                 "SANDBOX_LATENCY_MS": str(settings.sandbox_latency_ms)})
+    if settings.sandbox_quotas:
+        env["SANDBOX_QUOTAS"] = json.dumps(settings.sandbox_quotas)
     if settings.sandbox_gate_dir is not None:
         env["SANDBOX_GATE_DIR"] = str(settings.sandbox_gate_dir)
     env.update(plugin_env)

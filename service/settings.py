@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     a fresh interpreter, as under ``pulumi up``."""
     sandbox_latency_ms: int = Field(default=0, ge=0, le=60_000)
     """Simulated AWS API latency per sandbox create/update/delete (demos, cancellation drills)."""
+    sandbox_quotas: dict[str, int] = Field(default_factory=dict)
+    """The sandbox account's quotas where they are not AWS's defaults, as a JSON object of type
+    token to limit (an account raised CloudFront's 20 response headers policies to 100:
+    ``{"aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy": 100}``)."""
     sandbox_cloud: Path | None = None
     """Where the sandbox target keeps its records (default ``<data_dir>/sandbox-cloud``): nodes of a
     fleet on one machine share one."""

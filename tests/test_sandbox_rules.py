@@ -601,6 +601,69 @@ def test_engine_refuses_a_name_the_account_already_holds(tmp_path: Path, pulumi_
     assert len(workspace.cloud_records()) == 2
 
 
+RESPONSE_HEADERS = "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"
+
+
+@pytest.mark.parametrize("type_token", list(rules.QUOTAS))
+def test_an_account_quota_refuses_the_create_past_it(type_token: str) -> None:
+    limits = rules.quota_limits({})
+    quota = rules.QUOTAS[type_token]
+    assert rules.quota_exceeded(type_token, quota.limit - 1, limits) is None
+    refused = rules.quota_exceeded(type_token, quota.limit, limits)
+    assert refused is not None and refused.code == quota.code and f": {quota.limit})" in refused.message
+    raised = rules.quota_limits({rules.QUOTAS_ENV: json.dumps({type_token: quota.limit + 80})})
+    assert rules.quota_exceeded(type_token, quota.limit, raised) is None
+
+
+def test_an_account_quota_setting_that_cannot_work_is_refused_by_name() -> None:
+    for raw in ("[20]", "{not json", json.dumps({"aws:s3/bucket:Bucket": 200}), json.dumps({RESPONSE_HEADERS: -1})):
+        with pytest.raises(ValueError, match=rules.QUOTAS_ENV):
+            rules.quota_limits({rules.QUOTAS_ENV: raw})
+
+
+def test_an_account_quota_counts_every_region_of_the_account(tmp_path: Path) -> None:
+    """CloudFront's resources are global: a policy made from eu-west-1 counts against the same
+    quota as one made from us-east-1; another account's do not."""
+    for region in ("us-east-1", "eu-west-1"):
+        cloud = SandboxCloud(tmp_path, region=region)
+        cloud.put(Record(RESPONSE_HEADERS, f"policy-{region}", f"urn:{region}", {}, {"id": f"policy-{region}"}))
+    other = SandboxCloud(tmp_path, region="us-east-1", identity=rules.Identity.assuming(
+        f"arn:aws:iam::{OTHER_ACCOUNT}:role/deployer"))
+    other.put(Record(RESPONSE_HEADERS, "theirs", "urn:theirs", {}, {"id": "theirs"}))
+    assert SandboxCloud(tmp_path, region="ap-south-1").count_in_account(RESPONSE_HEADERS) == 2
+    assert other.count_in_account(RESPONSE_HEADERS) == 1
+
+
+def test_mocks_refuse_the_create_past_an_account_quota() -> None:
+    mocks = SandboxMocks()
+    mocks.quota_limits = {**mocks.quota_limits, RESPONSE_HEADERS: 1}
+    policy = {"securityHeadersConfig": {"contentTypeOptions": {"override": True}}}
+    mocks.new_resource(pulumi.runtime.MockResourceArgs(typ=RESPONSE_HEADERS, name="first", inputs=policy))
+    with pytest.raises(AwsRefusalError, match="TooManyResponseHeadersPolicies"):
+        mocks.new_resource(pulumi.runtime.MockResourceArgs(typ=RESPONSE_HEADERS, name="second", inputs=policy))
+
+
+@pytest.mark.engine
+def test_engine_refuses_a_stack_past_the_accounts_quota(tmp_path: Path, pulumi_toolchain: str) -> None:
+    """Stacks of one account share its quotas: with the account's response headers policies at
+    a quota of 1, a second stack's policy is refused, and made once the quota is raised."""
+    policy = {"name": "headers", "type": RESPONSE_HEADERS,
+              "inputs": {"securityHeadersConfig": {"contentTypeOptions": {"override": True}}}}
+    workspace = Workspace(tmp_path, pulumi_toolchain, main=RAW_RESOURCE)
+    quota_of = {rules.QUOTAS_ENV: json.dumps({RESPONSE_HEADERS: 1})}
+    workspace.pulumi("stack", "init", "first-site")
+    _configure(workspace, [policy])
+    workspace.pulumi("up", "--yes", **quota_of)
+    workspace.pulumi("stack", "init", "second-site")
+    _configure(workspace, [policy])
+    refused = workspace.pulumi("up", "--yes", check=False, **quota_of)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "TooManyResponseHeadersPolicies" in output, output[-3000:]
+    assert len(workspace.cloud_records()) == 1
+    workspace.pulumi("up", "--yes", **{rules.QUOTAS_ENV: json.dumps({RESPONSE_HEADERS: 2})})
+    assert len(workspace.cloud_records()) == 2
+
+
 def _guarded_secret(readers: list[str]) -> list[dict[str, Any]]:
     """A secret, its value, and a resource policy denying GetSecretValue to all but ``readers``."""
     policy = json.dumps({"Version": "2012-10-17", "Statement": [{

@@ -226,3 +226,19 @@ def test_a_runs_program_sends_the_engine_no_debug_logs() -> None:
     assert counts["before"].get("DEBUG", 0) > 20, counts  # the probe sees them when they are sent
     assert counts["after"].get("DEBUG", 0) == 0, counts
     assert counts["after"].get("WARNING", 0) == counts["before"].get("WARNING", 0) > 0, "warnings still reach it"
+
+
+def test_a_stack_past_the_accounts_quota_fails_with_cloudfronts_code(tmp_path: Path, pulumi_toolchain: str) -> None:
+    """The service's runs carry the sandbox account's quotas (``SANDBOX_QUOTAS``): with room for
+    one response headers policy, the second software-updates stack fails with CloudFront's code."""
+    policies = "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"
+    svc = Service(tmp_path / "svc", pulumi_toolchain, sandbox_quotas=json.dumps({policies: 1})).start()
+    try:
+        with svc.client() as api:
+            first = wait_run(api, _create(api, "updates-one", "software-updates")["id"])
+            assert first["status"] == "succeeded", describe(first)
+            second = wait_run(api, _create(api, "updates-two", "software-updates")["id"])
+            assert second["status"] == "failed", describe(second)
+            assert "TooManyResponseHeadersPolicies" in json.dumps(second["error"]), describe(second)
+    finally:
+        svc.stop()
