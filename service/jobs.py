@@ -8,7 +8,6 @@ and the engine's environment (target, state backend, secrets provider, plugins).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ def describe(session: Any, settings: Settings, run: Run, secrets: dict[str, Any]
                 "SANDBOX_CLOUD_DIR": str(settings.sandbox_cloud_dir),
                 "SANDBOX_LATENCY_MS": str(settings.sandbox_latency_ms)})
     if settings.sandbox_quotas:
-        env["SANDBOX_QUOTAS"] = json.dumps(settings.sandbox_quotas)
+        env["SANDBOX_QUOTAS"] = settings.sandbox_quotas
     if settings.sandbox_gate_dir is not None:
         env["SANDBOX_GATE_DIR"] = str(settings.sandbox_gate_dir)
     env.update(plugin_env)

@@ -9,6 +9,7 @@ secrets choice are refused.
 from __future__ import annotations
 
 import ipaddress
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -93,16 +94,30 @@ class Settings(BaseSettings):
     a fresh interpreter, as under ``pulumi up``."""
     sandbox_latency_ms: int = Field(default=0, ge=0, le=60_000)
     """Simulated AWS API latency per sandbox create/update/delete (demos, cancellation drills)."""
-    sandbox_quotas: dict[str, int] = Field(default_factory=dict)
+    sandbox_quotas: str = ""
     """The sandbox account's quotas where they are not AWS's defaults, as a JSON object of type
     token to limit (an account raised CloudFront's 20 response headers policies to 100:
-    ``{"aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy": 100}``)."""
+    ``{"aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy": 100}``); the sandbox says
+    which type tokens have a quota."""
     sandbox_cloud: Path | None = None
     """Where the sandbox target keeps its records (default ``<data_dir>/sandbox-cloud``): nodes of a
     fleet on one machine share one."""
     sandbox_gate_dir: Path | None = None
     """A folder whose ``closed`` file holds sandbox operations until it is removed or the run is
     cancelled (drills and tests keep a run in progress without racing the clock)."""
+
+    @field_validator("sandbox_quotas")
+    @classmethod
+    def _quotas_are_counts(cls, value: str) -> str:
+        try:
+            given = json.loads(value) if value.strip() else {}
+        except ValueError:
+            given = None
+        if not isinstance(given, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                  for v in given.values()):
+            raise ValueError("not a JSON object of type token to a count, like "
+                             '{"aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy": 100}')
+        return value
 
     @field_validator("roles", mode="before")
     @classmethod

@@ -382,6 +382,17 @@ def test_a_fleet_node_whose_settings_cannot_work_stops_at_start_naming_the_setti
     assert named in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
 
 
+@pytest.mark.parametrize("quotas", ["{not json", "[100]", '{"aws:cloudfront/keyGroup:KeyGroup": "many"}'])
+def test_a_node_whose_sandbox_quotas_cannot_work_stops_at_start_naming_the_setting(tmp_path: Path,
+                                                                                   quotas: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVERLESS_CASES_")}
+    env.update({"SERVERLESS_CASES_DATA_DIR": str(tmp_path), "SERVERLESS_CASES_SANDBOX_QUOTAS": quotas})
+    done = _start_node(env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "SERVERLESS_CASES_SANDBOX_QUOTAS: not a JSON object of type token to a count" in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+
+
 def test_a_second_node_on_sqlite_stops_at_start(tmp_path: Path, pulumi_toolchain: str) -> None:
     first = Service(tmp_path / "first", pulumi_toolchain, node_id="first").start()
     try:
