@@ -62,8 +62,9 @@ class SandboxMocks(pulumi.runtime.Mocks):
             refused = [reason for _, reason in synthesis.check(args.typ, dict(args.inputs))]
             refused += [str(error) for error in rules.call_violations(
                 args.typ, {**args.inputs, "region": args.inputs.get("region") or region}, self)]
-            exceeded = rules.quota_exceeded(args.typ, self.count_in_account(args.typ), self.quota_limits)
-            refused += [str(exceeded)] if exceeded is not None else []
+            if args.typ in rules.QUOTAS:
+                exceeded = rules.quota_exceeded(args.typ, self.count_in_account(args.typ), self.quota_limits)
+                refused += [str(exceeded)] if exceeded is not None else []
             if refused:
                 raise AwsRefusalError(f"{args.typ} {args.name!r}: " + "; ".join(refused))
             try:

@@ -265,12 +265,13 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         self.gate.pass_through(request.urn)
         _simulate_latency()
         refused = rules.call_violations(type_token, self._in_region(inputs), self.cloud)
-        try:
-            exceeded = rules.quota_exceeded(type_token, self.cloud.count_in_account(type_token),
-                                            rules.quota_limits(os.environ))
-        except ValueError as exc:  # SANDBOX_QUOTAS is not what it must be
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        refused += [exceeded] if exceeded is not None else []
+        if type_token in rules.QUOTAS:
+            try:
+                exceeded = rules.quota_exceeded(type_token, self.cloud.count_in_account(type_token),
+                                                rules.quota_limits(os.environ))
+            except ValueError as exc:  # SANDBOX_QUOTAS is not what it must be
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            refused += [exceeded] if exceeded is not None else []
         if refused:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(map(str, refused)))
         rid = synthesis.resource_id(type_token, name, inputs, self.region, request.urn, self.identity.account)
