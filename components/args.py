@@ -110,6 +110,21 @@ class CustomDomainArgs:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class SharedHeadersArgs:
+    """For cases with a CloudFront distribution."""
+
+    response_headers_policy_id: str | None = None
+    """A CloudFront response headers policy the account already has, for every distribution of the
+    stack instead of one of its own: the ``security_headers_policy_id`` output of the account's
+    ``account-baseline`` stack (made with ``cloudfront_security_headers``), one of yours, or one of
+    AWS's managed ones. An account holds 20 response headers policies (a CloudFront quota), so
+    past 20 stacks with a distribution the stacks share one."""
+
+    def shared_headers_problems(self) -> list[str]:
+        return defaults.cloudfront_policy_id_problems("response_headers_policy_id", self.response_headers_policy_id)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class WafArgs:
     """For cases with distributions or API stages."""
 

@@ -40,6 +40,9 @@ class PrivateBucketCdnArgs:
     """An AWS WAF web ACL (scope CLOUDFRONT) in front of the distribution."""
     logs: CaseLogs | None = None
     """Where the distribution's standard logs and its bucket's server access logs go."""
+    response_headers_policy_id: pulumi.Input[str] | None = None
+    """An existing response headers policy (one shared by stacks of the account) instead of the
+    distribution's own (:func:`security_headers_policy`)."""
 
     def problems(self) -> list[str]:
         problems = []
@@ -83,7 +86,8 @@ class PrivateBucketCdn(pulumi.ComponentResource):
             origin["s3_origin_config"] = {
                 "origin_access_identity": self.origin_access_identity.cloudfront_access_identity_path}
 
-        self.headers = security_headers_policy(f"{name}-headers", parent=self)
+        self.headers = None if args.response_headers_policy_id is not None else \
+            security_headers_policy(f"{name}-headers", parent=self)
         behaviour: dict[str, Any] = {
             "target_origin_id": ORIGIN_ID,
             "viewer_protocol_policy": defaults.CDN_VIEWER_PROTOCOL_POLICY,
@@ -91,7 +95,7 @@ class PrivateBucketCdn(pulumi.ComponentResource):
             "cached_methods": ["GET", "HEAD"],
             "compress": True,
             "cache_policy_id": defaults.CDN_CACHING_OPTIMIZED_POLICY_ID,
-            "response_headers_policy_id": self.headers.id,
+            "response_headers_policy_id": headers_policy_id(self.headers, args.response_headers_policy_id),
         }
         if args.trusted_key_group_ids:
             behaviour["trusted_key_groups"] = list(args.trusted_key_group_ids)
@@ -138,3 +142,12 @@ def security_headers_policy(name: str, *, parent: pulumi.Resource) -> aws.cloudf
     return aws.cloudfront.ResponseHeadersPolicy(
         name, comment="Security headers", security_headers_config=defaults.security_headers(),
         opts=pulumi.ResourceOptions(parent=parent))
+
+
+def headers_policy_id(own: aws.cloudfront.ResponseHeadersPolicy | None,
+                      shared: pulumi.Input[str] | None) -> pulumi.Input[str]:
+    """The response headers policy a distribution attaches: the shared one given, else its own."""
+    if shared is not None:
+        return shared
+    assert own is not None
+    return own.id

@@ -301,6 +301,18 @@ def public_access_block() -> dict[str, bool]:
     }
 
 
+_CLOUDFRONT_POLICY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def cloudfront_policy_id_problems(field: str, policy_id: str | None) -> list[str]:
+    """Why ``policy_id`` cannot name a CloudFront policy (their ids, AWS's managed ones and an
+    account's own, are lowercase UUIDs)."""
+    if policy_id is None or _CLOUDFRONT_POLICY_ID.fullmatch(policy_id):
+        return []
+    return [f"{field}: {policy_id!r} is not a CloudFront policy id (a UUID such as "
+            f"{CDN_CACHING_OPTIMIZED_POLICY_ID})"]
+
+
 def security_headers() -> dict[str, Any]:
     """CloudFront response-headers policy: HSTS, nosniff, frame denial, referrer policy, XSS."""
     return {

@@ -132,14 +132,21 @@ class SandboxCloud:
         """The outputs of the live resources of a type whose outputs have these values."""
         return _find_in(self.root, type_token, outputs)
 
+    def _regions(self) -> list[Path]:
+        """The folders of this account's regions."""
+        account = self.identity.account
+        regions = self.base / "accounts" / account if account != DEFAULT_IDENTITY.account else self.base
+        return [region for region in sorted(regions.iterdir()) if region.is_dir() and region.name != "accounts"]
+
     def count_in_account(self, type_token: str) -> int:
         """How many live resources of the type this account holds, in every region (what an
         account quota counts: CloudFront's resources are global, whichever region made them)."""
         kind = type_token.replace(":", "_").replace("/", "_")
-        account = self.identity.account
-        regions = self.base / "accounts" / account if account != DEFAULT_IDENTITY.account else self.base
-        return sum(len(list((region / kind).glob("*.json"))) for region in regions.iterdir()
-                   if region.is_dir() and region.name != "accounts")
+        return sum(len(list((region / kind).glob("*.json"))) for region in self._regions())
+
+    def find_in_account(self, type_token: str, **outputs: Any) -> list[dict[str, Any]]:
+        """Like :meth:`find`, in every region of this account (CloudFront's resources are global)."""
+        return [found for region in self._regions() for found in _find_in(region, type_token, outputs)]
 
     def other_accounts_holding(self, type_token: str, **outputs: Any) -> list[str]:
         """The other accounts with a live resource of that type and these outputs, in this region."""

@@ -104,6 +104,10 @@ class SandboxMocks(pulumi.runtime.Mocks):
         held = [r.outputs for r in self.of_type(type_token)] + [r.outputs for r in self.existing if r.type == type_token]
         return [held_outputs for held_outputs in held if all(held_outputs.get(k) == v for k, v in outputs.items())]
 
+    def find_in_account(self, type_token: str, **outputs: Any) -> list[dict[str, Any]]:
+        """Mocks model one account, whose every region is what was registered."""
+        return self.find(type_token, **outputs)
+
     def count_in_account(self, type_token: str) -> int:
         """Mocks model one account: what was registered, and what it held before."""
         return len(self.of_type(type_token)) + sum(1 for r in self.existing if r.type == type_token)

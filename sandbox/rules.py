@@ -93,6 +93,10 @@ class Cloud(Protocol):
         """How many live resources of the type this account holds, in every region."""
         ...
 
+    def find_in_account(self, type_token: str, **outputs: Any) -> list[dict[str, Any]]:
+        """Like ``find``, in every region of the account (for CloudFront's global resources)."""
+        ...
+
 
 CallRule = Callable[[Inputs, Cloud], AwsError | None]
 
@@ -1118,6 +1122,78 @@ def a_key_policy_lets_its_account_change_it(inputs: Inputs, cloud: Cloud) -> Aws
             return None
     return AwsError("MalformedPolicyDocumentException", "The new key policy will not allow you to update the key "
                     "policy in the future.", "policy")
+
+
+# -- CloudFront's policies -------------------------------------------------------------------------
+RESPONSE_HEADERS_POLICY = "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"
+CACHE_POLICY = "aws:cloudfront/cachePolicy:CachePolicy"
+MANAGED_RESPONSE_HEADERS_POLICIES = frozenset({
+    "e61eb60c-9c35-4d20-a928-2b84e02af89c",  # CORS-and-SecurityHeadersPolicy
+    "5cc3b908-e619-4b99-88e5-2cf7f45965bd",  # CORS-With-Preflight
+    "eaab4381-ed33-4a86-88ca-d9558dc6cd63",  # CORS-with-preflight-and-SecurityHeadersPolicy
+    "67f7725c-6f97-4210-82d7-5512b31e9d03",  # SecurityHeadersPolicy
+    "60669652-455b-4ae9-85a4-c4c02393f86c",  # SimpleCORS
+})
+MANAGED_CACHE_POLICIES = frozenset({
+    "2e54312d-136d-493c-8eb9-b001f22f67d2",  # Amplify
+    "4135ea2d-6df8-44a3-9df3-4b5a84be39ad",  # CachingDisabled
+    "658327ea-f89d-4fab-a63d-7e88639e58f6",  # CachingOptimized
+    "b2884449-e4de-46a7-ac36-70bc7f1ddd6d",  # CachingOptimizedForUncompressedObjects
+    "08627262-05a9-4f76-9ded-b50ca2e3a84f",  # Elemental-MediaPackage
+    "83da9c7e-98b4-4e11-a168-04f0df8e2c65",  # UseOriginCacheControlHeaders
+    "4cc15a8a-d715-48a4-82b8-cc0b614638fe",  # UseOriginCacheControlHeaders-QueryStrings
+})
+"""AWS's managed policies (CloudFront Developer Guide, "Use managed ... policies"): every account
+may attach them, and they count against no quota."""
+_POLICY_REFERENCES = (
+    ("responseHeadersPolicyId", RESPONSE_HEADERS_POLICY, MANAGED_RESPONSE_HEADERS_POLICIES,
+     "NoSuchResponseHeadersPolicy", "The response headers policy does not exist."),
+    ("cachePolicyId", CACHE_POLICY, MANAGED_CACHE_POLICIES, "NoSuchCachePolicy", "The cache policy does not exist."),
+)
+
+
+def _cache_behaviours(inputs: Inputs) -> list[Mapping[str, Any]]:
+    default = inputs.get("defaultCacheBehavior")
+    ordered = inputs.get("orderedCacheBehaviors")
+    behaviours = [default] if isinstance(default, Mapping) else []
+    return behaviours + [b for b in (ordered if isinstance(ordered, list) else []) if isinstance(b, Mapping)]
+
+
+@rule_at_call("aws:cloudfront/distribution:Distribution")
+def a_distribution_attaches_policies_that_exist(inputs: Inputs, cloud: Cloud) -> AwsError | None:
+    """CreateDistribution/UpdateDistribution: a cache behaviour's response headers policy and cache
+    policy must be one of AWS's managed policies or one the account holds (CloudFront's policies are
+    global: one made from any region serves every distribution of the account); another id is
+    refused with ``NoSuchResponseHeadersPolicy`` or ``NoSuchCachePolicy``."""
+    for behaviour in _cache_behaviours(inputs):
+        for prop, type_token, managed, code, message in _POLICY_REFERENCES:
+            policy = behaviour.get(prop)
+            if isinstance(policy, str) and policy and _known(policy) and policy not in managed \
+                    and not cloud.find_in_account(type_token, id=policy):
+                return AwsError(code, message, prop)
+    return None
+
+
+@rule_at_delete(RESPONSE_HEADERS_POLICY)
+@rule_at_delete(CACHE_POLICY)
+def a_policy_in_use_is_not_deleted(state: Inputs, cloud: Cloud) -> AwsError | None:
+    """DeleteResponseHeadersPolicy/DeleteCachePolicy: a policy attached to a cache behaviour of any
+    of the account's distributions is refused with ``ResponseHeadersPolicyInUse`` or
+    ``CachePolicyInUse`` until every distribution using it has let it go (the stack that shares its
+    policy with other stacks keeps it while they live)."""
+    policy = state.get("id")
+    for prop, type_token, _, _, _ in _POLICY_REFERENCES:
+        if not cloud.find(type_token, id=policy):
+            continue
+        for distribution in cloud.find_in_account("aws:cloudfront/distribution:Distribution"):
+            if any(b.get(prop) == policy for b in _cache_behaviours(distribution)):
+                if type_token == RESPONSE_HEADERS_POLICY:
+                    return AwsError("ResponseHeadersPolicyInUse", "Cannot delete the response headers policy "
+                                    "because it is attached to one or more cache behaviors in a CloudFront "
+                                    "distribution.", "id")
+                return AwsError("CachePolicyInUse", "Cannot delete the cache policy because it is attached to one "
+                                "or more cache behaviors.", "id")
+    return None
 
 
 # -- Names already taken ---------------------------------------------------------------------------

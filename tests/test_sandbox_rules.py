@@ -519,6 +519,29 @@ CALL_CASES += [
      _deployed(_api_with_a_method(integrated=True)), "BadRequestException"),
 ]
 
+UNKNOWN_POLICY = "0d6e3f2a-5b1c-4e8d-9a7f-2c4b6d8e0f1a"
+
+
+def _distribution_attaching(**policies: str) -> dict[str, Any]:
+    """A distribution whose default cache behaviour attaches these policies (``responseHeadersPolicyId``...)."""
+    return {"name": "distribution", "type": "aws:cloudfront/distribution:Distribution",
+            "inputs": {**DISTRIBUTION_BASE, "defaultCacheBehavior": {
+                **DISTRIBUTION_BASE["defaultCacheBehavior"], **policies}}}
+
+
+HEADERS_POLICY = {"name": "headers", "type": "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy",
+                  "inputs": {"securityHeadersConfig": {"contentTypeOptions": {"override": True}}}}
+CALL_CASES += [
+    (rules.a_distribution_attaches_policies_that_exist,
+     [_distribution_attaching(responseHeadersPolicyId=UNKNOWN_POLICY)],
+     [HEADERS_POLICY, _distribution_attaching(responseHeadersPolicyId="${headers.id}")], "NoSuchResponseHeadersPolicy"),
+    (rules.a_distribution_attaches_policies_that_exist,
+     [_distribution_attaching(cachePolicyId=UNKNOWN_POLICY)],
+     [_distribution_attaching(cachePolicyId="658327ea-f89d-4fab-a63d-7e88639e58f6",  # AWS's CachingOptimized
+                              responseHeadersPolicyId="67f7725c-6f97-4210-82d7-5512b31e9d03")],  # SecurityHeaders
+     "NoSuchCachePolicy"),
+]
+
 CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "overlapping-notification-filters",
             "function-without-s3-permission",
             "function-permits-another-bucket", "firehose-not-trusted", "dax-not-trusted", "lambda-not-trusted",
@@ -530,7 +553,8 @@ CALL_IDS = ["aws-managed-key", "policy-admits-another-bucket", "overlapping-noti
             "domain-certificate-of-another-region", "domain-certificate-of-another-account", "key-policy-locks-out",
             "firehose-role-cannot-describe-the-stream", "access-logs-in-a-new-account",
             "execution-logs-in-a-new-account", "iot-core-where-aws-offers-none",
-            "deployment-of-an-api-without-methods", "deployment-of-a-method-without-integration"]
+            "deployment-of-an-api-without-methods", "deployment-of-a-method-without-integration",
+            "response-headers-policy-that-does-not-exist", "cache-policy-that-does-not-exist"]
 
 # (rule, what the owning account makes, the output naming it, what uses it, AWS error code): resources
 # of one account are out of reach of another (each tenant of the service has its own account)
@@ -745,8 +769,47 @@ def test_engine_destroy_fails_on_a_protected_resource(tmp_path: Path, pulumi_too
     assert workspace.cloud_records() == []
 
 
+@pytest.mark.engine
+def test_engine_keeps_a_policy_another_stacks_distribution_uses(tmp_path: Path, pulumi_toolchain: str) -> None:
+    """Stacks share a response headers policy (CloudFront's are global, so across regions too):
+    the stack that made it cannot delete it while another stack's distribution attaches it
+    (ResponseHeadersPolicyInUse), and can once that distribution has let it go."""
+    workspace = Workspace(tmp_path, pulumi_toolchain, main=RAW_RESOURCE)
+    workspace.pulumi("stack", "init", "owner")
+    _configure(workspace, [HEADERS_POLICY])
+    workspace.pulumi("up", "--yes")
+    [policy] = [r.id for r in workspace.cloud_records() if r.type == HEADERS_POLICY["type"]]
+    workspace.pulumi("stack", "init", "user")
+    workspace.pulumi("config", "set", "aws:region", "eu-west-1")
+    _configure(workspace, [_distribution_attaching(responseHeadersPolicyId=policy)])
+    workspace.pulumi("up", "--yes")
+    refused = workspace.pulumi("destroy", "--yes", "--stack", "owner", check=False)
+    assert refused.returncode != 0 and "ResponseHeadersPolicyInUse" in refused.stdout + refused.stderr, \
+        refused.stdout[-3000:]
+    assert HEADERS_POLICY["type"] in {r.type for r in workspace.cloud_records()}
+    workspace.pulumi("destroy", "--yes", "--stack", "user")
+    workspace.pulumi("destroy", "--yes", "--stack", "owner")
+    assert workspace.cloud_records() == []
+
+
+def test_a_cache_policy_in_use_is_not_deleted(tmp_path: Path) -> None:
+    """The same rule for cache policies: judged on what the account holds, in every region."""
+    token = "aws:cloudfront/cachePolicy:CachePolicy"
+    SandboxCloud(tmp_path, region="us-east-1").put(Record(token, UNKNOWN_POLICY, "urn:owner", {}, {"id": UNKNOWN_POLICY}))
+    distribution = _distribution_attaching(cachePolicyId=UNKNOWN_POLICY)
+    user = SandboxCloud(tmp_path, region="ap-south-1")
+    user.put(Record(distribution["type"], "E2ABCDEF", "urn:user", distribution["inputs"],
+                    {**distribution["inputs"], "id": "E2ABCDEF"}))
+    owner = SandboxCloud(tmp_path, region="us-east-1")
+    [refused] = rules.delete_violations(token, {"id": UNKNOWN_POLICY}, owner)
+    assert refused.code == "CachePolicyInUse"
+    user.delete(distribution["type"], "E2ABCDEF")
+    assert rules.delete_violations(token, {"id": UNKNOWN_POLICY}, owner) == []
+
+
 def test_every_rule_and_effect_of_the_catalogue_is_tested_here() -> None:
-    assert {c.__name__ for cs in rules.DELETE_RULES.values() for c in cs} == set(DELETE_IDS)
+    assert {c.__name__ for cs in rules.DELETE_RULES.values() for c in cs} == \
+        {*DELETE_IDS, rules.a_policy_in_use_is_not_deleted.__name__}
     catalogued = {check.__name__ for checks in rules.RULES.values() for check in checks}
     assert catalogued == set(IDS)
     assert {c.__name__ for cs in rules.CALL_RULES.values() for c in cs} == \

@@ -16,17 +16,26 @@ import pulumi_aws as aws
 
 from components import defaults
 from components.args import CaseArgs, check_args, component_args
+from components.cdn import security_headers_policy
 
 TOKEN = "serverless-cases:cases:AccountBaseline"
 DESCRIPTION = (
     "Account baseline: API Gateway's CloudWatch Logs role for this account and region, set once before "
-    "the cases with a REST API deploy here (todo-app, blog, premium-content, microservices)."
+    "the cases with a REST API deploy here (todo-app, blog, premium-content, microservices); optionally one "
+    "CloudFront security headers policy for the account's distributions to share."
 )
 
 
 @component_args
 class AccountBaselineArgs(CaseArgs):
-    pass
+    cloudfront_security_headers: bool = False
+    """Also make one CloudFront response headers policy with the cases' security headers, for the
+    account's stacks to share (their ``response_headers_policy_id``; its id is the
+    ``security_headers_policy_id`` output). An account holds 20 response headers policies, and
+    every stack with a distribution makes one of its own unless it is given a shared one."""
+
+    def problems(self) -> list[str]:
+        return self.tag_problems()
 
 
 class AccountBaseline(pulumi.ComponentResource):
@@ -48,7 +57,11 @@ class AccountBaseline(pulumi.ComponentResource):
         self.settings = aws.apigateway.Account(
             f"{name}-api-gateway", cloudwatch_role_arn=self.role.arn,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy]))
-        self.register_outputs({"api_gateway_cloudwatch_role_arn": self.role.arn})
+        self.headers = security_headers_policy(f"{name}-security-headers", parent=self) \
+            if args.cloudfront_security_headers else None
+        self.register_outputs(self.outputs())
 
     def outputs(self) -> dict[str, pulumi.Output]:
-        return {"api_gateway_cloudwatch_role_arn": self.settings.cloudwatch_role_arn.apply(lambda arn: arn or "")}
+        made = {"security_headers_policy_id": self.headers.id} if self.headers is not None else {}
+        return {"api_gateway_cloudwatch_role_arn": self.settings.cloudwatch_role_arn.apply(lambda arn: arn or ""),
+                **made}

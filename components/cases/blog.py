@@ -13,7 +13,16 @@ import pulumi_aws as aws
 
 from components import defaults, regions
 from components.access_logs import CaseLogs
-from components.args import CaseArgs, ComponentArgsError, CustomDomainArgs, UserPoolTierArgs, WafArgs, check_args, component_args
+from components.args import (
+    CaseArgs,
+    ComponentArgsError,
+    CustomDomainArgs,
+    SharedHeadersArgs,
+    UserPoolTierArgs,
+    WafArgs,
+    check_args,
+    component_args,
+)
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.dax import DaxCluster, DaxClusterArgs, require_dax
 from components.events import BucketEvents, BucketEventsArgs, StreamSubscription, StreamSubscriptionArgs
@@ -41,7 +50,7 @@ SENDER_IDENTITIES = ("create", "existing")
 
 
 @component_args
-class BlogArgs(CaseArgs, UserPoolTierArgs, CustomDomainArgs, WafArgs):
+class BlogArgs(CaseArgs, UserPoolTierArgs, CustomDomainArgs, SharedHeadersArgs, WafArgs):
     sender_email: str
     """The address welcome emails come from."""
     sender_identity: str = "create"
@@ -71,6 +80,7 @@ class BlogArgs(CaseArgs, UserPoolTierArgs, CustomDomainArgs, WafArgs):
     def problems(self) -> list[str]:
         problems = self.tag_problems()
         problems += self.domain_problems()
+        problems += self.shared_headers_problems()
         problems += UserDirectoryArgs(tier=self.user_pool_tier).problems()
         if not _EMAIL.fullmatch(self.sender_email):
             problems.append(f"sender_email: {self.sender_email!r} is not an email address")
@@ -110,7 +120,8 @@ class Blog(pulumi.ComponentResource):
         # Static content.
         self.site = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(
             origin_access=args.origin_access, aliases=args.domain_names, certificate_arn=args.certificate_arn,
-            web_acl_arn=firewalls.for_distributions(), logs=self.logs, force_destroy=erasable), opts=child)
+            web_acl_arn=firewalls.for_distributions(), logs=self.logs, force_destroy=erasable,
+            response_headers_policy_id=args.response_headers_policy_id), opts=child)
 
         # Users: a global table (optionally fronted by DAX), with a welcome email for each new user.
         self.users_table = Table(

@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.access_logs import CaseLogs
-from components.args import CaseArgs, UserPoolTierArgs, WafArgs, check_args, component_args
+from components.args import CaseArgs, SharedHeadersArgs, UserPoolTierArgs, WafArgs, check_args, component_args
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.function import Function, FunctionArgs
 from components.identity import UserDirectory, UserDirectoryArgs
@@ -68,7 +68,7 @@ class ServiceSpec:
 
 
 @component_args
-class MicroservicesArgs(CaseArgs, UserPoolTierArgs, WafArgs):
+class MicroservicesArgs(CaseArgs, UserPoolTierArgs, SharedHeadersArgs, WafArgs):
     zone_name: str
     """The hosted zone's domain (created unless zone_id names an existing zone)."""
     services: list[ServiceSpec]
@@ -83,6 +83,7 @@ class MicroservicesArgs(CaseArgs, UserPoolTierArgs, WafArgs):
 
     def problems(self) -> list[str]:
         problems = self.tag_problems()
+        problems += self.shared_headers_problems()
         problems += UserDirectoryArgs(tier=self.user_pool_tier).problems()
         if not _DOMAIN.fullmatch(self.zone_name):
             problems.append(f"zone_name: {self.zone_name!r} is not a domain name")
@@ -155,7 +156,7 @@ class Microservice(pulumi.ComponentResource):
 
     def __init__(self, name: str, spec: ServiceSpec, fqdn: str, zone_id: pulumi.Input[str],
                  users: UserDirectory, edge: aws.Provider, firewalls: CaseFirewalls, logs: CaseLogs, *, custom_domain: bool = True,
-                 protect_data: bool = True,
+                 protect_data: bool = True, response_headers_policy_id: str | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(SERVICE_TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -187,12 +188,14 @@ class Microservice(pulumi.ComponentResource):
             self._alias(name, fqdn, zone_id, domain.regional_domain_name, domain.regional_zone_id)
         elif spec.kind == "static" and not custom_domain:
             self.url = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(
-                web_acl_arn=firewalls.for_distributions(), logs=logs, force_destroy=not protect_data), opts=child).url
+                web_acl_arn=firewalls.for_distributions(), logs=logs, force_destroy=not protect_data,
+                response_headers_policy_id=response_headers_policy_id), opts=child).url
         elif spec.kind == "static":
             certificate = validated_certificate(name, fqdn, zone_id, self, provider=edge)
             cdn = PrivateBucketCdn(f"{name}-site", PrivateBucketCdnArgs(
                 aliases=[fqdn], certificate_arn=certificate.certificate_arn,
-                web_acl_arn=firewalls.for_distributions(), logs=logs, force_destroy=not protect_data), opts=child)
+                web_acl_arn=firewalls.for_distributions(), logs=logs, force_destroy=not protect_data,
+                response_headers_policy_id=response_headers_policy_id), opts=child)
             # Route 53 refuses target health on an alias to CloudFront (InvalidChangeBatch).
             self._alias(name, fqdn, zone_id, cdn.domain_name, CLOUDFRONT_ZONE_ID, evaluate_target_health=False)
         elif spec.load_balancer_dns_name:
@@ -253,7 +256,8 @@ class Microservices(pulumi.ComponentResource):
         self.services = {
             spec.name: Microservice(f"{name}-{spec.name}", spec, f"{spec.name}.{domain}", self.zone_id, self.users,
                                     edge, firewalls, self.logs, custom_domain=args.zone_id is not None or args.zone_delegated,
-                                    protect_data=args.deletion_protection, opts=child)
+                                    protect_data=args.deletion_protection,
+                                    response_headers_policy_id=args.response_headers_policy_id, opts=child)
             for spec in args.services
         }
         self.register_outputs(self.outputs())

@@ -19,7 +19,7 @@ import pulumi_aws as aws
 
 from components import defaults
 from components.access_logs import CaseLogs
-from components.args import CaseArgs, CustomDomainArgs, UserPoolTierArgs, WafArgs, check_args, component_args
+from components.args import CaseArgs, CustomDomainArgs, SharedHeadersArgs, UserPoolTierArgs, WafArgs, check_args, component_args
 from components.cdn import PrivateBucketCdn, PrivateBucketCdnArgs
 from components.function import Function, FunctionArgs
 from components.generated import RsaKeyPair
@@ -41,7 +41,7 @@ CRYPTOGRAPHY = "cryptography==50.0.2"
 
 
 @component_args
-class PremiumContentArgs(CaseArgs, UserPoolTierArgs, CustomDomainArgs, WafArgs):
+class PremiumContentArgs(CaseArgs, UserPoolTierArgs, CustomDomainArgs, SharedHeadersArgs, WafArgs):
     signed_url_expiry_seconds: int = 300
     """How long a signed URL stays valid."""
     key_rotation: int = 0
@@ -51,6 +51,7 @@ class PremiumContentArgs(CaseArgs, UserPoolTierArgs, CustomDomainArgs, WafArgs):
     def problems(self) -> list[str]:
         problems = self.tag_problems()
         problems += self.domain_problems()
+        problems += self.shared_headers_problems()
         problems += UserDirectoryArgs(tier=self.user_pool_tier).problems()
         if not 30 <= self.signed_url_expiry_seconds <= 3600:
             problems.append(f"signed_url_expiry_seconds: {self.signed_url_expiry_seconds} is outside 30..3600")
@@ -86,7 +87,8 @@ class PremiumContent(pulumi.ComponentResource):
             PrivateBucketCdnArgs(trusted_key_group_ids=[self.key_group.id], price_class=args.price_class,
                                  aliases=args.domain_names, certificate_arn=args.certificate_arn,
                                  web_acl_arn=firewalls.for_distributions(),
-                                 logs=self.logs, force_destroy=not args.deletion_protection),
+                                 logs=self.logs, force_destroy=not args.deletion_protection,
+                                 response_headers_policy_id=args.response_headers_policy_id),
             opts=child)
 
         self.signing_secret = aws.secretsmanager.Secret(

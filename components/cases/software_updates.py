@@ -23,8 +23,8 @@ import pulumi_aws as aws
 
 from components import defaults
 from components.access_logs import CaseLogs
-from components.args import CaseArgs, CustomDomainArgs, WafArgs, check_args, component_args
-from components.cdn import security_headers_policy
+from components.args import CaseArgs, CustomDomainArgs, SharedHeadersArgs, WafArgs, check_args, component_args
+from components.cdn import headers_policy_id, security_headers_policy
 from components.generated import RandomToken
 from components.naming import physical_name
 from components.waf import CaseFirewalls
@@ -46,7 +46,7 @@ _EXISTING = ("load_balancer_dns_name", "listener_arn", "target_group_arn")
 
 
 @component_args
-class SoftwareUpdatesArgs(CaseArgs, CustomDomainArgs, WafArgs):
+class SoftwareUpdatesArgs(CaseArgs, CustomDomainArgs, SharedHeadersArgs, WafArgs):
     load_balancer_dns_name: str | None = None
     """An existing load balancer's DNS name (with listener_arn and target_group_arn)."""
     listener_arn: str | None = None
@@ -55,6 +55,10 @@ class SoftwareUpdatesArgs(CaseArgs, CustomDomainArgs, WafArgs):
     """The target group of the Auto Scaling group's instances."""
     cached_paths: list[str] = dataclasses.field(default_factory=lambda: ["/updates/*"])
     cache_ttl_seconds: int = 86_400
+    cache_policy_id: str | None = None
+    """A CloudFront cache policy the account already has, for the cached paths instead of the
+    stack's own (whose TTL is cache_ttl_seconds, then unused): an account holds 20 cache policies
+    (a CloudFront quota), so past 20 software-updates stacks they share one."""
     origin_protocol: str = "https-only"
     """How CloudFront reaches an existing load balancer: ``https-only`` (TLS 1.2; the load balancer
     needs an HTTPS listener whose certificate covers load_balancer_dns_name) or ``http-only``
@@ -69,6 +73,8 @@ class SoftwareUpdatesArgs(CaseArgs, CustomDomainArgs, WafArgs):
     def problems(self) -> list[str]:
         problems = self.tag_problems()
         problems += self.domain_problems()
+        problems += self.shared_headers_problems()
+        problems += defaults.cloudfront_policy_id_problems("cache_policy_id", self.cache_policy_id)
         given = [f for f in _EXISTING if getattr(self, f) is not None]
         if given and len(given) != len(_EXISTING):
             problems.append(f"an existing load balancer needs all of {', '.join(_EXISTING)}")
@@ -210,7 +216,7 @@ class SoftwareUpdates(pulumi.ComponentResource):
             conditions=[{"http_header": {"http_header_name": ORIGIN_HEADER, "values": [self.origin_secret.value]}}],
             opts=child)
 
-        self.cache_policy = aws.cloudfront.CachePolicy(
+        self.cache_policy = None if args.cache_policy_id is not None else aws.cloudfront.CachePolicy(
             f"{name}-updates", comment="Update files: long edge cache, compressed",
             default_ttl=args.cache_ttl_seconds, max_ttl=max(args.cache_ttl_seconds, 31_536_000), min_ttl=0,
             parameters_in_cache_key_and_forwarded_to_origin={
@@ -221,7 +227,10 @@ class SoftwareUpdates(pulumi.ComponentResource):
                 "enable_accept_encoding_brotli": True,
             },
             opts=child)
-        self.headers = security_headers_policy(f"{name}-headers", parent=self)
+        cache_policy_id = args.cache_policy_id if self.cache_policy is None else self.cache_policy.id
+        self.headers = None if args.response_headers_policy_id is not None else \
+            security_headers_policy(f"{name}-headers", parent=self)
+        headers_id = headers_policy_id(self.headers, args.response_headers_policy_id)
         origin_id = "update-servers"
         self.distribution = aws.cloudfront.Distribution(
             name,
@@ -242,7 +251,7 @@ class SoftwareUpdates(pulumi.ComponentResource):
                 "cached_methods": ["GET", "HEAD"],
                 "cache_policy_id": CACHING_DISABLED,
                 "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST,
-                "response_headers_policy_id": self.headers.id,
+                "response_headers_policy_id": headers_id,
                 "compress": False,
             },
             ordered_cache_behaviors=[{
@@ -251,8 +260,8 @@ class SoftwareUpdates(pulumi.ComponentResource):
                 "viewer_protocol_policy": defaults.CDN_VIEWER_PROTOCOL_POLICY,
                 "allowed_methods": ["GET", "HEAD"],
                 "cached_methods": ["GET", "HEAD"],
-                "cache_policy_id": self.cache_policy.id,
-                "response_headers_policy_id": self.headers.id,
+                "cache_policy_id": cache_policy_id,
+                "response_headers_policy_id": headers_id,
                 "compress": True,
             } for pattern in args.cached_paths],
             restrictions={"geo_restriction": {"restriction_type": "none"}},
