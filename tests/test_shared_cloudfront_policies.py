@@ -8,12 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 
 from components import CASES, defaults
 from components.args import ComponentArgsError
 from sandbox import rules
-from sandbox.mocks import AwsRefusalError, SandboxMocks, build_case
+from sandbox.mocks import AwsRefusalError, SandboxMocks
 from tests.engine import Workspace
 from tests.mocks import Recorded, build
 
@@ -63,11 +64,29 @@ def test_a_cache_policy_id_that_is_no_uuid_is_refused_by_name() -> None:
         case.parse_args({**case.example_args, "cache_policy_id": "CachingOptimized"})
 
 
-@pytest.mark.parametrize("case_name", CLOUDFRONT_CASES)
-def test_a_policy_the_account_does_not_hold_is_refused_as_cloudfront_refuses_it(case_name: str) -> None:
-    case = CASES[case_name]
+def test_a_policy_the_account_does_not_hold_is_refused_as_cloudfront_refuses_it() -> None:
+    """Under mocks as in the sandbox: a distribution attaching a policy id of no policy of the
+    account is refused; one the account made, or one of AWS's, is attached."""
+    mocks = SandboxMocks()
+    made = mocks.new_resource(pulumi.runtime.MockResourceArgs(
+        typ=HEADERS, name="shared", inputs={"securityHeadersConfig": {"contentTypeOptions": {"override": True}}}))[0]
+
+    def distribution(headers: str | None, cache: str = AWS_CACHING_OPTIMIZED) -> pulumi.runtime.MockResourceArgs:
+        behaviour = {"targetOriginId": "o", "viewerProtocolPolicy": "redirect-to-https", "cachePolicyId": cache,
+                     "allowedMethods": ["GET", "HEAD"], "cachedMethods": ["GET", "HEAD"],
+                     "responseHeadersPolicyId": headers}
+        return pulumi.runtime.MockResourceArgs(typ=DISTRIBUTION, name="site", inputs={
+            "enabled": True, "origins": [{"originId": "o", "domainName": "o.example.com"}],
+            "defaultCacheBehavior": behaviour, "restrictions": {"geoRestriction": {"restrictionType": "none"}},
+            "viewerCertificate": {"cloudfrontDefaultCertificate": True}})
+
     with pytest.raises(AwsRefusalError, match="NoSuchResponseHeadersPolicy"):
-        build_case(case, {**case.example_args, "response_headers_policy_id": NO_SUCH_POLICY}, SandboxMocks())
+        mocks.new_resource(distribution(NO_SUCH_POLICY))
+    with pytest.raises(AwsRefusalError, match="NoSuchCachePolicy"):
+        mocks.new_resource(distribution(made, cache=NO_SUCH_POLICY))
+    for attached in (made, AWS_SECURITY_HEADERS):
+        mocks.new_resource(distribution(attached))
+    assert len(mocks.of_type(DISTRIBUTION)) == 2
 
 
 def test_the_baseline_makes_one_policy_with_the_cases_security_headers_only_when_asked() -> None:
