@@ -12,6 +12,8 @@ Writes are atomic (temporary file + rename), so a killed run never leaves half a
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -132,11 +134,26 @@ class SandboxCloud:
         """The outputs of the live resources of a type whose outputs have these values."""
         return _find_in(self.root, type_token, outputs)
 
+    def _account_folder(self) -> Path:
+        account = self.identity.account
+        return self.base / "accounts" / account if account != DEFAULT_IDENTITY.account else self.base
+
     def _regions(self) -> list[Path]:
         """The folders of this account's regions."""
-        account = self.identity.account
-        regions = self.base / "accounts" / account if account != DEFAULT_IDENTITY.account else self.base
-        return [region for region in sorted(regions.iterdir()) if region.is_dir() and region.name != "accounts"]
+        return [region for region in sorted(self._account_folder().iterdir())
+                if region.is_dir() and region.name != "accounts"]
+
+    @contextlib.contextmanager
+    def quota_lock(self) -> Iterator[None]:
+        """Held while a create that counts against one of the account's quotas is counted, judged
+        and recorded, by every process of every stack of the account (AWS counts atomically: two
+        runs racing for the last place of a quota must not both get it)."""
+        with (self._account_folder() / ".quota.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def count_in_account(self, type_token: str) -> int:
         """How many live resources of the type this account holds, in every region (what an

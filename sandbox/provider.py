@@ -11,6 +11,7 @@ components call. What AWS computes (ARNs, endpoints, ids) comes from
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -265,22 +266,24 @@ class SandboxProvider(provider_pb2_grpc.ResourceProviderServicer):
         self.gate.pass_through(request.urn)
         _simulate_latency()
         refused = rules.call_violations(type_token, self._in_region(inputs), self.cloud)
-        if type_token in rules.QUOTAS:
+        counted = type_token in rules.QUOTAS
+        with self.cloud.quota_lock() if counted else contextlib.nullcontext():
+            if counted:
+                try:
+                    exceeded = rules.quota_exceeded(type_token, self.cloud.count_in_account(type_token),
+                                                    rules.quota_limits(os.environ))
+                except ValueError as exc:  # SANDBOX_QUOTAS is not what it must be
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                refused += [exceeded] if exceeded is not None else []
+            if refused:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(map(str, refused)))
+            rid = synthesis.resource_id(type_token, name, inputs, self.region, request.urn, self.identity.account)
+            outputs = synthesis.outputs(type_token, name, inputs, rid, self.region, request.urn, self.identity.account)
             try:
-                exceeded = rules.quota_exceeded(type_token, self.cloud.count_in_account(type_token),
-                                                rules.quota_limits(os.environ))
-            except ValueError as exc:  # SANDBOX_QUOTAS is not what it must be
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            refused += [exceeded] if exceeded is not None else []
-        if refused:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(map(str, refused)))
-        rid = synthesis.resource_id(type_token, name, inputs, self.region, request.urn, self.identity.account)
-        outputs = synthesis.outputs(type_token, name, inputs, rid, self.region, request.urn, self.identity.account)
-        try:
-            self.cloud.put(_as_aws_keeps_it(Record(type_token, rid, request.urn, inputs, outputs)),
-                           must_be_new=not synthesis.is_settings(type_token))
-        except ResourceExistsError as exc:
-            context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+                self.cloud.put(_as_aws_keeps_it(Record(type_token, rid, request.urn, inputs, outputs)),
+                               must_be_new=not synthesis.is_settings(type_token))
+            except ResourceExistsError as exc:
+                context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
         return provider_pb2.CreateResponse(id=rid, properties=_to_struct(outputs))
 
     def Read(self, request, context):

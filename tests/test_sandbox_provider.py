@@ -22,6 +22,7 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from programs.targets import REPO_ROOT
 from sandbox import synthesis
+from sandbox.cloud import SandboxCloud
 from sandbox.mocks import SandboxMocks
 from sandbox.provider import diff_properties
 from tests.engine import Workspace, managed
@@ -177,6 +178,54 @@ def test_a_provider_takes_every_operation_the_engine_sends_at_once_and_hears_its
         proc.terminate()
         proc.wait(timeout=10)
         proc.stdout.close()
+
+
+def test_creates_racing_for_an_accounts_last_quota_place_get_it_once(tmp_path: Path) -> None:
+    """Two providers (two runs of one account) create response headers policies at once with one
+    place left: the count, the judgement and the record are one step under the account's lock,
+    so exactly one gets it and the other is refused (TooManyResponseHeadersPolicies). A create
+    waits while another holds the lock; before the lock both counted 0 and both were made."""
+    policy = "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"
+    cloud_dir = tmp_path / "cloud"
+    env = {**os.environ, "SANDBOX_CLOUD_DIR": str(cloud_dir), "SANDBOX_QUOTAS": json.dumps({policy: 1})}
+    procs, channels, stubs = [], [], []
+    try:
+        for _ in range(2):
+            proc = subprocess.Popen([sys.executable, "-m", "sandbox"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                                    text=True)
+            procs.append(proc)
+            assert proc.stdout is not None
+            channels.append(grpc.insecure_channel(f"127.0.0.1:{int(proc.stdout.readline())}"))
+            stubs.append(provider_pb2_grpc.ResourceProviderStub(channels[-1]))
+            stubs[-1].Configure(provider_pb2.ConfigureRequest(variables={"aws:region": "us-east-1"}))
+        requests = []
+        for i, stub in enumerate(stubs):
+            urn = f"urn:pulumi:site-{i}::serverless-cases::{policy}::headers"
+            checked = stub.Check(provider_pb2.CheckRequest(urn=urn, news=_struct({"securityHeadersConfig": {
+                "contentTypeOptions": {"override": True}}}), randomSeed=urn.encode()))
+            requests.append(provider_pb2.CreateRequest(urn=urn, properties=checked.inputs))
+        account = SandboxCloud(cloud_dir, "us-east-1")
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            with account.quota_lock():  # another run of the account is counting
+                creates = [pool.submit(stub.Create, request, timeout=60) for stub, request in zip(stubs, requests, strict=True)]
+                time.sleep(1.0)
+                assert not any(create.done() for create in creates), "a create counted while the account was locked"
+            outcomes = []
+            for create in creates:
+                try:
+                    outcomes.append(create.result().id)
+                except grpc.RpcError as exc:
+                    outcomes.append(exc.details())
+        made = [o for o in outcomes if "TooManyResponseHeadersPolicies" not in o]
+        assert len(made) == 1 and account.count_in_account(policy) == 1, outcomes
+    finally:
+        for channel in channels:
+            channel.close()
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+            assert proc.stdout is not None
+            proc.stdout.close()
 
 
 def test_refresh_detects_drift_and_up_repairs_it(workspace: Workspace) -> None:
