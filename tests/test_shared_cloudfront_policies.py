@@ -17,6 +17,7 @@ from sandbox import rules
 from sandbox.mocks import AwsRefusalError, SandboxMocks
 from tests.engine import Workspace
 from tests.mocks import Recorded, build
+from tests.service_harness import Service, wait_run
 
 HEADERS = "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"
 CACHE = "aws:cloudfront/cachePolicy:CachePolicy"
@@ -138,3 +139,26 @@ def test_stacks_past_the_accounts_policy_quota_deploy_on_the_baselines_policy(tm
     for stack in ("own", "third", "baseline"):
         workspace.pulumi("destroy", "--yes", "--stack", stack, **quota)
     assert not [r for r in workspace.cloud_records() if r.type == HEADERS]
+
+
+@pytest.mark.engine
+def test_the_service_keeps_a_baseline_whose_policy_stacks_attach(service: Service) -> None:
+    """Over REST: a stack attaches the tenant's baseline policy; deleting the baseline is refused
+    (409 AccountBaselineInUse, naming the stack) until the stack no longer attaches it."""
+    token = service.tenant_token("globex")
+    with service.client(token) as client:
+        made = client.post("/v1/stacks", json={"name": "baseline", "case": "account-baseline",
+                                               "arguments": {"cloudfront_security_headers": True}})
+        assert made.status_code == 202 and wait_run(client, made.json()["id"])["status"] == "succeeded"
+        shared = client.get("/v1/stacks/baseline").json()["outputs"]["security_headers_policy_id"]
+        updates = client.post("/v1/stacks", json={"name": "updates", "case": "software-updates",
+                                                  "arguments": {"response_headers_policy_id": shared}})
+        assert updates.status_code == 202 and wait_run(client, updates.json()["id"])["status"] == "succeeded"
+        refused = client.delete("/v1/stacks/baseline")
+        assert refused.status_code == 409 and refused.json()["error"] == "AccountBaselineInUse", refused.text
+        assert "'updates'" in refused.json()["detail"]
+        moved = client.patch("/v1/stacks/updates", json={"arguments": {"response_headers_policy_id": None}})
+        assert moved.status_code == 202 and wait_run(client, moved.json()["id"])["status"] == "succeeded"
+        gone = client.delete("/v1/stacks/baseline")
+        assert gone.status_code == 202 and wait_run(client, gone.json()["id"])["status"] == "succeeded"
+    assert not [r for r in service.cloud_records("globex") if r.type == HEADERS and r.id == shared]
