@@ -122,19 +122,21 @@ def _check_baseline_destroy(session: Session, tenant: str, stack: StackRecord) -
     account's API Gateway logging role, and their APIs would stop writing logs."""
     users = _tenant_stacks(session, tenant, stack.target, needing(BASELINE))
     if users:
-        listed = ", ".join(repr(u) for u in users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
-        raise AccountBaselineInUse(f"stack {stack.name!r} is the account baseline of {listed}: delete those first "
-                                   "(their REST APIs log through the role it sets)")
+        raise AccountBaselineInUse(f"stack {stack.name!r} is the account baseline of {_listing(users)}: delete those "
+                                   "first (their REST APIs log through the role it sets)")
     shared = (stack.outputs or {}).get("security_headers_policy_id")
     if shared:
         attaching = [name for name, args in session.execute(select(StackRecord.name, StackRecord.args).where(
             StackRecord.tenant_id == tenant, StackRecord.target == stack.target, StackRecord.name != stack.name)
             .order_by(StackRecord.name)) if (args or {}).get("response_headers_policy_id") == shared]
         if attaching:
-            listed = ", ".join(repr(u) for u in attaching[:5]) + \
-                (f" and {len(attaching) - 5} more" if len(attaching) > 5 else "")
-            raise AccountBaselineInUse(f"stack {stack.name!r} makes the response headers policy that {listed} "
-                                       "attach (response_headers_policy_id): move them off it or delete them first")
+            raise AccountBaselineInUse(f"stack {stack.name!r} makes the response headers policy that "
+                                       f"{_listing(attaching)} attach (response_headers_policy_id): move them off it "
+                                       "or delete them first")
+
+
+def _listing(names: list[str], shown: int = 5) -> str:
+    return ", ".join(repr(n) for n in names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _queue(session: Session, runner: Any, tenant: str, stack: StackRecord, kind: str,
